@@ -1,0 +1,314 @@
+import { performance } from 'node:perf_hooks';
+import { describeError, FerryError, isFerryError, PermanentError } from './errors.js';
+import { createLogger, type Logger } from './log.js';
+import {
+  buildOutgoing,
+  deliveryCreatedAt,
+  deliveryId,
+  HEADER,
+  newMessageId,
+  type Delivery,
+  type Headers,
+  type Message,
+  type OutgoingMessage,
+} from './message.js';
+import { backoffDelay, resolveRetry, sleep, type RetryPolicy } from './retry.js';
+import { validatePayload, type Topic } from './topic.js';
+import type { CloseOptions, StartPosition, Subscription, Transport } from './transport.js';
+
+/**
+ * Idempotent-consumer store. `process` runs `work` in one database transaction together
+ * with recording `(group, messageId)`; if that pair was recorded before, `work` is not run
+ * and `duplicate` is true. The transaction commits when `work` resolves and rolls back when
+ * it throws, so a message's effects and its inbox row are written together or not at all.
+ */
+export interface Inbox<Tx> {
+  process(
+    group: string,
+    messageId: string,
+    work: (tx: Tx) => Promise<void>,
+  ): Promise<{ duplicate: boolean }>;
+}
+
+export interface ConsumeContext<Tx> {
+  /** The inbox's transaction (undefined without an inbox): write effects through it. */
+  readonly tx: Tx;
+  /** 1 for the first try, then 2, 3, ... */
+  readonly attempt: number;
+  readonly group: string | undefined;
+  /** Where the message came from (partition, offset, raw headers). */
+  readonly delivery: Delivery;
+  /** Aborts when the subscription closes: long handlers should stop early. */
+  readonly signal: AbortSignal;
+}
+
+export type Handler<T, Tx> = (message: Message<T>, context: ConsumeContext<Tx>) => Promise<void>;
+
+export interface ConsumeOptions {
+  readonly group?: string;
+  readonly from?: StartPosition;
+  readonly concurrency?: number;
+  readonly retry?: Partial<RetryPolicy>;
+}
+
+export interface PublishOptions {
+  readonly key?: string;
+  readonly headers?: Headers;
+}
+
+export interface PublishItem<T> extends PublishOptions {
+  readonly payload: T;
+}
+
+export interface PublishReceipt {
+  readonly id: string;
+}
+
+export interface BusOptions {
+  readonly transport: Transport;
+  /** Audit log; default {@link createLogger}. Pass `createLogger({ level: 'silent' })` to mute. */
+  readonly logger?: Logger;
+  /** Default retry policy for subscriptions. */
+  readonly retry?: Partial<RetryPolicy>;
+}
+
+/**
+ * Typed publish/subscribe over one transport, with the consumer runtime: retries with
+ * backoff, dead-lettering to `<topic>.dlq`, schema checks on both sides, optional inbox, and
+ * an audit line per publish and per consume outcome.
+ */
+export interface Bus {
+  readonly transport: Transport;
+  readonly logger: Logger;
+  /** Validates, encodes and publishes one message; resolves once the broker confirmed it. */
+  publish<T>(topic: Topic<T>, payload: T, options?: PublishOptions): Promise<PublishReceipt>;
+  /** As `publish`, for many messages in one broker round trip where the transport batches. */
+  publishMany<T>(topic: Topic<T>, items: readonly PublishItem<T>[]): Promise<PublishReceipt[]>;
+  /**
+   * Consumes a topic. A handler that resolves acknowledges the message. One that throws is
+   * retried with exponential backoff and jitter; after `retry.maxAttempts` (or at once for a
+   * `PermanentError`) the message goes to `<topic>.dlq` with the error, attempt count and its
+   * original headers. Undecodable or schema-invalid messages go to the DLQ with the reason.
+   * While a message is retried, later messages of its partition wait; others go on.
+   * With an inbox, each message's effects are applied once per group.
+   */
+  subscribe<T, Tx>(
+    topic: Topic<T>,
+    options: ConsumeOptions & { readonly inbox: Inbox<Tx>; readonly group: string },
+    handler: Handler<T, Tx>,
+  ): Promise<Subscription>;
+  subscribe<T>(
+    topic: Topic<T>,
+    options: ConsumeOptions,
+    handler: Handler<T, undefined>,
+  ): Promise<Subscription>;
+  /** Closes subscriptions (draining in-flight handlers) and the transport. */
+  close(options?: CloseOptions): Promise<void>;
+}
+
+/** The dead-letter topic of `topic`. */
+export function deadLetterTopic(topic: string): string {
+  return `${topic}.dlq`;
+}
+
+export function createBus(options: BusOptions): Bus {
+  const { transport } = options;
+  const logger = options.logger ?? createLogger();
+  const subscriptions = new Set<Subscription>();
+
+  async function encode<T>(topic: Topic<T>, item: PublishItem<T>): Promise<OutgoingMessage> {
+    const payload = await validatePayload(topic, item.payload);
+    const message = buildOutgoing({
+      id: newMessageId(),
+      topic: topic.name,
+      key: item.key,
+      body: topic.codec.encode(payload),
+      contentType: topic.codec.contentType,
+      createdAt: new Date(),
+      headers: item.headers,
+    });
+    const limit = transport.capabilities.maxMessageBytes;
+    if (message.body.length > limit) {
+      throw new FerryError(
+        'MESSAGE_TOO_LARGE',
+        `Message for ${topic.name} is ${message.body.length} bytes; ${transport.name} takes at most ${limit}`,
+        { details: { topic: topic.name, bytes: message.body.length, limit } },
+      );
+    }
+    return message;
+  }
+
+  async function publishMany<T>(
+    topic: Topic<T>,
+    items: readonly PublishItem<T>[],
+  ): Promise<PublishReceipt[]> {
+    const messages = await Promise.all(items.map((item) => encode(topic, item)));
+    const started = performance.now();
+    try {
+      await transport.publish(messages);
+    } catch (error) {
+      for (const message of messages) {
+        logger.error(
+          { event: 'publish', ...describe(message), result: 'failed', err: error },
+          'publish failed',
+        );
+      }
+      throw error;
+    }
+    const durationMs = round(performance.now() - started);
+    for (const message of messages) {
+      logger.info(
+        { event: 'publish', ...describe(message), durationMs, result: 'ok' },
+        'published',
+      );
+    }
+    return messages.map((message) => ({ id: message.headers[HEADER.id] ?? '' }));
+  }
+
+  async function subscribe<T, Tx>(
+    topic: Topic<T>,
+    consume: ConsumeOptions & { readonly inbox?: Inbox<Tx> },
+    handler: Handler<T, Tx>,
+  ): Promise<Subscription> {
+    const policy = resolveRetry({ ...options.retry, ...consume.retry });
+    const { group, inbox } = consume;
+    if (inbox && group === undefined) {
+      throw new FerryError('INVALID_ARGUMENT', 'An inbox needs a consumer group');
+    }
+    const closing = new AbortController();
+    const base = { topic: topic.name, group };
+
+    const deadLetter = async (
+      delivery: Delivery,
+      reason: 'failed' | 'permanent' | 'decode' | 'schema',
+      error: unknown,
+      attempts: number,
+    ): Promise<void> => {
+      await transport.publish([
+        {
+          topic: deadLetterTopic(topic.name),
+          key: delivery.key,
+          body: delivery.body,
+          headers: {
+            ...delivery.headers,
+            [HEADER.dlqReason]: reason,
+            [HEADER.dlqError]: describeError(error).slice(0, 1000),
+            [HEADER.dlqAttempts]: String(attempts),
+            [HEADER.dlqTopic]: topic.name,
+            [HEADER.dlqAt]: new Date().toISOString(),
+            ...(group === undefined ? {} : { [HEADER.dlqGroup]: group }),
+          },
+        },
+      ]);
+    };
+
+    const onDelivery = async (delivery: Delivery): Promise<void> => {
+      const started = performance.now();
+      const id = deliveryId(delivery);
+      const where = {
+        ...base,
+        id,
+        key: delivery.key,
+        partition: delivery.partition,
+        offset: delivery.offset,
+      };
+      const outcome = (result: string, attempt: number, error?: unknown): void => {
+        const line = {
+          event: 'consume',
+          ...where,
+          attempt,
+          durationMs: round(performance.now() - started),
+          result,
+        };
+        if (error === undefined) logger.info(line, 'consumed');
+        else logger.warn({ ...line, err: error }, `consume ${result}`);
+      };
+
+      let message: Message<T>;
+      try {
+        const payload = await validatePayload(topic, topic.codec.decode(delivery.body));
+        message = {
+          id,
+          topic: delivery.topic,
+          key: delivery.key,
+          payload,
+          headers: delivery.headers,
+          createdAt: deliveryCreatedAt(delivery),
+        };
+      } catch (error) {
+        const reason = isFerryError(error, 'SCHEMA_VIOLATION') ? 'schema' : 'decode';
+        await deadLetter(delivery, reason, error, 0);
+        outcome('dead-lettered', 0, error);
+        return;
+      }
+
+      for (let attempt = 1; ; attempt++) {
+        if (closing.signal.aborted) throw new FerryError('CLOSED', 'Subscription closed');
+        const context = { attempt, group, delivery, signal: closing.signal };
+        try {
+          if (inbox && group !== undefined) {
+            const { duplicate } = await inbox.process(group, id, (tx) =>
+              handler(message, { ...context, tx }),
+            );
+            outcome(duplicate ? 'duplicate' : 'ok', attempt);
+          } else {
+            await handler(message, { ...context, tx: undefined as Tx });
+            outcome('ok', attempt);
+          }
+          return;
+        } catch (error) {
+          const permanent = error instanceof PermanentError;
+          if (permanent || attempt >= policy.maxAttempts) {
+            await deadLetter(delivery, permanent ? 'permanent' : 'failed', error, attempt);
+            outcome('dead-lettered', attempt, error);
+            return;
+          }
+          outcome('retry', attempt, error);
+          await sleep(backoffDelay(policy, attempt), closing.signal);
+        }
+      }
+    };
+
+    const inner = await transport.subscribe(
+      {
+        topic: topic.name,
+        ...(group === undefined ? {} : { group }),
+        ...(consume.from === undefined ? {} : { from: consume.from }),
+        ...(consume.concurrency === undefined ? {} : { concurrency: consume.concurrency }),
+      },
+      onDelivery,
+    );
+    const subscription: Subscription = {
+      async close(closeOptions) {
+        closing.abort();
+        subscriptions.delete(subscription);
+        await inner.close(closeOptions);
+      },
+    };
+    subscriptions.add(subscription);
+    return subscription;
+  }
+
+  return {
+    transport,
+    logger,
+    publish: async (topic, payload, publishOptions = {}) => {
+      const [receipt] = await publishMany(topic, [{ ...publishOptions, payload }]);
+      return receipt as PublishReceipt;
+    },
+    publishMany,
+    subscribe,
+    async close(closeOptions) {
+      await Promise.all([...subscriptions].map((subscription) => subscription.close(closeOptions)));
+      await transport.close(closeOptions);
+    },
+  };
+}
+
+function describe(message: OutgoingMessage): Record<string, unknown> {
+  return { id: message.headers[HEADER.id], topic: message.topic, key: message.key };
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 100) / 100;
+}

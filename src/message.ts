@@ -1,0 +1,109 @@
+import { v7 as uuidv7 } from 'uuid';
+
+export type Headers = Record<string, string>;
+
+/**
+ * A message as handlers see it. `id` is a UUIDv7 made when the message was first published
+ * or enqueued; it stays the same through relays, retries, dead-lettering and replay, so it
+ * is the idempotency key end to end.
+ */
+export interface Message<T = unknown> {
+  readonly id: string;
+  readonly topic: string;
+  readonly key: string | undefined;
+  readonly payload: T;
+  readonly headers: Readonly<Headers>;
+  readonly createdAt: Date;
+}
+
+/** Header names ferry writes on the wire. Everything else in `headers` is the user's. */
+export const HEADER = {
+  id: 'ferry-id',
+  createdAt: 'ferry-created-at',
+  contentType: 'content-type',
+  /** Set on dead-lettered messages. */
+  dlqReason: 'ferry-dlq-reason',
+  dlqError: 'ferry-dlq-error',
+  dlqAttempts: 'ferry-dlq-attempts',
+  dlqGroup: 'ferry-dlq-group',
+  dlqTopic: 'ferry-dlq-topic',
+  dlqAt: 'ferry-dlq-at',
+} as const;
+
+/** A new time-ordered message id (UUIDv7). */
+export function newMessageId(): string {
+  return uuidv7();
+}
+
+/**
+ * A message as transports carry it: the encoded body, the key, and string headers that
+ * already hold ferry's metadata (`ferry-id`, `ferry-created-at`, `content-type`).
+ */
+export interface OutgoingMessage {
+  readonly topic: string;
+  readonly key: string | undefined;
+  readonly headers: Readonly<Headers>;
+  readonly body: Buffer;
+}
+
+/** A message as a transport hands it to its subscriber. */
+export interface Delivery extends OutgoingMessage {
+  /** The partition (or queue/stream shard) it was read from; 0 where there is only one. */
+  readonly partition: number;
+  /** The transport's position of the message within its partition, as text. */
+  readonly offset: string;
+}
+
+/** The message id carried by a delivery, or a stable one derived from its position. */
+export function deliveryId(delivery: Delivery): string {
+  return (
+    delivery.headers[HEADER.id] ?? `${delivery.topic}/${delivery.partition}/${delivery.offset}`
+  );
+}
+
+/** FNV-1a over UTF-8: the stable, fast key hash used to pick partitions everywhere in ferry. */
+export function hashKey(key: string): number {
+  let hash = 0x811c9dc5;
+  const bytes = Buffer.from(key, 'utf8');
+  for (const byte of bytes) {
+    hash ^= byte;
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return hash >>> 0;
+}
+
+export function partitionFor(key: string, partitions: number): number {
+  return hashKey(key) % partitions;
+}
+
+export interface OutgoingParts {
+  readonly id: string;
+  readonly topic: string;
+  readonly key: string | undefined;
+  readonly body: Buffer;
+  readonly contentType: string;
+  readonly createdAt: Date;
+  readonly headers?: Readonly<Headers> | undefined;
+}
+
+/** The wire form of a message: user headers plus ferry's own (which win on a clash). */
+export function buildOutgoing(parts: OutgoingParts): OutgoingMessage {
+  return {
+    topic: parts.topic,
+    key: parts.key,
+    body: parts.body,
+    headers: {
+      ...parts.headers,
+      [HEADER.id]: parts.id,
+      [HEADER.createdAt]: parts.createdAt.toISOString(),
+      [HEADER.contentType]: parts.contentType,
+    },
+  };
+}
+
+/** When the message was first made, from its header, else now. */
+export function deliveryCreatedAt(delivery: OutgoingMessage): Date {
+  const text = delivery.headers[HEADER.createdAt];
+  const date = text === undefined ? new Date(NaN) : new Date(text);
+  return Number.isNaN(date.getTime()) ? new Date() : date;
+}

@@ -1,0 +1,118 @@
+import type { Delivery, OutgoingMessage } from './message.js';
+
+/** What a transport promises. The consumer runtime and `ferry advise` read these. */
+export interface TransportCapabilities {
+  /** Messages survive a broker restart and wait for consumers that are down. */
+  readonly persistent: boolean;
+  /** Consumer groups: each group gets every message; members of a group share them. */
+  readonly groups: boolean;
+  /** The unit inside which delivery order is kept. */
+  readonly order: 'partition' | 'queue' | 'stream' | 'channel';
+  /** A group can be moved back to an earlier position (`seek`). */
+  readonly replay: boolean;
+  /**
+   * `at-least-once`: a message is handed out until a handler resolves for it, so it may be
+   * handled more than once (use an inbox). `at-most-once`: a message is handed out at most
+   * once and is lost when nobody listens or a handler fails.
+   */
+  readonly delivery: 'at-least-once' | 'at-most-once';
+  /** Largest body, in bytes, that `publish` accepts. */
+  readonly maxMessageBytes: number;
+}
+
+export type StartPosition = 'earliest' | 'latest';
+
+export interface SubscribeOptions {
+  readonly topic: string;
+  /**
+   * Consumer group. Members of one group share the messages; each group gets all of them.
+   * Without a group the subscription is private: it gets every message published while it
+   * lives, starting at `from`, and keeps no position after it closes.
+   */
+  readonly group?: string;
+  /** Where a group with no stored position (or a private subscription) starts. Default: groups `earliest`, private `latest`. */
+  readonly from?: StartPosition;
+  /** Most partitions (ordering units) handled at once. Default: transport-specific. */
+  readonly concurrency?: number;
+}
+
+/**
+ * Called once per delivery. Resolving acknowledges the message (it will not be handed to
+ * this group again); rejecting leaves it unacknowledged, and the transport hands it out
+ * again, before any later message of the same partition.
+ */
+export type DeliveryHandler = (delivery: Delivery) => Promise<void>;
+
+export interface CloseOptions {
+  /** How long to wait for in-flight handlers before abandoning them (unacknowledged). Default 30 s. */
+  readonly timeoutMs?: number;
+}
+
+/** A live subscription. */
+export interface Subscription {
+  /**
+   * Stops taking new messages and waits for in-flight handlers, up to `timeoutMs`; what has
+   * resolved by then is acknowledged, what has not is left unacknowledged and will be handed
+   * out again (to another member, or to this group later). Idempotent.
+   */
+  close(options?: CloseOptions): Promise<void>;
+}
+
+export type SeekTarget =
+  | { readonly position: StartPosition }
+  | { readonly timestamp: Date }
+  /** Offsets per partition, as the transport reports them in `Delivery.offset`. */
+  | { readonly offsets: Readonly<Record<number, string>> };
+
+export interface PartitionLag {
+  readonly partition: number;
+  /** Next offset the group will read, or undefined if it has never committed. */
+  readonly committed: string | undefined;
+  /** Offset after the newest message. */
+  readonly end: string;
+  readonly lag: number;
+}
+
+/**
+ * A message broker seen through one small contract. Every implementation passes the shared
+ * transport contract suite (`test/contract/transport.ts`) with its capability flags.
+ *
+ * Delivery order: within a partition (or queue/stream), messages are handed to the handler
+ * one at a time in publish order; different partitions are handled concurrently. Messages
+ * with the same key always land in the same partition.
+ */
+export interface Transport {
+  /** Short name for logs: `sqlite`, `kafka`, ... */
+  readonly name: string;
+  readonly capabilities: TransportCapabilities;
+
+  /**
+   * Publishes a batch. Resolves once the broker holds every message as durably as the
+   * transport promises (persisted / confirmed); messages with the same key keep their order.
+   * Rejects with `PUBLISH_FAILED` (or `MESSAGE_TOO_LARGE`, `CONNECTION_FAILED`) if any
+   * message was not confirmed: the caller must treat the whole batch as not sent.
+   */
+  publish(messages: readonly OutgoingMessage[]): Promise<void>;
+
+  /**
+   * Starts consuming. Resolves when the subscription is live (joined its group, queue
+   * declared), so that messages published after it resolves are delivered to it.
+   * Rejects with `UNSUPPORTED` for a group on a transport without groups.
+   */
+  subscribe(options: SubscribeOptions, handler: DeliveryHandler): Promise<Subscription>;
+
+  /**
+   * Moves a group's position on a topic. Takes effect for the group's next subscription
+   * (close its live ones first). Rejects with `UNSUPPORTED` when `capabilities.replay` is false.
+   */
+  seek(topic: string, group: string, target: SeekTarget): Promise<void>;
+
+  /** Consumer lag of a group per partition, where the transport can tell. */
+  lag?(topic: string, group: string): Promise<PartitionLag[]>;
+
+  /**
+   * Closes every subscription (as `Subscription.close`), waits for publishes in flight, then
+   * closes connections. Idempotent.
+   */
+  close(options?: CloseOptions): Promise<void>;
+}

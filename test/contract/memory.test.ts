@@ -1,0 +1,5 @@
+import { createMemoryBroker, memory } from '../../src/transports/memory.js';
+import { transportContract } from './transport.js';
+
+const broker = createMemoryBroker({ partitions: 4 });
+transportContract('memory', { create: () => memory({ broker }) });
