@@ -6,3 +6,6 @@ export * from './transport.js';
 export * from './retry.js';
 export * from './bus.js';
 export { createLogger, redactUrl, redactSecrets, type Logger, type LogOptions } from './log.js';
+export * from './outbox/store.js';
+export * from './outbox/outbox.js';
+export * from './outbox/relay.js';

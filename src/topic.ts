@@ -51,19 +51,25 @@ export async function validatePayload<T>(topic: Topic<T>, value: unknown): Promi
   if (!topic.schema) return value as T;
   let result = topic.schema['~standard'].validate(value);
   if (result instanceof Promise) result = await result;
-  if (result.issues) {
-    const summary = result.issues
-      .slice(0, 5)
-      .map((issue) => {
-        const path = issue.path
-          ?.map((segment) => (typeof segment === 'object' ? String(segment.key) : String(segment)))
-          .join('.');
-        return path ? `${path}: ${issue.message}` : issue.message;
-      })
-      .join('; ');
-    throw new FerryError('SCHEMA_VIOLATION', `Payload for ${topic.name} is invalid: ${summary}`, {
-      details: { topic: topic.name, issues: result.issues },
-    });
-  }
+  if (result.issues) throw schemaViolation(topic.name, result.issues);
   return result.value;
+}
+
+/** The `SCHEMA_VIOLATION` error for a payload of `topic` that failed its schema. */
+export function schemaViolation(
+  topic: string,
+  issues: ReadonlyArray<StandardSchemaV1.Issue>,
+): FerryError {
+  const summary = issues
+    .slice(0, 5)
+    .map((issue) => {
+      const path = issue.path
+        ?.map((segment) => (typeof segment === 'object' ? String(segment.key) : String(segment)))
+        .join('.');
+      return path ? `${path}: ${issue.message}` : issue.message;
+    })
+    .join('; ');
+  return new FerryError('SCHEMA_VIOLATION', `Payload for ${topic} is invalid: ${summary}`, {
+    details: { topic, issues },
+  });
 }

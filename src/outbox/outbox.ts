@@ -1,0 +1,144 @@
+import type { PublishItem, PublishOptions, PublishReceipt } from '../bus.js';
+import { FerryError, isFerryError } from '../errors.js';
+import { HEADER, newMessageId, partitionFor } from '../message.js';
+import type { Topic } from '../topic.js';
+import { schemaViolation, validatePayload } from '../topic.js';
+import { createRelay, type Relay, type RelayOptions } from './relay.js';
+import type { NewOutboxRecord, OutboxStore } from './store.js';
+
+/**
+ * The transactional outbox: `enqueue` writes a message into the caller's database
+ * transaction, next to the business rows it belongs to; a relay publishes it after the
+ * transaction commits. A rolled-back transaction takes its messages with it.
+ *
+ * Delivery from the outbox is at-least-once: a relay that dies between publishing and
+ * marking publishes again, so consumers should use an inbox. Messages with the same key are
+ * published in enqueue order (they share a partition, and a partition has one relay at a time).
+ */
+export interface Outbox<Tx> {
+  readonly store: OutboxStore<Tx>;
+  /** Creates the outbox tables if missing (idempotent). */
+  migrate(): Promise<void>;
+  /**
+   * Validates the payload with the topic's schema, encodes it with the topic's codec and
+   * inserts it inside the open transaction `tx`. Throws `SCHEMA_VIOLATION` or
+   * `CODEC_FAILED` before anything is written. When the schema validates synchronously the
+   * row is inserted before this returns its promise (so it works inside synchronous
+   * transaction callbacks of drivers that offer them).
+   */
+  enqueue<T>(
+    tx: Tx,
+    topic: Topic<T>,
+    payload: T,
+    options?: PublishOptions,
+  ): Promise<PublishReceipt>;
+  /** As `enqueue`, for many messages of one topic in one insert. */
+  enqueueMany<T>(
+    tx: Tx,
+    topic: Topic<T>,
+    items: readonly PublishItem<T>[],
+  ): Promise<PublishReceipt[]>;
+  /** A relay over this outbox's store; call `start()` on it. */
+  relay(options: RelayOptions): Relay;
+}
+
+export function createOutbox<Tx>(store: OutboxStore<Tx>): Outbox<Tx> {
+  const enqueueMany = <T>(
+    tx: Tx,
+    topic: Topic<T>,
+    items: readonly PublishItem<T>[],
+  ): Promise<PublishReceipt[]> => {
+    let prepared: NewOutboxRecord[] | Promise<NewOutboxRecord[]>;
+    try {
+      prepared = prepareRecords(topic, items, store.partitions, false);
+    } catch (error) {
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    }
+    const insert = async (records: NewOutboxRecord[]): Promise<PublishReceipt[]> => {
+      await store.insert(tx, records);
+      return records.map((record) => ({ id: record.id }));
+    };
+    // Insert synchronously when validation was synchronous: see `enqueue`.
+    if (prepared instanceof Promise) return prepared.then(insert);
+    return insert(prepared);
+  };
+
+  return {
+    store,
+    migrate: () => store.migrate(),
+    enqueue: async (tx, topic, payload, options = {}) => {
+      const [receipt] = await enqueueMany(tx, topic, [{ ...options, payload }]);
+      return receipt as PublishReceipt;
+    },
+    enqueueMany,
+    relay: (options) => createRelay(store, options),
+  };
+}
+
+/**
+ * Validates and encodes outbox rows. Returns them synchronously when the schema validates
+ * synchronously; with `sync`, throws `UNSUPPORTED` instead of returning a promise.
+ */
+export function prepareRecords<T>(
+  topic: Topic<T>,
+  items: readonly PublishItem<T>[],
+  partitions: number,
+  sync: true,
+): NewOutboxRecord[];
+export function prepareRecords<T>(
+  topic: Topic<T>,
+  items: readonly PublishItem<T>[],
+  partitions: number,
+  sync: boolean,
+): NewOutboxRecord[] | Promise<NewOutboxRecord[]>;
+export function prepareRecords<T>(
+  topic: Topic<T>,
+  items: readonly PublishItem<T>[],
+  partitions: number,
+  sync: boolean,
+): NewOutboxRecord[] | Promise<NewOutboxRecord[]> {
+  const values: Array<T | Promise<T>> = items.map((item) => validateSync(topic, item.payload));
+  const build = (payloads: readonly T[]): NewOutboxRecord[] =>
+    payloads.map((payload, index) => {
+      const item = items[index] as PublishItem<T>;
+      const id = newMessageId();
+      const key = item.key;
+      return {
+        id,
+        topic: topic.name,
+        key,
+        partition: partitionFor(key ?? id, partitions),
+        body: encode(topic, payload),
+        headers: { ...item.headers, [HEADER.contentType]: topic.codec.contentType },
+        createdAt: new Date(),
+      };
+    });
+  if (!values.some((value) => value instanceof Promise)) return build(values as T[]);
+  if (sync) {
+    throw new FerryError(
+      'UNSUPPORTED',
+      `The schema of ${topic.name} validates asynchronously; use the async enqueue inside an async transaction`,
+    );
+  }
+  return Promise.all(values).then(build);
+}
+
+function validateSync<T>(topic: Topic<T>, value: unknown): T | Promise<T> {
+  if (!topic.schema) return value as T;
+  const result = topic.schema['~standard'].validate(value);
+  if (result instanceof Promise) return validatePayload(topic, value);
+  if (result.issues) throw schemaViolation(topic.name, result.issues);
+  return result.value;
+}
+
+function encode<T>(topic: Topic<T>, payload: T): Buffer {
+  try {
+    return topic.codec.encode(payload);
+  } catch (cause) {
+    if (isFerryError(cause)) throw cause;
+    throw new FerryError('CODEC_FAILED', `Payload for ${topic.name} cannot be encoded`, {
+      cause,
+      details: { topic: topic.name },
+    });
+  }
+}

@@ -1,0 +1,457 @@
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { describeError, FerryError, isFerryError } from '../errors.js';
+import { createLogger, type Logger } from '../log.js';
+import { buildOutgoing, HEADER, type OutgoingMessage } from '../message.js';
+import { backoffDelay, resolveRetry, type RetryPolicy } from '../retry.js';
+import type { CloseOptions, Transport } from '../transport.js';
+import type { Lease, OutboxRecord, OutboxStore } from './store.js';
+
+export interface RelayRetention {
+  /** Published rows older than this are deleted. Default 24 h. */
+  readonly afterMs?: number;
+  /** How often to look for rows to delete. Default 60 s. */
+  readonly intervalMs?: number;
+  /** Rows deleted per statement. Default 1000. */
+  readonly batchSize?: number;
+}
+
+export interface RelayOptions {
+  /** Where messages go. The relay does not close it. */
+  readonly transport: Transport;
+  /** This relay's identity in the lease table. Default `host:pid:random`. */
+  readonly owner?: string;
+  /** Lease time-to-live; renewed every third of it. Default 10 s. */
+  readonly leaseMs?: number;
+  /** Most rows read and published per partition per round. Default 500. */
+  readonly batchSize?: number;
+  /** Publish attempts of one row before it is marked dead. Default 10. */
+  readonly maxAttempts?: number;
+  /** Wait before a failed row is tried again: exponential from 1 s, capped at 5 min, with jitter. */
+  readonly backoff?: Partial<Omit<RetryPolicy, 'maxAttempts'>>;
+  /** Shortest wait between polls when idle. Default 10 ms (busy rounds follow each other at once). */
+  readonly pollMinMs?: number;
+  /** Longest wait between polls when idle; `wake()` cuts it short. Default 1 s. */
+  readonly pollMaxMs?: number;
+  /** Deletion of published rows, or `'keep'` to keep them (for replay by `republish`). */
+  readonly retention?: RelayRetention | 'keep';
+  /** Audit log: one line per published message. Default {@link createLogger}. */
+  readonly logger?: Logger;
+  /**
+   * Instrumentation points. `afterPublish` runs after the transport confirmed a batch and
+   * before it is marked published (the window in which a crash causes a duplicate).
+   */
+  readonly hooks?: {
+    readonly afterPublish?: (partition: number, ids: readonly string[]) => void | Promise<void>;
+  };
+}
+
+export interface RelayStats {
+  readonly owner: string;
+  /** Messages published and marked. */
+  readonly published: number;
+  /** Publish attempts that failed (each scheduled for a retry or marked dead). */
+  readonly failed: number;
+  /** Messages marked dead. */
+  readonly dead: number;
+  /** Batches handed to the transport. */
+  readonly batches: number;
+  /** Leases found taken over by another relay. */
+  readonly leasesLost: number;
+  /** Partitions this relay holds now. */
+  readonly partitions: readonly number[];
+  /** Published rows deleted by retention. */
+  readonly purged: number;
+}
+
+/**
+ * Publishes what the outbox holds. Relays share the outbox's partitions through leases
+ * (each partition has at most one relay at a time; writes are fenced, so a relay that lost
+ * its lease cannot mark rows), publish each partition in `seq` order and partitions in
+ * parallel, and mark rows published only after the transport confirmed them.
+ * At-least-once: a relay that dies after publishing and before marking leaves the rows
+ * pending, and they are published again.
+ */
+export interface Relay {
+  readonly owner: string;
+  /** Registers, takes leases and starts publishing; resolves once running. */
+  start(): Promise<void>;
+  /**
+   * Stops polling, waits up to `timeoutMs` (default 30 s) for the batch in flight to be
+   * published and marked, then gives back its leases and registration. Idempotent.
+   */
+  stop(options?: CloseOptions): Promise<void>;
+  /** Polls now instead of waiting for the next poll (e.g. on a database notification). */
+  wake(): void;
+  stats(): RelayStats;
+}
+
+export function defaultRelayOwner(): string {
+  return `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+}
+
+interface HeldLease extends Lease {
+  /** Set when the relay stops working the partition (given back or lost). */
+  gone: boolean;
+}
+
+export function createRelay<Tx>(store: OutboxStore<Tx>, options: RelayOptions): Relay {
+  const { transport } = options;
+  const owner = options.owner ?? defaultRelayOwner();
+  const leaseMs = positive('leaseMs', options.leaseMs ?? 10_000);
+  const batchSize = positive('batchSize', options.batchSize ?? 500);
+  const pollMinMs = options.pollMinMs ?? 10;
+  const pollMaxMs = Math.max(pollMinMs, options.pollMaxMs ?? 1000);
+  const policy = resolveRetry({
+    initialDelayMs: 1000,
+    maxDelayMs: 300_000,
+    ...options.backoff,
+    maxAttempts: options.maxAttempts ?? 10,
+  });
+  const retention =
+    options.retention === 'keep'
+      ? undefined
+      : {
+          afterMs: options.retention?.afterMs ?? 86_400_000,
+          intervalMs: options.retention?.intervalMs ?? 60_000,
+          batchSize: options.retention?.batchSize ?? 1000,
+        };
+  const logger = (options.logger ?? createLogger()).child({ relay: owner });
+  const afterPublish = options.hooks?.afterPublish;
+
+  const held = new Map<number, HeldLease>();
+  const inFlight = new Map<number, Promise<number>>();
+  const counters = { published: 0, failed: 0, dead: 0, batches: 0, leasesLost: 0, purged: 0 };
+  let state: 'new' | 'running' | 'stopping' | 'stopped' = 'new';
+  let loop: Promise<void> | undefined;
+  let leaseTimer: NodeJS.Timeout | undefined;
+  let leaseWork: Promise<void> = Promise.resolve();
+  let lastRenewal = 0;
+  let nextPurge = 0;
+  let wakeUp: (() => void) | undefined;
+  let woken = false;
+  let stopped: Promise<void> | undefined;
+
+  const drop = (lease: HeldLease, reason: 'lost' | 'released'): void => {
+    if (held.get(lease.partition) !== lease) return;
+    lease.gone = true;
+    held.delete(lease.partition);
+    if (reason === 'lost') {
+      counters.leasesLost++;
+      logger.warn(
+        {
+          event: 'relay-lease',
+          partition: lease.partition,
+          fence: String(lease.fence),
+          result: 'lost',
+        },
+        'lease lost to another relay',
+      );
+    }
+  };
+
+  const adopt = (lease: Lease): void => {
+    const current = held.get(lease.partition);
+    if (current && current.fence === lease.fence) return;
+    if (current) drop(current, 'lost');
+    held.set(lease.partition, { partition: lease.partition, fence: lease.fence, gone: false });
+  };
+
+  async function maintainLeases(): Promise<void> {
+    const renewed = await store.heartbeat(owner, leaseMs);
+    lastRenewal = Date.now();
+    const still = new Map(renewed.map((lease) => [lease.partition, lease]));
+    for (const lease of [...held.values()]) {
+      if (still.get(lease.partition)?.fence !== lease.fence) drop(lease, 'lost');
+    }
+    if (state !== 'running') return;
+    for (const lease of renewed) adopt(lease);
+
+    const live = Math.max(1, await store.liveRelays());
+    const share = Math.ceil(store.partitions / live);
+    if (held.size < share) {
+      const taken = await store.acquire(owner, share - held.size, leaseMs);
+      for (const lease of taken) adopt(lease);
+      if (taken.length > 0) {
+        logger.info(
+          {
+            event: 'relay-lease',
+            result: 'acquired',
+            partitions: taken.map((lease) => lease.partition),
+            share,
+            live,
+          },
+          'leases acquired',
+        );
+        wake();
+      }
+    } else if (held.size > share) {
+      const extras = [...held.values()]
+        .sort((a, b) => b.partition - a.partition)
+        .slice(0, held.size - share);
+      for (const lease of extras) drop(lease, 'released');
+      // Give a partition back only after its batch in flight is marked, so the next owner
+      // does not publish the same rows again.
+      await Promise.allSettled(
+        extras.map((lease) => inFlight.get(lease.partition) ?? Promise.resolve(0)),
+      );
+      const partitions = extras.map((lease) => lease.partition);
+      await store.release(owner, partitions);
+      logger.info(
+        { event: 'relay-lease', result: 'released', partitions, share, live },
+        'leases given back for balance',
+      );
+    }
+  }
+
+  const scheduleLeases = (): void => {
+    leaseWork = leaseWork.then(maintainLeases).catch((error: unknown) => {
+      logger.error({ event: 'relay-lease', result: 'error', err: error }, 'lease upkeep failed');
+    });
+  };
+
+  const toOutgoing = (row: OutboxRecord): OutgoingMessage =>
+    buildOutgoing({
+      id: row.id,
+      topic: row.topic,
+      key: row.key,
+      body: row.body,
+      contentType: row.headers[HEADER.contentType] ?? 'application/octet-stream',
+      createdAt: row.createdAt,
+      headers: row.headers,
+    });
+
+  const audit = (row: OutboxRecord, result: string, extra: Record<string, unknown> = {}): void => {
+    const line = {
+      event: 'relay-publish',
+      id: row.id,
+      topic: row.topic,
+      key: row.key,
+      partition: row.partition,
+      attempt: row.attempts + 1,
+      result,
+      ...extra,
+    };
+    if (result === 'ok') logger.info(line, 'relayed');
+    else logger.warn(line, `relay ${result}`);
+  };
+
+  /** Marks `rows` published; false when the lease was lost meanwhile. */
+  async function markPublished(lease: HeldLease, rows: readonly OutboxRecord[]): Promise<boolean> {
+    if (rows.length === 0) return true;
+    const marked = await store.markPublished(
+      owner,
+      lease,
+      rows.map((row) => row.id),
+    );
+    const ok = marked === rows.length;
+    if (!ok) drop(lease, 'lost');
+    counters.published += marked;
+    for (const row of rows) audit(row, ok ? 'ok' : 'unmarked');
+    return ok;
+  }
+
+  async function publishPartition(lease: HeldLease): Promise<number> {
+    const rows = await store.readPending(lease.partition, batchSize);
+    if (rows.length === 0 || lease.gone) return 0;
+    counters.batches++;
+    let batchError: unknown;
+    try {
+      await transport.publish(rows.map(toOutgoing));
+    } catch (error) {
+      batchError = error;
+    }
+    if (batchError === undefined) {
+      await afterPublish?.(
+        lease.partition,
+        rows.map((row) => row.id),
+      );
+      await markPublished(lease, rows);
+      return rows.length;
+    }
+    // Find the row(s) the transport refuses: one by one, in order, stopping at the first
+    // failure so that later rows of its keys do not overtake it.
+    const sent: OutboxRecord[] = [];
+    for (const row of rows) {
+      if (lease.gone) break;
+      try {
+        await transport.publish([toOutgoing(row)]);
+        sent.push(row);
+        continue;
+      } catch (error) {
+        await afterPublish?.(
+          lease.partition,
+          sent.map((r) => r.id),
+        );
+        if (!(await markPublished(lease, sent))) return sent.length;
+        const attempts = row.attempts + 1;
+        const dead = attempts >= policy.maxAttempts || isFerryError(error, 'MESSAGE_TOO_LARGE');
+        const retryInMs = dead ? 0 : backoffDelay(policy, attempts);
+        const recorded = await store.markFailed(owner, lease, row.id, describeError(error), {
+          dead,
+          retryInMs,
+        });
+        if (!recorded) {
+          drop(lease, 'lost');
+          return sent.length;
+        }
+        counters.failed++;
+        if (dead) counters.dead++;
+        audit(row, dead ? 'dead' : 'failed', {
+          err: error,
+          ...(dead ? {} : { retryInMs }),
+        });
+        return sent.length + 1;
+      }
+    }
+    await afterPublish?.(
+      lease.partition,
+      sent.map((r) => r.id),
+    );
+    await markPublished(lease, sent);
+    return sent.length;
+  }
+
+  async function round(): Promise<number> {
+    // Leases not renewed for a whole lease period may already belong to someone else.
+    if (Date.now() - lastRenewal >= leaseMs) return 0;
+    const work = [...held.values()].map((lease) => {
+      const running = publishPartition(lease).finally(() => inFlight.delete(lease.partition));
+      inFlight.set(lease.partition, running);
+      return running;
+    });
+    const results = await Promise.allSettled(work);
+    let done = 0;
+    for (const result of results) {
+      if (result.status === 'fulfilled') done += result.value;
+      else
+        logger.error(
+          { event: 'relay-round', result: 'error', err: result.reason },
+          'relay round failed',
+        );
+    }
+    return done;
+  }
+
+  async function purge(): Promise<void> {
+    if (!retention || Date.now() < nextPurge) return;
+    nextPurge = Date.now() + retention.intervalMs;
+    const before = new Date(Date.now() - retention.afterMs);
+    for (let i = 0; i < 100 && state === 'running'; i++) {
+      const deleted = await store.purgePublished(before, retention.batchSize);
+      counters.purged += deleted;
+      if (deleted < retention.batchSize) break;
+    }
+  }
+
+  const pause = (ms: number): Promise<void> =>
+    new Promise((resolve) => {
+      if (woken || state !== 'running') {
+        woken = false;
+        resolve();
+        return;
+      }
+      const timer = setTimeout(finish, ms);
+      function finish(): void {
+        clearTimeout(timer);
+        wakeUp = undefined;
+        woken = false;
+        resolve();
+      }
+      wakeUp = finish;
+    });
+
+  function wake(): void {
+    woken = true;
+    wakeUp?.();
+  }
+
+  async function run(): Promise<void> {
+    let idleMs = pollMinMs;
+    while (state === 'running') {
+      let done = 0;
+      try {
+        done = await round();
+        await purge();
+      } catch (error) {
+        logger.error({ event: 'relay-round', result: 'error', err: error }, 'relay round failed');
+      }
+      if (state !== 'running') break;
+      if (done > 0) {
+        idleMs = pollMinMs;
+        await new Promise((resolve) => setImmediate(resolve));
+      } else {
+        await pause(idleMs);
+        idleMs = Math.min(pollMaxMs, Math.max(1, idleMs * 2));
+      }
+    }
+  }
+
+  return {
+    owner,
+    async start() {
+      if (state !== 'new') throw new FerryError('CLOSED', 'A relay can be started once');
+      state = 'running';
+      if (transport.capabilities.delivery === 'at-most-once') {
+        logger.warn(
+          { event: 'relay-start', transport: transport.name },
+          `${transport.name} delivers at most once: messages relayed while no subscriber listens are lost`,
+        );
+      }
+      scheduleLeases();
+      await leaseWork;
+      leaseTimer = setInterval(scheduleLeases, Math.max(1, Math.floor(leaseMs / 3)));
+      leaseTimer.unref();
+      loop = run();
+      logger.info(
+        {
+          event: 'relay-start',
+          transport: transport.name,
+          store: store.dialect,
+          partitions: [...held.keys()],
+        },
+        'relay started',
+      );
+    },
+    stop(stopOptions = {}) {
+      stopped ??= (async () => {
+        const wasRunning = state === 'running';
+        state = 'stopping';
+        if (leaseTimer) clearInterval(leaseTimer);
+        wake();
+        if (wasRunning) {
+          const timeoutMs = stopOptions.timeoutMs ?? 30_000;
+          let timer: NodeJS.Timeout | undefined;
+          await Promise.race([
+            Promise.allSettled([loop, leaseWork]),
+            new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs))),
+          ]);
+          clearTimeout(timer);
+          const partitions = [...held.keys()];
+          for (const lease of [...held.values()]) drop(lease, 'released');
+          await store.release(owner, partitions, true);
+        }
+        state = 'stopped';
+        logger.info({ event: 'relay-stop', ...stats() }, 'relay stopped');
+      })();
+      return stopped;
+    },
+    wake,
+    stats,
+  };
+
+  function stats(): RelayStats {
+    return {
+      owner,
+      ...counters,
+      partitions: [...held.keys()].sort((a, b) => a - b),
+    };
+  }
+}
+
+function positive(name: string, value: number): number {
+  if (!Number.isFinite(value) || value <= 0) {
+    throw new FerryError('INVALID_ARGUMENT', `${name} must be a positive number`);
+  }
+  return value;
+}
