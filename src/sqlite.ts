@@ -1,0 +1,2 @@
+// `ferry/sqlite`: everything ferry offers on SQLite.
+export * from './stores/sqlite.js';

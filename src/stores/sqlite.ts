@@ -1,0 +1,640 @@
+import type { PublishItem, PublishOptions, PublishReceipt, Inbox } from '../bus.js';
+import { loadDriver } from '../driver.js';
+import { FerryError } from '../errors.js';
+import { partitionFor } from '../message.js';
+import { createOutbox, prepareRecords, type Outbox } from '../outbox/outbox.js';
+import type {
+  Lease,
+  NewOutboxRecord,
+  OutboxRecord,
+  OutboxStore,
+  PartitionStatus,
+} from '../outbox/store.js';
+import type { Topic } from '../topic.js';
+import { assertIdentifier, quoteIdentifier } from './identifier.js';
+
+/** What ferry needs of a better-sqlite3 statement. */
+export interface SqliteStatement {
+  run(...params: unknown[]): { changes: number };
+  all(...params: unknown[]): unknown[];
+  get(...params: unknown[]): unknown;
+}
+
+/**
+ * A better-sqlite3 `Database` (typed structurally: any object with these members works).
+ * It is the transaction handle of the SQLite outbox and inbox: enqueue inside
+ * `db.transaction(() => ...)` or between `BEGIN` and `COMMIT` on it.
+ */
+export interface SqliteDatabase {
+  prepare(sql: string): SqliteStatement;
+  exec(sql: string): unknown;
+  readonly inTransaction: boolean;
+  readonly open: boolean;
+  close(): unknown;
+}
+
+export interface SqliteOpenOptions {
+  /** How long a write waits for another connection's lock. Default 5000 ms. */
+  readonly busyTimeoutMs?: number;
+}
+
+/**
+ * Opens a SQLite file the way ferry uses it from several processes at once: WAL journal,
+ * `synchronous=NORMAL` (durable at checkpoints, never corrupt), and a busy timeout so writers
+ * wait for each other instead of failing.
+ */
+export async function openSqliteDatabase(
+  path: string,
+  options: SqliteOpenOptions = {},
+): Promise<SqliteDatabase> {
+  const { default: Database } = await loadDriver('better-sqlite3', () => import('better-sqlite3'));
+  let db: SqliteDatabase;
+  try {
+    db = new Database(path);
+  } catch (cause) {
+    throw new FerryError('CONNECTION_FAILED', `Cannot open SQLite database ${path}`, { cause });
+  }
+  db.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000))}`);
+  db.exec('PRAGMA journal_mode = WAL');
+  db.exec('PRAGMA synchronous = NORMAL');
+  return db;
+}
+
+/**
+ * Async work on one connection must not interleave: a statement run while another
+ * caller's transaction is open would join that transaction. Every async transaction and
+ * store operation of ferry on a connection takes this lock.
+ */
+const locks = new WeakMap<SqliteDatabase, Promise<unknown>>();
+
+function withLock<T>(db: SqliteDatabase, work: () => T | Promise<T>): Promise<T> {
+  const previous = locks.get(db) ?? Promise.resolve();
+  const next = previous.then(work, work);
+  locks.set(
+    db,
+    next.catch(() => undefined),
+  );
+  return next;
+}
+
+/**
+ * Runs `work` in a write transaction (`BEGIN IMMEDIATE`) on `db`, serialized with every
+ * other ferry transaction on that connection: commits when it resolves, rolls back when it
+ * throws. Use it to enqueue from async code.
+ */
+export function sqliteTransaction<T>(
+  db: SqliteDatabase,
+  work: (tx: SqliteDatabase) => Promise<T>,
+): Promise<T> {
+  return withLock(db, async () => {
+    if (db.inTransaction) {
+      throw new FerryError(
+        'INVALID_ARGUMENT',
+        'This SQLite connection is already inside a transaction; give ferry its own connection',
+      );
+    }
+    db.exec('BEGIN IMMEDIATE');
+    try {
+      const result = await work(db);
+      db.exec('COMMIT');
+      return result;
+    } catch (error) {
+      if (db.inTransaction) db.exec('ROLLBACK');
+      throw error;
+    }
+  });
+}
+
+/** A database handle, or a path to open (lazily, with {@link openSqliteDatabase}). */
+export type SqliteSource = SqliteDatabase | string;
+
+function connector(source: SqliteSource): {
+  get(): Promise<SqliteDatabase>;
+  current(): SqliteDatabase | undefined;
+  close(): Promise<void>;
+} {
+  const owned = typeof source === 'string';
+  let db: SqliteDatabase | undefined = owned ? undefined : source;
+  let opening: Promise<SqliteDatabase> | undefined;
+  return {
+    get: () => {
+      if (db) return Promise.resolve(db);
+      opening ??= openSqliteDatabase(source as string).then((opened) => (db = opened));
+      return opening;
+    },
+    current: () => db,
+    async close() {
+      if (owned && db?.open) await withLock(db, () => db?.close());
+    },
+  };
+}
+
+function sqliteTableName(name: string): string {
+  assertIdentifier(name);
+  if (name.includes('.')) {
+    throw new FerryError('INVALID_NAME', `SQLite table names cannot be schema-qualified: ${name}`);
+  }
+  return name;
+}
+
+export interface SqliteOutboxOptions {
+  /** Outbox table; the lease and relay tables add `_lease` and `_relay`. Default `ferry_outbox`. */
+  readonly table?: string;
+  /** Partitions, fixed when the tables are created (read back afterwards). Default 16. */
+  readonly partitions?: number;
+}
+
+/** The SQLite outbox store: synchronous inserts for use inside `db.transaction(...)`. */
+export interface SqliteOutboxStore extends OutboxStore<SqliteDatabase> {
+  readonly table: string;
+  /** Inserts rows on `tx`, which must be inside a transaction. */
+  insertSync(tx: SqliteDatabase, records: readonly NewOutboxRecord[]): void;
+}
+
+interface Row {
+  id: string;
+  seq: string;
+  topic: string;
+  key: string | null;
+  partition: number;
+  payload: Buffer;
+  headers: string;
+  created_at: number;
+  available_at: number;
+  attempts: number;
+}
+
+interface LeaseRow {
+  partition: number;
+  fence: string;
+}
+
+const toLease = (row: LeaseRow): Lease => ({ partition: row.partition, fence: BigInt(row.fence) });
+
+/**
+ * Outbox tables in a SQLite file. Several processes may run relays on one file: leases are
+ * taken by compare-and-set inside SQLite's single-writer transactions. Times are this
+ * host's clock (a SQLite file is shared only by processes of one host).
+ */
+export function sqliteOutboxStore(
+  source: SqliteSource,
+  options: SqliteOutboxOptions = {},
+): SqliteOutboxStore {
+  const table = sqliteTableName(options.table ?? 'ferry_outbox');
+  const configured = options.partitions ?? 16;
+  if (!Number.isInteger(configured) || configured < 1 || configured > 1024) {
+    throw new FerryError('INVALID_ARGUMENT', 'partitions must be a whole number from 1 to 1024');
+  }
+  const t = quoteIdentifier(table);
+  const lease = quoteIdentifier(`${table}_lease`);
+  const relay = quoteIdentifier(`${table}_relay`);
+  const pendingIndex = quoteIdentifier(`${table}_pending`);
+  const connection = connector(source);
+  let partitions: number | undefined;
+
+  /** Statements are prepared once per connection (the store's own and each user's). */
+  const statements = new WeakMap<SqliteDatabase, Map<string, SqliteStatement>>();
+  const sql = (db: SqliteDatabase, text: string): SqliteStatement => {
+    let cache = statements.get(db);
+    if (!cache) statements.set(db, (cache = new Map<string, SqliteStatement>()));
+    let statement = cache.get(text);
+    if (!statement) cache.set(text, (statement = db.prepare(text)));
+    return statement;
+  };
+
+  /** P as stored by the migration, or undefined before the tables exist. */
+  const readPartitions = (db: SqliteDatabase): number | undefined => {
+    const exists = db
+      .prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?`)
+      .get(`${table}_lease`);
+    if (!exists) return undefined;
+    const row = sql(db, `SELECT count(*) AS n FROM ${lease}`).get() as { n: number };
+    return row.n > 0 ? row.n : undefined;
+  };
+  const current = connection.current();
+  if (current) partitions = readPartitions(current);
+
+  const run = <T>(work: (db: SqliteDatabase) => T): Promise<T> =>
+    connection.get().then((db) => withLock(db, () => work(db)));
+  const write = <T>(work: (db: SqliteDatabase) => T): Promise<T> =>
+    run((db) => {
+      db.exec('BEGIN IMMEDIATE');
+      try {
+        const result = work(db);
+        db.exec('COMMIT');
+        return result;
+      } catch (error) {
+        if (db.inTransaction) db.exec('ROLLBACK');
+        throw error;
+      }
+    });
+  const guard = `EXISTS (SELECT 1 FROM ${lease} WHERE "partition" = @partition AND owner = @owner AND fence = @fence AND expires_at > @now)`;
+
+  const store: SqliteOutboxStore = {
+    dialect: 'sqlite',
+    table,
+    get partitions() {
+      return partitions ?? configured;
+    },
+
+    migrate: () =>
+      write((db) => {
+        db.exec(`
+          CREATE TABLE IF NOT EXISTS ${t} (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            topic TEXT NOT NULL,
+            "key" TEXT,
+            "partition" INTEGER NOT NULL,
+            payload BLOB NOT NULL,
+            headers TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            available_at INTEGER NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            status TEXT NOT NULL DEFAULT 'pending',
+            published_at INTEGER
+          );
+          CREATE INDEX IF NOT EXISTS ${pendingIndex} ON ${t} ("partition", status, seq);
+          CREATE TABLE IF NOT EXISTS ${lease} (
+            "partition" INTEGER PRIMARY KEY,
+            owner TEXT,
+            fence INTEGER NOT NULL DEFAULT 0,
+            expires_at INTEGER NOT NULL DEFAULT 0
+          );
+          CREATE TABLE IF NOT EXISTS ${relay} (
+            owner TEXT PRIMARY KEY,
+            expires_at INTEGER NOT NULL
+          ) WITHOUT ROWID;
+        `);
+        if (readPartitions(db) === undefined) {
+          const insert = db.prepare(`INSERT INTO ${lease} ("partition") VALUES (?)`);
+          for (let p = 0; p < configured; p++) insert.run(p);
+        }
+        partitions = readPartitions(db);
+      }).catch((cause: unknown) => {
+        throw storeError(`Migrating ${table} failed`, cause);
+      }),
+
+    insertSync(tx, records) {
+      if (!tx.inTransaction) {
+        throw new FerryError(
+          'INVALID_ARGUMENT',
+          'enqueue needs an open transaction on the given SQLite connection (db.transaction(...) or BEGIN)',
+        );
+      }
+      if (partitions === undefined) {
+        // Opened from a path and not yet migrated here: learn P from the user's connection.
+        const stored = readPartitions(tx);
+        if (stored === undefined) {
+          throw new FerryError(
+            'STORE_FAILED',
+            `The outbox table ${table} does not exist: run migrate`,
+          );
+        }
+        if (stored !== configured) {
+          records = records.map((r) => ({ ...r, partition: partitionFor(r.key ?? r.id, stored) }));
+        }
+        partitions = stored;
+      }
+      const insert = sql(
+        tx,
+        `INSERT INTO ${t} (id, topic, "key", "partition", payload, headers, created_at, available_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+      );
+      for (const record of records) {
+        const createdAt = record.createdAt.getTime();
+        insert.run(
+          record.id,
+          record.topic,
+          record.key ?? null,
+          record.partition,
+          record.body,
+          JSON.stringify(record.headers),
+          createdAt,
+          createdAt,
+        );
+      }
+    },
+
+    insert: async (tx, records) => store.insertSync(tx, records),
+
+    heartbeat: (owner, ttlMs) =>
+      write((db) => {
+        const now = Date.now();
+        sql(
+          db,
+          `INSERT INTO ${relay} (owner, expires_at) VALUES (?, ?)
+           ON CONFLICT (owner) DO UPDATE SET expires_at = excluded.expires_at`,
+        ).run(owner, now + ttlMs);
+        sql(db, `DELETE FROM ${relay} WHERE expires_at < ?`).run(now - 3_600_000);
+        const rows = sql(
+          db,
+          `UPDATE ${lease} SET expires_at = ? WHERE owner = ?
+           RETURNING "partition", CAST(fence AS TEXT) AS fence`,
+        ).all(now + ttlMs, owner) as LeaseRow[];
+        return rows.map(toLease).sort((a, b) => a.partition - b.partition);
+      }),
+
+    liveRelays: () =>
+      run(
+        (db) =>
+          (
+            sql(db, `SELECT count(*) AS n FROM ${relay} WHERE expires_at > ?`).get(Date.now()) as {
+              n: number;
+            }
+          ).n,
+      ),
+
+    acquire: (owner, max, ttlMs) =>
+      write((db) => {
+        if (max <= 0) return [];
+        const now = Date.now();
+        const rows = sql(
+          db,
+          `UPDATE ${lease} SET owner = @owner, fence = fence + 1, expires_at = @expires
+           WHERE "partition" IN (
+             SELECT "partition" FROM ${lease} WHERE owner IS NULL OR expires_at <= @now
+             ORDER BY owner IS NOT NULL, "partition" LIMIT @max)
+           RETURNING "partition", CAST(fence AS TEXT) AS fence`,
+        ).all({ owner, expires: now + ttlMs, now, max }) as LeaseRow[];
+        return rows.map(toLease).sort((a, b) => a.partition - b.partition);
+      }),
+
+    release: (owner, released, deregister = false) =>
+      write((db) => {
+        sql(
+          db,
+          `UPDATE ${lease} SET owner = NULL, expires_at = 0
+           WHERE owner = ? AND "partition" IN (SELECT value FROM json_each(?))`,
+        ).run(owner, JSON.stringify(released));
+        if (deregister) sql(db, `DELETE FROM ${relay} WHERE owner = ?`).run(owner);
+      }),
+
+    readPending: (partition, limit) =>
+      run((db) => {
+        const rows = sql(
+          db,
+          `SELECT id, CAST(seq AS TEXT) AS seq, topic, "key", "partition", payload, headers,
+                  created_at, available_at, attempts
+           FROM ${t} WHERE "partition" = ? AND status = 'pending' ORDER BY seq LIMIT ?`,
+        ).all(partition, limit) as Row[];
+        const now = Date.now();
+        const records: OutboxRecord[] = [];
+        for (const row of rows) {
+          if (row.available_at > now) break;
+          records.push({
+            id: row.id,
+            seq: BigInt(row.seq),
+            topic: row.topic,
+            key: row.key ?? undefined,
+            partition: row.partition,
+            body: row.payload,
+            headers: JSON.parse(row.headers) as Record<string, string>,
+            createdAt: new Date(row.created_at),
+            attempts: row.attempts,
+            availableAt: new Date(row.available_at),
+          });
+        }
+        return records;
+      }),
+
+    markPublished: (owner, held, ids) =>
+      run((db) => {
+        if (ids.length === 0) return 0;
+        const now = Date.now();
+        return sql(
+          db,
+          `UPDATE ${t} SET status = 'published', published_at = @now
+           WHERE id IN (SELECT value FROM json_each(@ids)) AND "partition" = @partition
+             AND status = 'pending' AND ${guard}`,
+        ).run({
+          now,
+          ids: JSON.stringify(ids),
+          partition: held.partition,
+          owner,
+          fence: held.fence,
+        }).changes;
+      }),
+
+    markFailed: (owner, held, id, error, retry) =>
+      run((db) => {
+        const now = Date.now();
+        return (
+          sql(
+            db,
+            `UPDATE ${t} SET attempts = attempts + 1, last_error = @error,
+               status = CASE WHEN @dead = 1 THEN 'dead' ELSE status END,
+               available_at = CASE WHEN @dead = 1 THEN available_at ELSE @retryAt END
+             WHERE id = @id AND "partition" = @partition AND status = 'pending' AND ${guard}`,
+          ).run({
+            now,
+            error: error.slice(0, 2000),
+            dead: retry.dead ? 1 : 0,
+            retryAt: now + retry.retryInMs,
+            id,
+            partition: held.partition,
+            owner,
+            fence: held.fence,
+          }).changes === 1
+        );
+      }),
+
+    status: () =>
+      run((db) => {
+        const rows = sql(
+          db,
+          `SELECT l."partition" AS partition, l.owner AS owner, CAST(l.fence AS TEXT) AS fence,
+                  l.expires_at AS expires_at,
+                  (SELECT count(*) FROM ${t} o WHERE o."partition" = l."partition" AND o.status = 'pending') AS pending,
+                  (SELECT count(*) FROM ${t} o WHERE o."partition" = l."partition" AND o.status = 'dead') AS dead,
+                  (SELECT min(created_at) FROM ${t} o WHERE o."partition" = l."partition" AND o.status = 'pending') AS oldest
+           FROM ${lease} l ORDER BY l."partition"`,
+        ).all() as Array<{
+          partition: number;
+          owner: string | null;
+          fence: string;
+          expires_at: number;
+          pending: number;
+          dead: number;
+          oldest: number | null;
+        }>;
+        const now = Date.now();
+        return rows.map((row): PartitionStatus => ({
+          partition: row.partition,
+          pending: row.pending,
+          dead: row.dead,
+          oldestPendingMs: row.oldest === null ? undefined : Math.max(0, now - row.oldest),
+          owner: row.owner ?? undefined,
+          fence: BigInt(row.fence),
+          leaseExpiresAt: row.owner === null ? undefined : new Date(row.expires_at),
+        }));
+      }),
+
+    retryDead: (ids) =>
+      run((db) => {
+        const now = Date.now();
+        if (ids === undefined) {
+          return sql(
+            db,
+            `UPDATE ${t} SET status = 'pending', attempts = 0, available_at = ? WHERE status = 'dead'`,
+          ).run(now).changes;
+        }
+        return sql(
+          db,
+          `UPDATE ${t} SET status = 'pending', attempts = 0, available_at = ?
+           WHERE status = 'dead' AND id IN (SELECT value FROM json_each(?))`,
+        ).run(now, JSON.stringify(ids)).changes;
+      }),
+
+    republish: (since) =>
+      run(
+        (db) =>
+          sql(
+            db,
+            `UPDATE ${t} SET status = 'pending', attempts = 0, available_at = ?, published_at = NULL
+             WHERE status = 'published' AND created_at >= ?`,
+          ).run(Date.now(), since.getTime()).changes,
+      ),
+
+    purgePublished: (before, limit) =>
+      run(
+        (db) =>
+          sql(
+            db,
+            `DELETE FROM ${t} WHERE seq IN (
+               SELECT seq FROM ${t} WHERE status = 'published' AND published_at < ? ORDER BY seq LIMIT ?)`,
+          ).run(before.getTime(), limit).changes,
+      ),
+
+    close: () => connection.close(),
+  };
+  return store;
+}
+
+/** The SQLite outbox, with synchronous enqueue for use inside `db.transaction(() => ...)`. */
+export interface SqliteOutbox extends Outbox<SqliteDatabase> {
+  readonly store: SqliteOutboxStore;
+  /**
+   * Validates, encodes and inserts on `tx` at once. Throws `UNSUPPORTED` when the topic's
+   * schema validates asynchronously (use `enqueue` in an async transaction then).
+   */
+  enqueueSync<T>(
+    tx: SqliteDatabase,
+    topic: Topic<T>,
+    payload: T,
+    options?: PublishOptions,
+  ): PublishReceipt;
+  enqueueManySync<T>(
+    tx: SqliteDatabase,
+    topic: Topic<T>,
+    items: readonly PublishItem<T>[],
+  ): PublishReceipt[];
+}
+
+export function sqliteOutbox(
+  source: SqliteSource,
+  options: SqliteOutboxOptions = {},
+): SqliteOutbox {
+  const store = sqliteOutboxStore(source, options);
+  const enqueueManySync = <T>(
+    tx: SqliteDatabase,
+    topic: Topic<T>,
+    items: readonly PublishItem<T>[],
+  ): PublishReceipt[] => {
+    const records = prepareRecords(topic, items, store.partitions, true);
+    store.insertSync(tx, records);
+    return records.map((record) => ({ id: record.id }));
+  };
+  return {
+    ...createOutbox(store),
+    store,
+    enqueueManySync,
+    enqueueSync: (tx, topic, payload, enqueueOptions = {}) =>
+      enqueueManySync(tx, topic, [{ ...enqueueOptions, payload }])[0] as PublishReceipt,
+  };
+}
+
+export interface SqliteInboxOptions {
+  /** Default `ferry_inbox`. */
+  readonly table?: string;
+}
+
+/** The SQLite inbox: its transaction handle is the connection itself. */
+export interface SqliteInbox extends Inbox<SqliteDatabase> {
+  readonly table: string;
+  migrate(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * Idempotent consumer on SQLite. Each message runs in a `BEGIN IMMEDIATE` transaction on the
+ * inbox's connection, serialized with ferry's other work on that connection; the handler
+ * writes its effects through the `tx` it is given (the same connection), so effects and the
+ * inbox row commit together. Keep handlers short: the file's write lock is held meanwhile.
+ */
+export function sqliteInbox(source: SqliteSource, options: SqliteInboxOptions = {}): SqliteInbox {
+  const table = sqliteTableName(options.table ?? 'ferry_inbox');
+  const t = quoteIdentifier(table);
+  const connection = connector(source);
+  const inserts = new WeakMap<SqliteDatabase, SqliteStatement>();
+  return {
+    table,
+    async migrate() {
+      const db = await connection.get();
+      await withLock(db, () =>
+        db.exec(`CREATE TABLE IF NOT EXISTS ${t} (
+          consumer_group TEXT NOT NULL,
+          message_id TEXT NOT NULL,
+          processed_at INTEGER NOT NULL,
+          PRIMARY KEY (consumer_group, message_id)
+        ) WITHOUT ROWID`),
+      ).catch((cause: unknown) => {
+        throw storeError(`Migrating ${table} failed`, cause);
+      });
+    },
+    async process(group, messageId, work) {
+      const db = await connection.get();
+      const recorded = { duplicate: false };
+      try {
+        await sqliteTransaction(db, async (tx) => {
+          let insert = inserts.get(tx);
+          if (!insert) {
+            insert = tx.prepare(
+              `INSERT INTO ${t} (consumer_group, message_id, processed_at) VALUES (?, ?, ?)
+               ON CONFLICT DO NOTHING`,
+            );
+            inserts.set(tx, insert);
+          }
+          const inserted = insert.run(group, messageId, Date.now());
+          if (inserted.changes === 0) {
+            recorded.duplicate = true;
+            return;
+          }
+          await work(tx);
+        });
+      } catch (error) {
+        if (error instanceof FerryError) throw error;
+        if (isSqliteError(error)) throw storeError(`Inbox ${table} failed`, error);
+        throw error;
+      }
+      return recorded;
+    },
+    close: () => connection.close(),
+  };
+}
+
+function isSqliteError(error: unknown): boolean {
+  return error instanceof Error && error.name === 'SqliteError';
+}
+
+function storeError(message: string, cause: unknown): FerryError {
+  if (cause instanceof FerryError) return cause;
+  return new FerryError(
+    'STORE_FAILED',
+    `${message}: ${cause instanceof Error ? cause.message : String(cause)}`,
+    {
+      cause,
+    },
+  );
+}
