@@ -1,0 +1,25 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  openSqliteDatabase,
+  sqliteOutboxStore,
+  sqliteTransaction,
+  type SqliteDatabase,
+} from '../../src/stores/sqlite.js';
+import { outboxStoreContract } from './outbox-store.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'ferry-outbox-contract-'));
+
+// Each instance opens its own connection to one file, as separate relay processes would.
+outboxStoreContract<SqliteDatabase>('sqlite', {
+  async create({ table, partitions }) {
+    const file = join(dir, `${table}.db`);
+    const db = await openSqliteDatabase(file);
+    return {
+      store: sqliteOutboxStore(file, { table, partitions }),
+      transaction: (work) => sqliteTransaction(db, work),
+      close: async () => void db.close(),
+    };
+  },
+});
