@@ -10,6 +10,7 @@ export type TransportOpener = (url: URL) => Transport | Promise<Transport>;
  */
 const transports: Record<string, () => Promise<TransportOpener>> = {
   'memory:': async () => (await import('./transports/memory.js')).memoryFromUrl,
+  'sqlite:': async () => (await import('./transports/sqlite.js')).sqliteFromUrl,
 };
 
 export const transportSchemes = (): string[] => Object.keys(transports).map((s) => s.slice(0, -1));
