@@ -1,0 +1,46 @@
+import pg from 'pg';
+import { afterAll } from 'vitest';
+import { postgresOutboxStore, type PgQueryable } from '../../src/stores/postgres.js';
+import { serviceUrl } from '../helpers/services.js';
+import { outboxStoreContract } from './outbox-store.js';
+
+const url = serviceUrl('FERRY_PG_URL');
+const pool = url === undefined ? undefined : new pg.Pool({ connectionString: url, max: 4 });
+const tables = new Set<string>();
+
+// Each instance opens its own pool, as separate relay processes would.
+outboxStoreContract<PgQueryable>(
+  'postgres',
+  pool === undefined
+    ? undefined
+    : {
+        async create({ table, partitions }) {
+          tables.add(table);
+          return {
+            store: postgresOutboxStore({ connectionString: url as string, table, partitions }),
+            async transaction(work) {
+              const client = await pool.connect();
+              try {
+                await client.query('BEGIN');
+                const result = await work(client);
+                await client.query('COMMIT');
+                return result;
+              } catch (error) {
+                await client.query('ROLLBACK');
+                throw error;
+              } finally {
+                client.release();
+              }
+            },
+          };
+        },
+      },
+);
+
+afterAll(async () => {
+  if (!pool) return;
+  for (const table of tables) {
+    await pool.query(`DROP TABLE IF EXISTS "${table}", "${table}_lease", "${table}_relay"`);
+  }
+  await pool.end();
+});
