@@ -1,0 +1,587 @@
+import { createHash } from 'node:crypto';
+import type { Inbox } from '../bus.js';
+import { loadDriver } from '../driver.js';
+import { FerryError } from '../errors.js';
+import type {
+  Lease,
+  NewOutboxRecord,
+  OutboxRecord,
+  OutboxStore,
+  PartitionStatus,
+} from '../outbox/store.js';
+import {
+  DEFAULT_PARTITIONS,
+  INSERT_CHUNK,
+  assertIdentifier,
+  checkLimit,
+  checkMs,
+  checkPartitions,
+  chunks,
+  guarded,
+  parseHeaders,
+  quoteIdentifier,
+  suffixIdentifier,
+  toBigInt,
+} from './sql-shared.js';
+
+/**
+ * Anything that runs a statement with `?` placeholders the mysql2 way: a `mysql2/promise`
+ * connection inside `beginTransaction()`/`commit()`, a pool (then the insert commits on its
+ * own), or an adapter over an ORM's transaction. ferry never begins, commits or rolls back
+ * this transaction.
+ */
+export interface MysqlQueryable {
+  query(sql: string, values?: unknown): Promise<unknown>;
+}
+
+/** A connection checked out of a pool (structurally, a `mysql2/promise` `PoolConnection`). */
+export interface MysqlPoolConnection {
+  query(sql: string, values?: unknown): Promise<[unknown, unknown]>;
+  beginTransaction(): Promise<void>;
+  commit(): Promise<void>;
+  rollback(): Promise<void>;
+  release(): void;
+  destroy(): void;
+}
+
+/** A connection pool (structurally, a `mysql2/promise` `Pool`). */
+export interface MysqlPool<C extends MysqlPoolConnection = MysqlPoolConnection> {
+  query(sql: string, values?: unknown): Promise<[unknown, unknown]>;
+  getConnection(): Promise<C>;
+  end(): Promise<void>;
+}
+
+export interface MysqlConnectionOptions<C extends MysqlPoolConnection = MysqlPoolConnection> {
+  /** Your `mysql2/promise` pool; ferry borrows connections and never ends it. */
+  readonly pool?: MysqlPool<C>;
+  /** Or a URL (`mysql://user:pass@host:3306/db`): ferry opens and `close()` ends a pool. */
+  readonly connectionString?: string;
+  /** Size of the pool ferry opens from `connectionString`; default 10. */
+  readonly poolSize?: number;
+}
+
+export interface MysqlOutboxOptions extends MysqlConnectionOptions {
+  /**
+   * Outbox table; default `ferry_outbox`. The lease and relay tables are `<table>_lease`
+   * and `<table>_relay`. A plain identifier, optionally `database.table`.
+   */
+  readonly table?: string;
+  /** P, used only when the tables are created; afterwards read back from the database. */
+  readonly partitions?: number;
+}
+
+export type MysqlOutboxStore = OutboxStore<MysqlQueryable>;
+
+const DIALECT = 'mysql';
+const q = (name: string): string => quoteIdentifier(name, '`');
+/** Times are kept as UTC DATETIME(6) written by the database clock; read back as ISO text. */
+const ISO = `'%Y-%m-%dT%H:%i:%s.%fZ'`;
+const NOW = 'UTC_TIMESTAMP(6)';
+const inMs = (placeholder = '?'): string => `DATE_ADD(${NOW}, INTERVAL ${placeholder} MICROSECOND)`;
+
+/** A JS date as a UTC DATETIME literal value (`2024-01-02 03:04:05.678`). */
+const utc = (date: Date): string => date.toISOString().replace('T', ' ').replace('Z', '');
+
+interface Connection<C extends MysqlPoolConnection> {
+  pool(): Promise<MysqlPool<C>>;
+  end(): Promise<void>;
+}
+
+function connection<C extends MysqlPoolConnection>(
+  options: MysqlConnectionOptions<C>,
+): Connection<C> {
+  const { pool, connectionString } = options;
+  if ((pool === undefined) === (connectionString === undefined)) {
+    throw new FerryError('INVALID_ARGUMENT', 'Pass exactly one of `pool` or `connectionString`');
+  }
+  if (pool) return { pool: async () => pool, end: async () => {} };
+  let own: Promise<MysqlPool<C>> | undefined;
+  return {
+    pool: () =>
+      (own ??= (async () => {
+        const mysql = await loadDriver('mysql2', () => import('mysql2/promise'));
+        const url = new URL(connectionString as string);
+        if (url.protocol === 'mariadb:') url.protocol = 'mysql:';
+        return mysql.default.createPool({
+          uri: url.toString(),
+          connectionLimit: options.poolSize ?? 10,
+        }) as unknown as MysqlPool<C>;
+      })()),
+    end: async () => {
+      if (own) await (await own).end();
+    },
+  };
+}
+
+async function transaction<C extends MysqlPoolConnection, T>(
+  pool: MysqlPool<C>,
+  work: (conn: C) => Promise<T>,
+): Promise<T> {
+  const conn = await pool.getConnection();
+  try {
+    await conn.beginTransaction();
+    const result = await work(conn);
+    await conn.commit();
+    conn.release();
+    return result;
+  } catch (error) {
+    await conn.rollback().then(
+      () => conn.release(),
+      () => conn.destroy(),
+    );
+    throw error;
+  }
+}
+
+/** Runs `work` holding a named lock (`GET_LOCK`), so concurrent migrations run one by one. */
+async function withNamedLock<C extends MysqlPoolConnection, T>(
+  pool: MysqlPool<C>,
+  name: string,
+  work: (conn: C) => Promise<T>,
+): Promise<T> {
+  // Lock names are limited to 64 characters.
+  const lock = `ferry:${createHash('sha1').update(name).digest('hex')}`;
+  const conn = await pool.getConnection();
+  try {
+    const [rows] = await conn.query('SELECT GET_LOCK(?, 60) AS locked', [lock]);
+    if (Number((rows as Row[])[0]?.locked) !== 1) {
+      throw new FerryError('TIMEOUT', `Timed out waiting for the migration lock of ${name}`);
+    }
+    try {
+      return await work(conn);
+    } finally {
+      await conn.query('SELECT RELEASE_LOCK(?)', [lock]);
+    }
+  } finally {
+    conn.release();
+  }
+}
+
+type Row = Record<string, unknown>;
+const rowsOf = (result: [unknown, unknown]): Row[] => result[0] as Row[];
+const affected = (result: [unknown, unknown]): number =>
+  Number((result[0] as { affectedRows?: unknown }).affectedRows ?? 0);
+
+const toLease = (row: Row): Lease => ({
+  partition: Number(row.partition),
+  fence: toBigInt(row.fence),
+});
+
+/**
+ * The MySQL 8 / MariaDB 10.6+ outbox store (`mysql2`): the outbox, lease and relay tables,
+ * each partition leased by one relay at a time through a fenced compare-and-set on the
+ * database clock (UTC).
+ */
+export function mysqlOutboxStore(options: MysqlOutboxOptions): MysqlOutboxStore {
+  const table = assertIdentifier(options.table ?? 'ferry_outbox');
+  let partitions = checkPartitions(options.partitions ?? DEFAULT_PARTITIONS);
+  const conn = connection(options);
+  const T = q(table);
+  const L = q(suffixIdentifier(table, 'lease'));
+  const R = q(suffixIdentifier(table, 'relay'));
+  let closed = false;
+
+  const run = async <X>(operation: string, work: (pool: MysqlPool) => Promise<X>): Promise<X> => {
+    if (closed) throw new FerryError('CLOSED', 'The mysql outbox store is closed');
+    return guarded(DIALECT, operation, async () => work(await conn.pool()));
+  };
+
+  // A multi-table UPDATE reads the lease row with a shared lock, so a takeover waits for
+  // this statement, and rows are written only while the fence is current and unexpired.
+  const leaseJoin = `JOIN ${L} l ON l.\`partition\` = ? AND l.owner = ? AND l.fence = ? AND l.expires_at > ${NOW}`;
+
+  const toRecord = (row: Row): OutboxRecord => ({
+    id: row.id as string,
+    seq: toBigInt(row.seq),
+    topic: row.topic as string,
+    key: (row.key as string | null) ?? undefined,
+    partition: Number(row.partition),
+    body: row.payload as Buffer,
+    headers: parseHeaders(row.headers),
+    createdAt: new Date(row.created_at as string),
+    attempts: Number(row.attempts),
+    availableAt: new Date(row.available_at as string),
+  });
+
+  const insertChunk = async (tx: MysqlQueryable, rows: NewOutboxRecord[]): Promise<void> => {
+    const values: unknown[] = [];
+    for (const r of rows) {
+      values.push(
+        r.id,
+        r.topic,
+        r.key ?? null,
+        r.partition,
+        r.body,
+        JSON.stringify(r.headers),
+        utc(r.createdAt),
+      );
+    }
+    await tx.query(
+      `INSERT INTO ${T} (id, topic, \`key\`, \`partition\`, payload, headers, created_at, available_at) VALUES ` +
+        rows.map(() => `(?, ?, ?, ?, ?, ?, ?, ${NOW})`).join(', '),
+      values,
+    );
+  };
+
+  return {
+    dialect: DIALECT,
+    get partitions() {
+      return partitions;
+    },
+
+    migrate: () =>
+      run('migrate', (pool) =>
+        withNamedLock(pool, `migrate.${table}`, async (c) => {
+          await c.query(`
+            CREATE TABLE IF NOT EXISTS ${T} (
+              seq BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+              id VARCHAR(64) CHARACTER SET ascii NOT NULL,
+              topic VARCHAR(255) NOT NULL,
+              \`key\` VARCHAR(1024) NULL,
+              \`partition\` INT NOT NULL,
+              payload LONGBLOB NOT NULL,
+              headers LONGTEXT NOT NULL,
+              status VARCHAR(9) CHARACTER SET ascii NOT NULL DEFAULT 'pending',
+              attempts INT NOT NULL DEFAULT 0,
+              last_error TEXT NULL,
+              created_at DATETIME(6) NOT NULL,
+              available_at DATETIME(6) NOT NULL,
+              published_at DATETIME(6) NULL,
+              UNIQUE KEY outbox_id (id),
+              KEY outbox_pending (status, \`partition\`, seq)
+            ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`);
+          await c.query(`
+            CREATE TABLE IF NOT EXISTS ${L} (
+              \`partition\` INT NOT NULL PRIMARY KEY,
+              owner VARCHAR(255) NULL,
+              fence BIGINT NOT NULL DEFAULT 0,
+              expires_at DATETIME(6) NOT NULL DEFAULT '1970-01-01 00:00:00'
+            ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`);
+          await c.query(`
+            CREATE TABLE IF NOT EXISTS ${R} (
+              owner VARCHAR(255) NOT NULL PRIMARY KEY,
+              expires_at DATETIME(6) NOT NULL
+            ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`);
+          // One lease row per partition: their count is P, fixed from the first migration on.
+          const count = async (): Promise<number> =>
+            Number(rowsOf(await c.query(`SELECT COUNT(*) AS n FROM ${L}`))[0]?.n ?? 0);
+          if ((await count()) === 0) {
+            await c.query(
+              `INSERT IGNORE INTO ${L} (\`partition\`) VALUES ` +
+                Array.from({ length: partitions }, (_, i) => `(${i})`).join(', '),
+            );
+          }
+          partitions = await count();
+        }),
+      ),
+
+    insert: async (tx, records) => {
+      if (records.length === 0) return;
+      await guarded(DIALECT, 'insert', async () => {
+        for (const chunk of chunks(records, INSERT_CHUNK)) await insertChunk(tx, chunk);
+      });
+    },
+
+    heartbeat: (owner, ttlMs) =>
+      run('heartbeat', async (pool) => {
+        const micros = checkMs(ttlMs, 'ttlMs') * 1000;
+        await pool.query(
+          `INSERT INTO ${R} (owner, expires_at) VALUES (?, ${inMs()})
+           ON DUPLICATE KEY UPDATE expires_at = ${inMs()}`,
+          [owner, micros, micros],
+        );
+        await pool.query(
+          `DELETE FROM ${R} WHERE owner <> ? AND expires_at < DATE_SUB(${NOW}, INTERVAL 1 MINUTE)`,
+          [owner],
+        );
+        // Look up by owner without locks, then renew by primary key: an UPDATE filtered on
+        // the unindexed owner column would lock every lease row while it scans.
+        const mine = rowsOf(
+          await pool.query(`SELECT \`partition\` FROM ${L} WHERE owner = ?`, [owner]),
+        ).map((row) => Number(row.partition));
+        if (mine.length === 0) return [];
+        await pool.query(
+          `UPDATE ${L} SET expires_at = ${inMs()} WHERE \`partition\` IN (?) AND owner = ?`,
+          [micros, mine, owner],
+        );
+        const held = await pool.query(
+          `SELECT \`partition\`, CAST(fence AS CHAR) AS fence FROM ${L}
+           WHERE \`partition\` IN (?) AND owner = ? ORDER BY \`partition\``,
+          [mine, owner],
+        );
+        return rowsOf(held).map(toLease);
+      }),
+
+    liveRelays: () =>
+      run('liveRelays', async (pool) => {
+        const result = await pool.query(`SELECT COUNT(*) AS n FROM ${R} WHERE expires_at > ${NOW}`);
+        return Number(rowsOf(result)[0]?.n ?? 0);
+      }),
+
+    acquire: (owner, max, ttlMs) =>
+      run('acquire', async (pool) => {
+        if (checkLimit(max, 'max') === 0) return [];
+        const micros = checkMs(ttlMs, 'ttlMs') * 1000;
+        return transaction(pool, async (c) => {
+          // SKIP LOCKED lets relays acquiring at once take different partitions; the locks
+          // held until commit make select-then-update one compare-and-set.
+          const free = rowsOf(
+            await c.query(
+              `SELECT \`partition\` FROM ${L} WHERE owner IS NULL OR expires_at <= ${NOW}
+               ORDER BY \`partition\` LIMIT ? FOR UPDATE SKIP LOCKED`,
+              [max],
+            ),
+          ).map((row) => Number(row.partition));
+          if (free.length === 0) return [];
+          await c.query(
+            `UPDATE ${L} SET owner = ?, fence = fence + 1, expires_at = ${inMs()}
+             WHERE \`partition\` IN (?) AND (owner IS NULL OR expires_at <= ${NOW})`,
+            [owner, micros, free],
+          );
+          const taken = await c.query(
+            `SELECT \`partition\`, CAST(fence AS CHAR) AS fence FROM ${L}
+             WHERE \`partition\` IN (?) AND owner = ? ORDER BY \`partition\``,
+            [free, owner],
+          );
+          return rowsOf(taken).map(toLease);
+        });
+      }),
+
+    release: (owner, released, deregister = false) =>
+      run('release', async (pool) => {
+        if (released.length > 0) {
+          await pool.query(
+            `UPDATE ${L} SET owner = NULL, expires_at = '1970-01-01 00:00:00'
+             WHERE \`partition\` IN (?) AND owner = ?`,
+            [[...released], owner],
+          );
+        }
+        if (deregister) await pool.query(`DELETE FROM ${R} WHERE owner = ?`, [owner]);
+      }),
+
+    readPending: (partition, limit) =>
+      run('readPending', async (pool) => {
+        if (checkLimit(limit, 'limit') === 0) return [];
+        const result = await pool.query(
+          `SELECT id, CAST(seq AS CHAR) AS seq, topic, \`key\`, \`partition\`, payload, headers,
+                  DATE_FORMAT(created_at, ${ISO}) AS created_at, attempts,
+                  DATE_FORMAT(available_at, ${ISO}) AS available_at,
+                  available_at <= ${NOW} AS ready
+           FROM ${T} WHERE status = 'pending' AND \`partition\` = ? ORDER BY seq LIMIT ?`,
+          [partition, limit],
+        );
+        const out: OutboxRecord[] = [];
+        for (const row of rowsOf(result)) {
+          if (Number(row.ready) !== 1) break;
+          out.push(toRecord(row));
+        }
+        return out;
+      }),
+
+    markPublished: (owner, lease, ids) =>
+      run('markPublished', async (pool) => {
+        if (ids.length === 0) return 0;
+        const result = await pool.query(
+          `UPDATE ${T} o ${leaseJoin}
+           SET o.status = 'published', o.published_at = ${NOW}
+           WHERE o.id IN (?) AND o.\`partition\` = ? AND o.status = 'pending'`,
+          [lease.partition, owner, lease.fence.toString(), [...ids], lease.partition],
+        );
+        return affected(result);
+      }),
+
+    markFailed: (owner, lease, id, error, retry) =>
+      run('markFailed', async (pool) => {
+        const result = await pool.query(
+          `UPDATE ${T} o ${leaseJoin}
+           SET o.attempts = o.attempts + 1, o.last_error = ?,
+               o.status = IF(?, 'dead', o.status),
+               o.available_at = IF(?, o.available_at, ${inMs()})
+           WHERE o.id = ? AND o.\`partition\` = ? AND o.status = 'pending'`,
+          [
+            lease.partition,
+            owner,
+            lease.fence.toString(),
+            error,
+            retry.dead,
+            retry.dead,
+            checkMs(retry.retryInMs, 'retryInMs') * 1000,
+            id,
+            lease.partition,
+          ],
+        );
+        return affected(result) > 0;
+      }),
+
+    status: () =>
+      run('status', async (pool) => {
+        const result = await pool.query(
+          `SELECT l.\`partition\`, l.owner, CAST(l.fence AS CHAR) AS fence,
+                  DATE_FORMAT(l.expires_at, ${ISO}) AS expires_at,
+                  COALESCE(c.pending, 0) AS pending, COALESCE(c.dead, 0) AS dead,
+                  TIMESTAMPDIFF(MICROSECOND, c.oldest, ${NOW}) / 1000 AS oldest_ms
+           FROM ${L} l LEFT JOIN (
+             SELECT \`partition\`, SUM(status = 'pending') AS pending, SUM(status = 'dead') AS dead,
+                    MIN(CASE WHEN status = 'pending' THEN created_at END) AS oldest
+             FROM ${T} WHERE status <> 'published' GROUP BY \`partition\`
+           ) c ON c.\`partition\` = l.\`partition\`
+           ORDER BY l.\`partition\``,
+        );
+        return rowsOf(result).map((row): PartitionStatus => ({
+          partition: Number(row.partition),
+          pending: Number(row.pending),
+          dead: Number(row.dead),
+          oldestPendingMs: row.oldest_ms === null ? undefined : Math.max(0, Number(row.oldest_ms)),
+          owner: (row.owner as string | null) ?? undefined,
+          fence: row.owner === null ? undefined : toBigInt(row.fence),
+          leaseExpiresAt: row.owner === null ? undefined : new Date(row.expires_at as string),
+        }));
+      }),
+
+    retryDead: (ids) =>
+      run('retryDead', async (pool) => {
+        if (ids !== undefined && ids.length === 0) return 0;
+        const result = await pool.query(
+          `UPDATE ${T} SET status = 'pending', attempts = 0, available_at = ${NOW}
+           WHERE status = 'dead'${ids === undefined ? '' : ' AND id IN (?)'}`,
+          ids === undefined ? [] : [[...ids]],
+        );
+        return affected(result);
+      }),
+
+    republish: (since) =>
+      run('republish', async (pool) => {
+        const result = await pool.query(
+          `UPDATE ${T} SET status = 'pending', published_at = NULL, attempts = 0, available_at = ${NOW}
+           WHERE status = 'published' AND created_at >= ?`,
+          [utc(since)],
+        );
+        return affected(result);
+      }),
+
+    purgePublished: (before, limit) =>
+      run('purgePublished', async (pool) => {
+        if (checkLimit(limit, 'limit') === 0) return 0;
+        const result = await pool.query(
+          `DELETE FROM ${T} WHERE status = 'published' AND published_at < ? ORDER BY seq LIMIT ?`,
+          [utc(before), limit],
+        );
+        return affected(result);
+      }),
+
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      await conn.end();
+    },
+  };
+}
+
+export interface MysqlInboxOptions<
+  C extends MysqlPoolConnection,
+> extends MysqlConnectionOptions<C> {
+  /** Inbox table; default `ferry_inbox`. */
+  readonly table?: string;
+}
+
+/** The MySQL/MariaDB idempotent-consumer inbox; the handler's `tx` is the pool connection. */
+export interface MysqlInbox<C extends MysqlPoolConnection = MysqlPoolConnection> extends Inbox<C> {
+  /** Creates the inbox table if missing (idempotent, safe from many processes). */
+  migrate(): Promise<void>;
+  /** Deletes up to `limit` inbox rows processed before `before`; returns how many. */
+  purge(before: Date, limit: number): Promise<number>;
+  /** Ends the pool ferry opened from `connectionString` (never yours). */
+  close(): Promise<void>;
+}
+
+const MAX_GROUP = 191;
+const MAX_MESSAGE_ID = 255;
+
+/**
+ * Effectively-once consumption on MySQL/MariaDB: `process` borrows a pool connection, begins
+ * a transaction, inserts `(group, messageId)` with `INSERT IGNORE` and, unless the row
+ * already existed (a duplicate: nothing runs), calls `work` with the connection and commits.
+ * If `work` throws, everything rolls back and the error propagates.
+ */
+export function mysqlInbox<C extends MysqlPoolConnection = MysqlPoolConnection>(
+  options: MysqlInboxOptions<C>,
+): MysqlInbox<C> {
+  const table = assertIdentifier(options.table ?? 'ferry_inbox');
+  const I = q(table);
+  const conn = connection(options);
+  let closed = false;
+  const pool = async (): Promise<MysqlPool<C>> => {
+    if (closed) throw new FerryError('CLOSED', 'The mysql inbox is closed');
+    return conn.pool();
+  };
+  return {
+    migrate: () =>
+      guarded(DIALECT, 'inbox migrate', async () =>
+        withNamedLock(await pool(), `migrate.${table}`, async (c) => {
+          await c.query(`
+            CREATE TABLE IF NOT EXISTS ${I} (
+              consumer_group VARCHAR(${MAX_GROUP}) NOT NULL,
+              message_id VARCHAR(${MAX_MESSAGE_ID}) NOT NULL,
+              processed_at DATETIME(6) NOT NULL,
+              PRIMARY KEY (consumer_group, message_id),
+              KEY inbox_processed (processed_at)
+            ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`);
+        }),
+      ),
+
+    process: async (group, messageId, work) => {
+      // INSERT IGNORE would truncate an over-long value into a false duplicate: refuse it.
+      if (group.length > MAX_GROUP || messageId.length > MAX_MESSAGE_ID) {
+        throw new FerryError(
+          'INVALID_ARGUMENT',
+          `The mysql inbox keeps groups up to ${MAX_GROUP} and message ids up to ${MAX_MESSAGE_ID} characters`,
+          { details: { group } },
+        );
+      }
+      const p = await guarded(DIALECT, 'inbox', pool);
+      const c = await guarded(DIALECT, 'inbox', () => p.getConnection());
+      try {
+        const inserted = await guarded(DIALECT, 'inbox', async () => {
+          await c.beginTransaction();
+          return c.query(
+            `INSERT IGNORE INTO ${I} (consumer_group, message_id, processed_at) VALUES (?, ?, ${NOW})`,
+            [group, messageId],
+          );
+        });
+        if (affected(inserted) === 0) {
+          await guarded(DIALECT, 'inbox', () => c.rollback());
+          c.release();
+          return { duplicate: true };
+        }
+        // The handler's own error propagates unchanged: the runtime decides on retries.
+        await work(c);
+        await guarded(DIALECT, 'inbox', () => c.commit());
+        c.release();
+        return { duplicate: false };
+      } catch (error) {
+        await c.rollback().then(
+          () => c.release(),
+          () => c.destroy(),
+        );
+        throw error;
+      }
+    },
+
+    purge: (before, limit) =>
+      guarded(DIALECT, 'inbox purge', async () => {
+        const result = await (
+          await pool()
+        ).query(`DELETE FROM ${I} WHERE processed_at < ? LIMIT ?`, [
+          utc(before),
+          checkLimit(limit, 'limit'),
+        ]);
+        return affected(result);
+      }),
+
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      await conn.end();
+    },
+  };
+}
