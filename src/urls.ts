@@ -1,5 +1,6 @@
 import { FerryError } from './errors.js';
 import { redactUrl } from './log.js';
+import type { OutboxStore } from './outbox/store.js';
 import type { Transport } from './transport.js';
 
 export type TransportOpener = (url: URL) => Transport | Promise<Transport>;
@@ -32,6 +33,33 @@ export async function openTransport(text: string): Promise<Transport> {
     throw new FerryError(
       'INVALID_URL',
       `Unknown transport scheme ${JSON.stringify(url.protocol.slice(0, -1))} in ${redactUrl(text)}. Supported: ${transportSchemes()
+        .map((s) => `${s}:`)
+        .join(', ')}`,
+    );
+  }
+  return (await load())(url);
+}
+
+export type StoreOpener = (url: URL) => OutboxStore<unknown> | Promise<OutboxStore<unknown>>;
+
+/** Outbox store URL schemes, loaded on use like the transports. */
+const stores: Record<string, () => Promise<StoreOpener>> = {
+  'postgres:': async () => (await import('./stores/postgres.js')).postgresFromUrl,
+  'postgresql:': async () => (await import('./stores/postgres.js')).postgresFromUrl,
+  'mysql:': async () => (await import('./stores/mysql.js')).mysqlFromUrl,
+  'mariadb:': async () => (await import('./stores/mysql.js')).mysqlFromUrl,
+};
+
+export const storeSchemes = (): string[] => Object.keys(stores).map((s) => s.slice(0, -1));
+
+/** Opens the outbox store a URL names: `postgres://host/db`, `mysql://host/db`, ... */
+export async function openStore(text: string): Promise<OutboxStore<unknown>> {
+  const url = parseUrl(text, 'database');
+  const load = stores[url.protocol];
+  if (!load) {
+    throw new FerryError(
+      'INVALID_URL',
+      `Unknown database scheme ${JSON.stringify(url.protocol.slice(0, -1))} in ${redactUrl(text)}. Supported: ${storeSchemes()
         .map((s) => `${s}:`)
         .join(', ')}`,
     );

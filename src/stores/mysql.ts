@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Inbox } from '../bus.js';
 import { loadDriver } from '../driver.js';
 import { FerryError } from '../errors.js';
+import { createOutbox, type Outbox } from '../outbox/outbox.js';
 import type {
   Lease,
   NewOutboxRecord,
@@ -475,6 +476,33 @@ export function mysqlOutboxStore(options: MysqlOutboxOptions): MysqlOutboxStore 
       await conn.end();
     },
   };
+}
+
+/** The MySQL/MariaDB outbox: `createOutbox` over {@link mysqlOutboxStore}. */
+export interface MysqlOutbox extends Outbox<MysqlQueryable> {
+  readonly store: MysqlOutboxStore;
+}
+
+export function mysqlOutbox(options: MysqlOutboxOptions): MysqlOutbox {
+  const store = mysqlOutboxStore(options);
+  return { ...createOutbox(store), store };
+}
+
+/**
+ * The store a URL names: `mysql://user:pass@host:3306/db?table=ferry_outbox&partitions=16`
+ * (`mariadb:` too). `table` and `partitions` are ferry's; the rest goes to `mysql2`.
+ */
+export function mysqlFromUrl(url: URL): MysqlOutboxStore {
+  const copy = new URL(url.href);
+  const table = copy.searchParams.get('table');
+  const partitions = copy.searchParams.get('partitions');
+  copy.searchParams.delete('table');
+  copy.searchParams.delete('partitions');
+  return mysqlOutboxStore({
+    connectionString: copy.href,
+    ...(table === null ? {} : { table }),
+    ...(partitions === null ? {} : { partitions: Number(partitions) }),
+  });
 }
 
 export interface MysqlInboxOptions<

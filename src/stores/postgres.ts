@@ -1,6 +1,8 @@
 import type { Inbox } from '../bus.js';
 import { loadDriver } from '../driver.js';
 import { FerryError } from '../errors.js';
+import { createOutbox, type Outbox } from '../outbox/outbox.js';
+import { createRelay, type Relay } from '../outbox/relay.js';
 import type { Lease, OutboxRecord, OutboxStore, PartitionStatus } from '../outbox/store.js';
 import {
   DEFAULT_PARTITIONS,
@@ -469,6 +471,91 @@ export function postgresOutboxStore(options: PostgresOutboxOptions): PostgresOut
   return store;
 }
 
+/** The PostgreSQL outbox: `enqueue(tx, topic, payload)` plus relays that wake on NOTIFY. */
+export interface PostgresOutbox extends Outbox<PgQueryable> {
+  readonly store: PostgresOutboxStore;
+}
+
+/**
+ * `createOutbox` over {@link postgresOutboxStore}. With `notify`, every relay it makes also
+ * listens on the wake-up channel (one dedicated connection per relay, opened by `start()`
+ * and closed by `stop()`) and publishes as soon as a writer commits; polling stays the
+ * fallback.
+ */
+export function postgresOutbox(options: PostgresOutboxOptions): PostgresOutbox {
+  const store = postgresOutboxStore(options);
+  return {
+    ...createOutbox(store),
+    store,
+    relay: (relayOptions) => {
+      const relay = createRelay(store, relayOptions);
+      return store.channel === undefined ? relay : wakeOnNotify(store, relay);
+    },
+  };
+}
+
+function wakeOnNotify(store: PostgresOutboxStore, relay: Relay): Relay {
+  let subscription: WakeSubscription | undefined;
+  return {
+    owner: relay.owner,
+    wake: () => relay.wake(),
+    stats: () => relay.stats(),
+    start: async () => {
+      await relay.start();
+      subscription = await store.listen(() => relay.wake());
+    },
+    stop: async (stopOptions) => {
+      await subscription?.close();
+      await relay.stop(stopOptions);
+    },
+  };
+}
+
+/**
+ * The store a URL names: `postgres://user:pass@host:5432/db?table=ferry_outbox&partitions=16&notify=1`
+ * (`postgresql:` too). `table`, `partitions` and `notify` are ferry's; the rest goes to `pg`.
+ */
+export function postgresFromUrl(url: URL): PostgresOutboxStore {
+  const { connectionString, table, partitions, notify } = storeUrlOptions(url);
+  return postgresOutboxStore({
+    connectionString,
+    ...(table === undefined ? {} : { table }),
+    ...(partitions === undefined ? {} : { partitions }),
+    ...(notify === undefined ? {} : { notify }),
+  });
+}
+
+/** Splits ferry's own query parameters off a database URL. */
+export function storeUrlOptions(url: URL): {
+  connectionString: string;
+  table: string | undefined;
+  partitions: number | undefined;
+  notify: boolean | string | undefined;
+} {
+  const copy = new URL(url.href);
+  const take = (name: string): string | undefined => {
+    const value = copy.searchParams.get(name);
+    copy.searchParams.delete(name);
+    return value ?? undefined;
+  };
+  const table = take('table');
+  const partitions = take('partitions');
+  const notify = take('notify');
+  return {
+    connectionString: copy.href,
+    table,
+    partitions: partitions === undefined ? undefined : Number(partitions),
+    notify:
+      notify === undefined
+        ? undefined
+        : ['1', 'true', 'yes', ''].includes(notify)
+          ? true
+          : ['0', 'false', 'no'].includes(notify)
+            ? false
+            : notify,
+  };
+}
+
 async function openListener(
   pool: PgPool,
   channel: string,
@@ -547,7 +634,11 @@ export interface PostgresInboxOptions<C extends PgPoolClient> extends PostgresCo
   readonly table?: string;
 }
 
-/** The PostgreSQL idempotent-consumer inbox; the handler's `tx` is the pool connection. */
+/**
+ * The PostgreSQL idempotent-consumer inbox; the handler's `tx` is the pool connection. Name
+ * your client type to get it in handlers: `postgresInbox<PoolClient>({ pool })` (TypeScript
+ * cannot infer it through `pg`'s overloaded `connect`).
+ */
 export interface PostgresInbox<C extends PgPoolClient = PgPoolClient> extends Inbox<C> {
   /** Creates the inbox table if missing (idempotent, safe from many processes). */
   migrate(): Promise<void>;

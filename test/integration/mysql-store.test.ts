@@ -1,0 +1,171 @@
+import mysql from 'mysql2/promise';
+import { afterAll, describe, expect, it } from 'vitest';
+import { defineTopic, newMessageId } from '../../src/index.js';
+import { mysqlInbox, mysqlOutbox, mysqlOutboxStore } from '../../src/stores/mysql.js';
+import { openStore } from '../../src/urls.js';
+import { serviceUrl } from '../helpers/services.js';
+import { delay, uniqueName } from '../helpers/wait.js';
+
+const url = serviceUrl('FERRY_MYSQL_URL');
+
+describe.skipIf(url === undefined)('mysql store and inbox', () => {
+  const pool = mysql.createPool({ uri: url as string, connectionLimit: 6 });
+  const drops: string[] = [];
+  const outboxTables = (table: string): string[] => [table, `${table}_lease`, `${table}_relay`];
+
+  afterAll(async () => {
+    for (const table of drops) await pool.query(`DROP TABLE IF EXISTS \`${table}\``);
+    await pool.end();
+  });
+
+  async function inTransaction<T>(work: (conn: mysql.PoolConnection) => Promise<T>): Promise<T> {
+    const conn = await pool.getConnection();
+    try {
+      await conn.beginTransaction();
+      const result = await work(conn);
+      await conn.commit();
+      return result;
+    } catch (error) {
+      await conn.rollback();
+      throw error;
+    } finally {
+      conn.release();
+    }
+  }
+
+  it('migrates from many processes at once and agrees on P', async () => {
+    const table = uniqueName('mym');
+    drops.push(...outboxTables(table));
+    const stores = Array.from({ length: 6 }, (_, i) =>
+      mysqlOutboxStore({ connectionString: url as string, table, partitions: 5 + i }),
+    );
+    await Promise.all(stores.map((store) => store.migrate()));
+    const counts = new Set(stores.map((store) => store.partitions));
+    expect(counts.size).toBe(1);
+    expect((await stores[0]?.status())?.length).toBe([...counts][0]);
+    await Promise.all(stores.map((store) => store.close()));
+  });
+
+  it('inserts large batches in several statements, in order, all or nothing', async () => {
+    const table = uniqueName('myb');
+    drops.push(...outboxTables(table));
+    const outbox = mysqlOutbox({ pool, table, partitions: 1 });
+    await outbox.migrate();
+    const Topic = defineTopic<{ n: number }>('my.batch');
+    const items = Array.from({ length: 2500 }, (_, n) => ({ payload: { n }, key: 'k' }));
+    await expect(
+      inTransaction(async (tx) => {
+        await outbox.enqueueMany(tx, Topic, items);
+        throw new Error('roll back');
+      }),
+    ).rejects.toThrow('roll back');
+    expect(await outbox.store.readPending(0, 10)).toEqual([]);
+    const receipts = await inTransaction((tx) => outbox.enqueueMany(tx, Topic, items));
+    const rows = await outbox.store.readPending(0, 5000);
+    expect(rows.map((r) => r.id)).toEqual(receipts.map((r) => r.id));
+    expect(rows.map((r) => (JSON.parse(r.body.toString()) as { n: number }).n)).toEqual(
+      items.map((i) => i.payload.n),
+    );
+    await outbox.store.close();
+  });
+
+  it('keeps times in UTC whatever the session time zone', async () => {
+    const table = uniqueName('myz');
+    drops.push(...outboxTables(table));
+    // One connection, so the store and the writer both run in the +09:00 session.
+    const zoned = mysql.createPool({ uri: url as string, connectionLimit: 1 });
+    await zoned.query(`SET time_zone = '+09:00'`);
+    const store = mysqlOutboxStore({ pool: zoned, table, partitions: 1 });
+    await store.migrate();
+    const created = new Date();
+    const id = newMessageId();
+    await store.insert(zoned, [
+      {
+        id,
+        topic: 't',
+        key: undefined,
+        partition: 0,
+        body: Buffer.from('x'),
+        headers: {},
+        createdAt: created,
+      },
+    ]);
+    const [lease] = await store.acquire('relay-a', 1, 60_000);
+    const expires = (await store.status())[0]?.leaseExpiresAt?.getTime() ?? 0;
+    expect(Math.abs(expires - (Date.now() + 60_000))).toBeLessThan(30_000);
+    const [row] = await store.readPending(0, 1);
+    expect(row?.createdAt.getTime()).toBe(created.getTime());
+    expect(Math.abs((row?.availableAt.getTime() ?? 0) - Date.now())).toBeLessThan(30_000);
+    expect(lease && (await store.markPublished('relay-a', lease, [id]))).toBe(1);
+    await store.close();
+    await zoned.end();
+  });
+
+  it('inbox: runs work once per group and message, rolling back a failing handler', async () => {
+    const table = uniqueName('myi');
+    const effects = uniqueName('mye');
+    drops.push(table, effects);
+    await pool.query(`CREATE TABLE \`${effects}\` (message_id VARCHAR(64), grp VARCHAR(64))`);
+    const inbox = mysqlInbox({ pool, table });
+    await Promise.all([inbox.migrate(), inbox.migrate()]);
+    const effect = (id: string, group: string) => async (tx: mysql.PoolConnection) => {
+      await tx.query(`INSERT INTO \`${effects}\` VALUES (?, ?)`, [id, group]);
+    };
+    expect(await inbox.process('billing', 'm1', effect('m1', 'billing'))).toEqual({
+      duplicate: false,
+    });
+    expect(await inbox.process('billing', 'm1', effect('m1', 'billing'))).toEqual({
+      duplicate: true,
+    });
+    expect(await inbox.process('shipping', 'm1', effect('m1', 'shipping'))).toEqual({
+      duplicate: false,
+    });
+    const failure = new Error('handler failed');
+    await expect(
+      inbox.process('billing', 'm2', async (tx) => {
+        await effect('m2', 'billing')(tx);
+        throw failure;
+      }),
+    ).rejects.toBe(failure);
+    expect(await inbox.process('billing', 'm2', effect('m2', 'billing'))).toEqual({
+      duplicate: false,
+    });
+    const results = await Promise.all(
+      Array.from({ length: 5 }, () =>
+        inbox.process('billing', 'm3', async (tx) => {
+          await delay(50);
+          await effect('m3', 'billing')(tx);
+        }),
+      ),
+    );
+    expect(results.filter((r) => !r.duplicate)).toHaveLength(1);
+    await expect(inbox.process('billing', 'x'.repeat(300), async () => {})).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+    });
+    const [rows] = await pool.query(
+      `SELECT message_id, grp FROM \`${effects}\` ORDER BY message_id, grp`,
+    );
+    expect(rows).toEqual([
+      { message_id: 'm1', grp: 'billing' },
+      { message_id: 'm1', grp: 'shipping' },
+      { message_id: 'm2', grp: 'billing' },
+      { message_id: 'm3', grp: 'billing' },
+    ]);
+    expect(await inbox.purge(new Date(Date.now() + 60_000), 2)).toBe(2);
+    await inbox.close();
+  });
+
+  it('opens mysql: and mariadb: stores with ferry options from the query', async () => {
+    const table = uniqueName('myu');
+    drops.push(...outboxTables(table));
+    const base = new URL(url as string);
+    for (const scheme of ['mysql:', 'mariadb:']) {
+      const text = `${scheme}${base.href.slice(base.protocol.length)}${base.search ? '&' : '?'}table=${table}&partitions=3`;
+      const store = await openStore(text);
+      expect(store.dialect).toBe('mysql');
+      await store.migrate();
+      expect(store.partitions).toBe(3);
+      await store.close();
+    }
+  });
+});

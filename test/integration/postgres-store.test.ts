@@ -1,0 +1,249 @@
+import pg from 'pg';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createBus, defineTopic, isFerryError, newMessageId } from '../../src/index.js';
+import {
+  postgresInbox,
+  postgresOutbox,
+  postgresOutboxStore,
+  type PostgresOutboxStore,
+} from '../../src/stores/postgres.js';
+import { memory } from '../../src/transports/memory.js';
+import { openStore } from '../../src/urls.js';
+import { serviceUrl } from '../helpers/services.js';
+import { delay, uniqueName, waitFor } from '../helpers/wait.js';
+
+const url = serviceUrl('FERRY_PG_URL');
+
+describe('postgres store: invalid names', () => {
+  it('refuses table names that are not plain identifiers', () => {
+    for (const table of ['x; drop table y', 'a-b', '1abc', 'a.b.c', '"q"']) {
+      expect(() => postgresOutboxStore({ connectionString: 'postgres://h/db', table })).toThrow(
+        expect.objectContaining({ code: 'INVALID_NAME' }) as Error,
+      );
+    }
+    expect(() => postgresOutboxStore({ table: 'ok' })).toThrow(
+      expect.objectContaining({ code: 'INVALID_ARGUMENT' }) as Error,
+    );
+  });
+});
+
+describe.skipIf(url === undefined)('postgres store and inbox', () => {
+  const pool = new pg.Pool({ connectionString: url, max: 6 });
+  const drops: string[] = [];
+  const outboxTables = (table: string): string[] => [table, `${table}_lease`, `${table}_relay`];
+
+  afterAll(async () => {
+    for (const table of drops) await pool.query(`DROP TABLE IF EXISTS ${table}`);
+    await pool.end();
+  });
+
+  async function inTransaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await pool.connect();
+    try {
+      await client.query('BEGIN');
+      const result = await work(client);
+      await client.query('COMMIT');
+      return result;
+    } catch (error) {
+      await client.query('ROLLBACK');
+      throw error;
+    } finally {
+      client.release();
+    }
+  }
+
+  it('migrates from many processes at once and agrees on P', async () => {
+    const table = uniqueName('pgm');
+    drops.push(...outboxTables(table).map((t) => `"${t}"`));
+    const stores = Array.from({ length: 6 }, (_, i) =>
+      postgresOutboxStore({ connectionString: url as string, table, partitions: 5 + i }),
+    );
+    await Promise.all(stores.map((store) => store.migrate()));
+    const counts = new Set(stores.map((store) => store.partitions));
+    expect(counts.size).toBe(1);
+    expect((await stores[0]?.status())?.length).toBe([...counts][0]);
+    await Promise.all(stores.map((store) => store.close()));
+  });
+
+  it('works on a schema-qualified table', async () => {
+    const schema = uniqueName('pgs');
+    await pool.query(`CREATE SCHEMA "${schema}"`);
+    const store = postgresOutboxStore({ pool, table: `${schema}.outbox`, partitions: 2 });
+    await store.migrate();
+    const id = newMessageId();
+    await inTransaction((tx) =>
+      store.insert(tx, [
+        {
+          id,
+          topic: 't',
+          key: 'k',
+          partition: 1,
+          body: Buffer.from('x'),
+          headers: {},
+          createdAt: new Date(),
+        },
+      ]),
+    );
+    expect((await store.readPending(1, 10)).map((r) => r.id)).toEqual([id]);
+    await store.close();
+    await pool.query(`DROP SCHEMA "${schema}" CASCADE`);
+  });
+
+  describe('NOTIFY wake-ups', () => {
+    let store: PostgresOutboxStore;
+    const Topic = defineTopic<{ n: number }>('pg.wake');
+
+    it('wakes listeners when a writer commits, not before and not on rollback', async () => {
+      const table = uniqueName('pgn');
+      drops.push(...outboxTables(table).map((t) => `"${t}"`));
+      const outbox = postgresOutbox({ pool, table, partitions: 2, notify: true });
+      store = outbox.store;
+      await outbox.migrate();
+      let wakes = 0;
+      const subscription = await store.listen(() => wakes++);
+
+      const client = await pool.connect();
+      await client.query('BEGIN');
+      await outbox.enqueue(client, Topic, { n: 1 });
+      await delay(200);
+      expect(wakes).toBe(0);
+      await client.query('ROLLBACK');
+      await delay(200);
+      expect(wakes).toBe(0);
+
+      await client.query('BEGIN');
+      await outbox.enqueue(client, Topic, { n: 2 });
+      await client.query('COMMIT');
+      client.release();
+      await waitFor('a wake-up after commit', () => wakes > 0);
+      await subscription.close();
+      await store.close();
+      await expect(store.listen(() => {})).rejects.toMatchObject({ code: 'CLOSED' });
+    });
+
+    it('refuses listen() without notify', async () => {
+      const plain = postgresOutboxStore({ pool, table: uniqueName('pgx') });
+      await expect(plain.listen(() => {})).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    });
+
+    it('relays of a notifying outbox publish committed messages', async () => {
+      const table = uniqueName('pgr');
+      drops.push(...outboxTables(table).map((t) => `"${t}"`));
+      const outbox = postgresOutbox({ pool, table, partitions: 4, notify: true });
+      await outbox.migrate();
+      const transport = memory();
+      const bus = createBus({ transport });
+      const seen: number[] = [];
+      await bus.subscribe(Topic, { group: 'g', from: 'earliest' }, async (message) => {
+        seen.push(message.payload.n);
+      });
+      // A long idle poll: delivery in time shows the NOTIFY path is what woke the relay.
+      const relay = outbox.relay({ transport, pollMinMs: 30_000, pollMaxMs: 30_000 });
+      await relay.start();
+      await delay(100);
+      await inTransaction(async (tx) => {
+        await outbox.enqueueMany(
+          tx,
+          Topic,
+          [1, 2, 3].map((n) => ({ payload: { n }, key: 'same' })),
+        );
+      });
+      await waitFor('three relayed messages', () => seen.length === 3, 10_000);
+      expect(seen).toEqual([1, 2, 3]);
+      await relay.stop();
+      await bus.close();
+      await outbox.store.close();
+    });
+  });
+
+  describe('inbox', () => {
+    it('runs work once per group and message, rolling back with a failing handler', async () => {
+      const table = uniqueName('pgi');
+      const effects = uniqueName('pge');
+      drops.push(`"${table}"`, `"${effects}"`);
+      await pool.query(`CREATE TABLE "${effects}" (message_id text, grp text)`);
+      const inbox = postgresInbox<pg.PoolClient>({ pool, table });
+      await inbox.migrate();
+      await inbox.migrate();
+      const effect = (id: string, group: string) => async (tx: pg.PoolClient) => {
+        await tx.query(`INSERT INTO "${effects}" VALUES ($1, $2)`, [id, group]);
+      };
+
+      expect(await inbox.process('billing', 'm1', effect('m1', 'billing'))).toEqual({
+        duplicate: false,
+      });
+      expect(await inbox.process('billing', 'm1', effect('m1', 'billing'))).toEqual({
+        duplicate: true,
+      });
+      expect(await inbox.process('shipping', 'm1', effect('m1', 'shipping'))).toEqual({
+        duplicate: false,
+      });
+
+      const failure = new Error('handler failed');
+      await expect(
+        inbox.process('billing', 'm2', async (tx) => {
+          await effect('m2', 'billing')(tx);
+          throw failure;
+        }),
+      ).rejects.toBe(failure);
+      expect(await inbox.process('billing', 'm2', effect('m2', 'billing'))).toEqual({
+        duplicate: false,
+      });
+
+      // Concurrent deliveries of one message: exactly one runs its work.
+      const results = await Promise.all(
+        Array.from({ length: 5 }, () =>
+          inbox.process('billing', 'm3', async (tx) => {
+            await delay(50);
+            await effect('m3', 'billing')(tx);
+          }),
+        ),
+      );
+      expect(results.filter((r) => !r.duplicate)).toHaveLength(1);
+
+      const { rows } = await pool.query<{ message_id: string; grp: string }>(
+        `SELECT message_id, grp FROM "${effects}" ORDER BY message_id, grp`,
+      );
+      expect(rows).toEqual([
+        { message_id: 'm1', grp: 'billing' },
+        { message_id: 'm1', grp: 'shipping' },
+        { message_id: 'm2', grp: 'billing' },
+        { message_id: 'm3', grp: 'billing' },
+      ]);
+      expect(await inbox.purge(new Date(Date.now() + 60_000), 2)).toBe(2);
+      await inbox.close();
+    });
+  });
+
+  describe('URLs', () => {
+    it('opens postgres: and postgresql: stores with ferry options from the query', async () => {
+      const table = uniqueName('pgu');
+      drops.push(...outboxTables(table).map((t) => `"${t}"`));
+      const base = new URL(url as string);
+      for (const scheme of ['postgres:', 'postgresql:']) {
+        base.protocol = scheme;
+        base.searchParams.set('table', table);
+        base.searchParams.set('partitions', '3');
+        const store = await openStore(base.href);
+        expect(store.dialect).toBe('postgres');
+        await store.migrate();
+        expect(store.partitions).toBe(3);
+        await store.close();
+      }
+    });
+
+    it('never shows the password of a URL it cannot use', async () => {
+      const error = await openStore('postgres://u:s3cret@127.0.0.1:1/db?table=a-b').catch(
+        (e: unknown) => e,
+      );
+      expect(isFerryError(error, 'INVALID_NAME')).toBe(true);
+      const refused = postgresOutboxStore({
+        connectionString: 'postgres://u:s3cret@127.0.0.1:1/db',
+      });
+      const failure = await refused.migrate().catch((e: unknown) => e);
+      expect(isFerryError(failure, 'CONNECTION_FAILED')).toBe(true);
+      expect(String((failure as Error).message)).not.toContain('s3cret');
+      await refused.close();
+    });
+  });
+});
