@@ -193,7 +193,7 @@ export function mysqlOutboxStore(options: MysqlOutboxOptions): MysqlOutboxStore 
 
   const toRecord = (row: Row): OutboxRecord => ({
     id: row.id as string,
-    seq: toBigInt(row.seq),
+    seq: toBigInt(row.seq_text),
     topic: row.topic as string,
     key: (row.key as string | null) ?? undefined,
     partition: Number(row.partition),
@@ -364,7 +364,7 @@ export function mysqlOutboxStore(options: MysqlOutboxOptions): MysqlOutboxStore 
       run('readPending', async (pool) => {
         if (checkLimit(limit, 'limit') === 0) return [];
         const result = await pool.query(
-          `SELECT id, CAST(seq AS CHAR) AS seq, topic, \`key\`, \`partition\`, payload, headers,
+          `SELECT id, CAST(seq AS CHAR) AS seq_text, topic, \`key\`, \`partition\`, payload, headers,
                   DATE_FORMAT(created_at, ${ISO}) AS created_at, attempts,
                   DATE_FORMAT(available_at, ${ISO}) AS available_at,
                   available_at <= ${NOW} AS ready

@@ -196,11 +196,11 @@ export function postgresOutboxStore(options: PostgresOutboxOptions): PostgresOut
   // interleaved with a newer owner's reads.
   const leaseHeld = `EXISTS (SELECT 1 FROM ${L} WHERE partition = $1 AND owner = $2 AND fence = $3 AND expires_at > now() FOR SHARE)`;
 
-  const selectColumns = `id, seq::text AS seq, topic, key, partition, payload, headers, created_at, attempts, available_at`;
+  const selectColumns = `id, seq::text AS seq_text, topic, key, partition, payload, headers, created_at, attempts, available_at`;
 
   const toRecord = (row: Row): OutboxRecord => ({
     id: row.id as string,
-    seq: toBigInt(row.seq),
+    seq: toBigInt(row.seq_text),
     topic: row.topic as string,
     key: (row.key as string | null) ?? undefined,
     partition: Number(row.partition),

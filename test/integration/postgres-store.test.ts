@@ -65,6 +65,27 @@ describe.skipIf(url === undefined)('postgres store and inbox', () => {
     await Promise.all(stores.map((store) => store.close()));
   });
 
+  it('reads pending rows in numeric seq order (past 9, 99, ...)', async () => {
+    const table = uniqueName('pgo');
+    drops.push(...outboxTables(table).map((t) => `"${t}"`));
+    const outbox = postgresOutbox({ pool, table, partitions: 1 });
+    await outbox.migrate();
+    const Topic = defineTopic<{ n: number }>('pg.order');
+    const receipts = await inTransaction((tx) =>
+      outbox.enqueueMany(
+        tx,
+        Topic,
+        Array.from({ length: 150 }, (_, n) => ({ payload: { n }, key: 'k' })),
+      ),
+    );
+    const rows = await outbox.store.readPending(0, 1000);
+    expect(rows.map((r) => r.id)).toEqual(receipts.map((r) => r.id));
+    expect(rows.map((r) => r.seq)).toEqual(
+      [...rows.map((r) => r.seq)].sort((a, b) => (a < b ? -1 : 1)),
+    );
+    await outbox.store.close();
+  });
+
   it('works on a schema-qualified table', async () => {
     const schema = uniqueName('pgs');
     await pool.query(`CREATE SCHEMA "${schema}"`);
