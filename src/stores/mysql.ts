@@ -159,6 +159,12 @@ async function withNamedLock<C extends MysqlPoolConnection, T>(
 }
 
 type Row = Record<string, unknown>;
+
+/** ER_LOCK_DEADLOCK or ER_LOCK_WAIT_TIMEOUT. */
+const isLockConflict = (error: unknown): boolean => {
+  const errno = (error as { errno?: unknown } | null)?.errno;
+  return errno === 1213 || errno === 1205;
+};
 const rowsOf = (result: [unknown, unknown]): Row[] => result[0] as Row[];
 const affected = (result: [unknown, unknown]): number =>
   Number((result[0] as { affectedRows?: unknown }).affectedRows ?? 0);
@@ -184,11 +190,26 @@ export function mysqlOutboxStore(options: MysqlOutboxOptions): MysqlOutboxStore 
 
   const run = async <X>(operation: string, work: (pool: MysqlPool) => Promise<X>): Promise<X> => {
     if (closed) throw new FerryError('CLOSED', 'The mysql outbox store is closed');
-    return guarded(DIALECT, operation, async () => work(await conn.pool()));
+    return guarded(DIALECT, operation, async () => {
+      const pool = await conn.pool();
+      // InnoDB may pick ferry's own statements as deadlock victims (rolled back whole):
+      // they are safe to run again.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await work(pool);
+        } catch (error) {
+          if (attempt >= 5 || !isLockConflict(error)) throw error;
+          await new Promise((resolve) => setTimeout(resolve, attempt * 10 * Math.random()));
+        }
+      }
+    });
   };
 
   // A multi-table UPDATE reads the lease row with a shared lock, so a takeover waits for
   // this statement, and rows are written only while the fence is current and unexpired.
+  // The outbox rows are found through the unique id index (forced): record locks only. A
+  // range scan of outbox_pending would take next-key locks that block, and deadlock with,
+  // writers inserting into the same partition.
   const leaseJoin = `JOIN ${L} l ON l.\`partition\` = ? AND l.owner = ? AND l.fence = ? AND l.expires_at > ${NOW}`;
 
   const toRecord = (row: Row): OutboxRecord => ({
@@ -383,7 +404,7 @@ export function mysqlOutboxStore(options: MysqlOutboxOptions): MysqlOutboxStore 
       run('markPublished', async (pool) => {
         if (ids.length === 0) return 0;
         const result = await pool.query(
-          `UPDATE ${T} o ${leaseJoin}
+          `UPDATE ${T} o FORCE INDEX (outbox_id) ${leaseJoin}
            SET o.status = 'published', o.published_at = ${NOW}
            WHERE o.id IN (?) AND o.\`partition\` = ? AND o.status = 'pending'`,
           [lease.partition, owner, lease.fence.toString(), [...ids], lease.partition],
@@ -394,7 +415,7 @@ export function mysqlOutboxStore(options: MysqlOutboxOptions): MysqlOutboxStore 
     markFailed: (owner, lease, id, error, retry) =>
       run('markFailed', async (pool) => {
         const result = await pool.query(
-          `UPDATE ${T} o ${leaseJoin}
+          `UPDATE ${T} o FORCE INDEX (outbox_id) ${leaseJoin}
            SET o.attempts = o.attempts + 1, o.last_error = ?,
                o.status = IF(?, 'dead', o.status),
                o.available_at = IF(?, o.available_at, ${inMs()})
@@ -463,9 +484,18 @@ export function mysqlOutboxStore(options: MysqlOutboxOptions): MysqlOutboxStore 
     purgePublished: (before, limit) =>
       run('purgePublished', async (pool) => {
         if (checkLimit(limit, 'limit') === 0) return 0;
+        // Find the rows with a plain (lock-free) read, then delete them by primary key: a
+        // locking range scan could reach the end of the table and block every writer.
+        const found = rowsOf(
+          await pool.query(
+            `SELECT seq FROM ${T} WHERE status = 'published' AND published_at < ? ORDER BY seq LIMIT ?`,
+            [utc(before), limit],
+          ),
+        ).map((row) => String(row.seq));
+        if (found.length === 0) return 0;
         const result = await pool.query(
-          `DELETE FROM ${T} WHERE status = 'published' AND published_at < ? ORDER BY seq LIMIT ?`,
-          [utc(before), limit],
+          `DELETE FROM ${T} WHERE seq IN (?) AND status = 'published'`,
+          [found],
         );
         return affected(result);
       }),
