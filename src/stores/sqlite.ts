@@ -1,3 +1,4 @@
+import type BetterSqlite3 from 'better-sqlite3';
 import type { PublishItem, PublishOptions, PublishReceipt, Inbox } from '../bus.js';
 import { loadDriver } from '../driver.js';
 import { FerryError } from '../errors.js';
@@ -46,9 +47,9 @@ export interface SqliteOpenOptions {
 export async function openSqliteDatabase(
   path: string,
   options: SqliteOpenOptions = {},
-): Promise<SqliteDatabase> {
+): Promise<BetterSqlite3.Database> {
   const { default: Database } = await loadDriver('better-sqlite3', () => import('better-sqlite3'));
-  let db: SqliteDatabase;
+  let db: BetterSqlite3.Database;
   try {
     db = new Database(path);
   } catch (cause) {
@@ -153,7 +154,8 @@ export interface SqliteOutboxStore extends OutboxStore<SqliteDatabase> {
 
 interface Row {
   id: string;
-  seq: string;
+  /** As text, since the column can exceed 2^53 and is ordered by as a number. */
+  seq_text: string;
   topic: string;
   key: string | null;
   partition: number;
@@ -375,7 +377,7 @@ export function sqliteOutboxStore(
       run((db) => {
         const rows = sql(
           db,
-          `SELECT id, CAST(seq AS TEXT) AS seq, topic, "key", "partition", payload, headers,
+          `SELECT id, CAST(seq AS TEXT) AS seq_text, topic, "key", "partition", payload, headers,
                   created_at, available_at, attempts
            FROM ${t} WHERE "partition" = ? AND status = 'pending' ORDER BY seq LIMIT ?`,
         ).all(partition, limit) as Row[];
@@ -385,7 +387,7 @@ export function sqliteOutboxStore(
           if (row.available_at > now) break;
           records.push({
             id: row.id,
-            seq: BigInt(row.seq),
+            seq: BigInt(row.seq_text),
             topic: row.topic,
             key: row.key ?? undefined,
             partition: row.partition,
