@@ -1,0 +1,29 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError } from 'commander';
+import { adviseCommand } from './advise.js';
+import { publishCommand } from './publish.js';
+import { replayCommand } from './replay.js';
+import { tailCommand } from './tail.js';
+
+const { version } = JSON.parse(
+  readFileSync(new URL('../../package.json', import.meta.url), 'utf8'),
+) as { version: string };
+
+const program = new Command('ferry')
+  .description('reliable messaging for TypeScript services')
+  .version(version)
+  .showHelpAfterError()
+  .exitOverride();
+
+publishCommand(program);
+tailCommand(program);
+replayCommand(program);
+adviseCommand(program);
+
+try {
+  await program.parseAsync();
+} catch (error) {
+  if (error instanceof CommanderError) process.exitCode = error.exitCode;
+  else throw error;
+}
