@@ -2,7 +2,10 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { adviseCommand } from './advise.js';
+import { migrateCommand } from './migrate.js';
+import { outboxCommand } from './outbox.js';
 import { publishCommand } from './publish.js';
+import { relayCommand } from './relay.js';
 import { replayCommand } from './replay.js';
 import { tailCommand } from './tail.js';
 
@@ -20,6 +23,9 @@ publishCommand(program);
 tailCommand(program);
 replayCommand(program);
 adviseCommand(program);
+migrateCommand(program);
+relayCommand(program);
+outboxCommand(program);
 
 try {
   await program.parseAsync();

@@ -12,6 +12,7 @@ import type {
   PartitionStatus,
 } from '../outbox/store.js';
 import type { Topic } from '../topic.js';
+import type { OpenedStore } from '../urls.js';
 import { assertIdentifier, quoteIdentifier } from './identifier.js';
 
 /** What ferry needs of a better-sqlite3 statement. */
@@ -639,4 +640,46 @@ function storeError(message: string, cause: unknown): FerryError {
       cause,
     },
   );
+}
+
+/**
+ * `sqlite:./app.db?table=ferry_outbox&inbox=ferry_inbox&partitions=16`: the outbox, inbox and
+ * a transaction helper on one connection of the file (for `ferry relay`, `ferry migrate`, the
+ * demo).
+ */
+export async function sqliteStoreFromUrl(url: URL): Promise<OpenedStore<SqliteDatabase>> {
+  const path = decodeURIComponent(url.pathname);
+  if (!path)
+    throw new FerryError('INVALID_URL', 'A sqlite: URL needs a file path: sqlite:./app.db');
+  const table = url.searchParams.get('table');
+  const inboxTable = url.searchParams.get('inbox');
+  const partitions = url.searchParams.get('partitions');
+  const db = await openSqliteDatabase(path);
+  const outbox = sqliteOutbox(db, {
+    ...(table === null ? {} : { table }),
+    ...(partitions === null ? {} : { partitions: Number(partitions) }),
+  });
+  const inbox = sqliteInbox(db, inboxTable === null ? {} : { table: inboxTable });
+  const run = (tx: SqliteDatabase, sql: string, params: readonly unknown[]) => {
+    const statement = (tx as BetterSqlite3.Database).prepare(sql);
+    if (statement.reader) return statement.all(...params) as Array<Record<string, unknown>>;
+    statement.run(...params);
+    return [];
+  };
+  return {
+    dialect: 'sqlite',
+    store: outbox.store,
+    outbox,
+    inbox,
+    migrate: async () => {
+      await outbox.migrate();
+      await inbox.migrate();
+    },
+    transaction: (work) => sqliteTransaction(db, work),
+    query: async (tx, sql, params = []) =>
+      tx === undefined ? withLock(db, () => run(db, sql, params)) : run(tx, sql, params),
+    close: async () => {
+      await withLock(db, () => db.close());
+    },
+  };
 }
