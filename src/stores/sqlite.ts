@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import type { PublishItem, PublishOptions, PublishReceipt, Inbox } from '../bus.js';
 import { loadDriver } from '../driver.js';
@@ -32,6 +33,8 @@ export interface SqliteDatabase {
   exec(sql: string): unknown;
   readonly inTransaction: boolean;
   readonly open: boolean;
+  /** The file it was opened with (`:memory:` or empty for in-memory databases). */
+  readonly name: string;
   close(): unknown;
 }
 
@@ -63,26 +66,31 @@ export async function openSqliteDatabase(
 }
 
 /**
- * Async work on one connection must not interleave: a statement run while another
- * caller's transaction is open would join that transaction. Every async transaction and
- * store operation of ferry on a connection takes this lock.
+ * Async work on one SQLite file must not interleave within a process. On one connection, a
+ * statement run while another caller's transaction is open would join that transaction; on
+ * two connections to one file, a write would wait (synchronously, blocking the event loop)
+ * for a lock that the other connection can only release once the event loop moves on. So
+ * every async transaction and store operation of ferry takes this lock, per file (per
+ * connection for in-memory databases).
  */
-const locks = new WeakMap<SqliteDatabase, Promise<unknown>>();
+const fileLocks = new Map<string, Promise<unknown>>();
+const connectionLocks = new WeakMap<SqliteDatabase, Promise<unknown>>();
 
 function withLock<T>(db: SqliteDatabase, work: () => T | Promise<T>): Promise<T> {
-  const previous = locks.get(db) ?? Promise.resolve();
+  const file = db.name && db.name !== ':memory:' ? resolve(db.name) : undefined;
+  const previous = (file ? fileLocks.get(file) : connectionLocks.get(db)) ?? Promise.resolve();
   const next = previous.then(work, work);
-  locks.set(
-    db,
-    next.catch(() => undefined),
-  );
+  const settled = next.catch(() => undefined);
+  if (file) fileLocks.set(file, settled);
+  else connectionLocks.set(db, settled);
   return next;
 }
 
 /**
  * Runs `work` in a write transaction (`BEGIN IMMEDIATE`) on `db`, serialized with every
- * other ferry transaction on that connection: commits when it resolves, rolls back when it
- * throws. Use it to enqueue from async code.
+ * other ferry transaction on that file in this process: commits when it resolves, rolls back
+ * when it throws. Use it to enqueue from async code. Inside `work`, write through `tx` only:
+ * starting another ferry transaction on the same file there would wait for this one forever.
  */
 export function sqliteTransaction<T>(
   db: SqliteDatabase,
@@ -574,7 +582,9 @@ export interface SqliteInbox extends Inbox<SqliteDatabase> {
  * Idempotent consumer on SQLite. Each message runs in a `BEGIN IMMEDIATE` transaction on the
  * inbox's connection, serialized with ferry's other work on that connection; the handler
  * writes its effects through the `tx` it is given (the same connection), so effects and the
- * inbox row commit together. Keep handlers short: the file's write lock is held meanwhile.
+ * inbox row commit together. Keep handlers short: the file's write lock is held meanwhile,
+ * and write through `tx` only (another ferry transaction on the same file would wait for
+ * this one forever).
  */
 export function sqliteInbox(source: SqliteSource, options: SqliteInboxOptions = {}): SqliteInbox {
   const table = sqliteTableName(options.table ?? 'ferry_inbox');

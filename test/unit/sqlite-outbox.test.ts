@@ -13,7 +13,7 @@ import {
   sqliteOutboxStore,
   type SqliteDatabase,
 } from '../../src/stores/sqlite.js';
-import { uniqueName } from '../helpers/wait.js';
+import { deferred, uniqueName } from '../helpers/wait.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ferry-sqlite-outbox-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -155,5 +155,28 @@ describe('sqlite outbox', () => {
     );
     expect(results.filter((r) => r.duplicate)).toHaveLength(10);
     expect(pendingCount(db, 'effects')).toBe(13);
+  });
+
+  it('serializes ferry work on one file across connections in one process', async () => {
+    const db = await database();
+    const inbox = sqliteInbox(db);
+    await inbox.migrate();
+    const store = sqliteOutboxStore(db.name);
+    await store.migrate();
+    const release = deferred();
+    const entered = deferred();
+    // A handler that waits on I/O while its transaction holds the file's write lock.
+    const handling = inbox.process('billing', 'm1', async (tx) => {
+      tx.prepare('SELECT 1').get();
+      entered.resolve();
+      await release.promise;
+    });
+    await entered.promise;
+    // Without the per-file lock this write would block the event loop until SQLITE_BUSY.
+    const beat = store.heartbeat('relay-a', 60_000);
+    setTimeout(() => release.resolve(), 20);
+    await expect(beat).resolves.toEqual([]);
+    await expect(handling).resolves.toEqual({ duplicate: false });
+    await store.close();
   });
 });
