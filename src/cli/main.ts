@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { adviseCommand } from './advise.js';
+import { demoCommand } from './demo.js';
 import { migrateCommand } from './migrate.js';
 import { outboxCommand } from './outbox.js';
 import { publishCommand } from './publish.js';
@@ -23,6 +24,7 @@ publishCommand(program);
 tailCommand(program);
 replayCommand(program);
 adviseCommand(program);
+demoCommand(program);
 migrateCommand(program);
 relayCommand(program);
 outboxCommand(program);
