@@ -19,6 +19,8 @@ export interface KafkaSubscriptionSettings {
   readonly concurrency: number;
   readonly maxBufferedMessages: number;
   readonly redeliveryDelayMs: number;
+  /** Least time between two commit requests (close and rebalances commit at once). */
+  readonly commitIntervalMs: number;
   readonly clientOptions: Omit<KafkaLib.BaseOptions, 'clientId'> & { readonly clientId: string };
   readonly sessionTimeoutMs: number;
   readonly heartbeatIntervalMs: number;
@@ -75,6 +77,9 @@ export class KafkaSubscription implements Subscription {
   private readonly slotQueue: Array<(ok: boolean) => void> = [];
   private readonly dirty = new Map<number, bigint>();
   private committing: Promise<void> | undefined;
+  private lastCommitAt = 0;
+  /** Set when a rebalance or close needs the finished offsets saved now. */
+  private commitNow = false;
   private closing = false;
   private abandoned = false;
   private done: Promise<void> | undefined;
@@ -110,7 +115,10 @@ export class KafkaSubscription implements Subscription {
     const subscription = new KafkaSubscription(consumer, settings, handler);
     consumer.on('consumer:group:join', (payload) => subscription.onJoin(payload.assignments));
     // Save finished work while the group still accepts this generation's commits.
-    consumer.on('consumer:group:rebalance', () => subscription.flushCommits());
+    consumer.on('consumer:group:rebalance', () => {
+      subscription.commitNow = true;
+      subscription.flushCommits();
+    });
     consumer.on('error', (error: unknown) =>
       settings.onError(settings.toFerryError(error, 'CONNECTION_FAILED', 'Kafka consumer')),
     );
@@ -241,7 +249,8 @@ export class KafkaSubscription implements Subscription {
     const delivery = toDelivery(record);
     for (;;) {
       if (work.stopped || this.closing) return false;
-      if (!(await this.acquire())) return false;
+      if (this.running < this.settings.concurrency) this.running++;
+      else if (!(await this.waitForSlot())) return false;
       try {
         await this.handler(delivery);
         return true;
@@ -255,12 +264,9 @@ export class KafkaSubscription implements Subscription {
     }
   }
 
-  private acquire(): Promise<boolean> {
+  /** Resolves true holding a slot (passed on by `release`), false when closing. */
+  private waitForSlot(): Promise<boolean> {
     if (this.closing) return Promise.resolve(false);
-    if (this.running < this.settings.concurrency) {
-      this.running++;
-      return Promise.resolve(true);
-    }
     return new Promise((resolve) => this.slotQueue.push(resolve));
   }
 
@@ -290,6 +296,10 @@ export class KafkaSubscription implements Subscription {
   private async commitLoop(): Promise<void> {
     let failures = 0;
     while (this.dirty.size > 0) {
+      const wait = this.lastCommitAt + this.settings.commitIntervalMs - Date.now();
+      if (wait > 0 && !this.commitNow && !this.closing) await this.sleep(wait);
+      this.commitNow = false;
+      this.lastCommitAt = Date.now();
       const offsets = [...this.dirty].map(([partition, offset]) => ({
         topic: this.settings.topic,
         partition,

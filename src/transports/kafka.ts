@@ -55,6 +55,12 @@ export interface KafkaTransportOptions {
   readonly maxBufferedMessages?: number;
   /** Wait before a rejected record is handed out again. Default 100 ms. */
   readonly redeliveryDelayMs?: number;
+  /**
+   * Least time between two offset commits of a subscription. Default 100 ms: what finished
+   * meanwhile goes in one request. Closing and rebalances commit at once; a crash redoes at
+   * most this much work.
+   */
+  readonly commitIntervalMs?: number;
   /** Told about errors a subscription recovers from by itself (commit retries, refetch). */
   readonly onError?: (error: FerryError) => void;
 }
@@ -193,38 +199,44 @@ export function kafka(options: KafkaTransportOptions): Transport {
     return ready;
   };
 
+  // One produce request in flight; publishes that arrive meanwhile go out together next.
   const drain = async (): Promise<void> => {
-    const client = await producerClient().catch((error: unknown) => {
-      for (const pending of queue.splice(0)) pending.reject(error);
-      throw error;
-    });
-    while (queue.length > 0) {
-      const batch: PendingSend[] = [];
-      let bytes = 0;
+    try {
+      const client = await producerClient();
       while (queue.length > 0) {
-        const next = queue[0] as PendingSend;
-        if (batch.length > 0 && bytes + next.bytes > MAX_REQUEST_BYTES) break;
-        batch.push(next);
-        bytes += next.bytes;
-        queue.shift();
+        const batch: PendingSend[] = [];
+        let bytes = 0;
+        while (queue.length > 0) {
+          const next = queue[0] as PendingSend;
+          if (batch.length > 0 && bytes + next.bytes > MAX_REQUEST_BYTES) break;
+          batch.push(next);
+          bytes += next.bytes;
+          queue.shift();
+        }
+        try {
+          await client.send({
+            messages:
+              batch.length === 1
+                ? (batch[0] as PendingSend).records
+                : batch.flatMap((p) => p.records),
+          });
+          for (const pending of batch) pending.resolve();
+        } catch (error) {
+          for (const pending of batch) pending.reject(error);
+        }
       }
-      try {
-        await client.send({ messages: batch.flatMap((pending) => pending.records) });
-        for (const pending of batch) pending.resolve();
-      } catch (error) {
-        for (const pending of batch) pending.reject(error);
-      }
+    } catch (error) {
+      for (const pending of queue.splice(0)) pending.reject(error);
+    } finally {
+      // Synchronously with the loop's last look at the queue: a later publish starts anew.
+      sending = undefined;
     }
   };
 
   const enqueue = (records: ProduceRecord[], bytes: number): Promise<void> =>
     new Promise<void>((resolve, reject) => {
       queue.push({ records, bytes, resolve, reject });
-      sending ??= drain()
-        .catch(() => undefined)
-        .finally(() => {
-          sending = undefined;
-        });
+      sending ??= drain();
     });
 
   const toRecord = (message: OutgoingMessage): [ProduceRecord, number] => {
@@ -319,6 +331,7 @@ export function kafka(options: KafkaTransportOptions): Transport {
           concurrency: subscribe.concurrency ?? 64,
           maxBufferedMessages: options.maxBufferedMessages ?? 2000,
           redeliveryDelayMs: options.redeliveryDelayMs ?? 100,
+          commitIntervalMs: options.commitIntervalMs ?? 100,
           clientOptions: {
             ...clientOptions,
             clientId: `${clientId}-consumer`,

@@ -201,6 +201,42 @@ describe.skipIf(brokers === undefined)('kafka integration', () => {
     );
   }, 60_000);
 
+  it('loses nothing while members join and leave during a stream of messages', async () => {
+    const publisher = client();
+    const topic = uniqueName('it.rebalance');
+    const group = uniqueName('g');
+    const seen = new Map<string, number>();
+    const handler = async (d: Delivery): Promise<void> => {
+      await delay(1);
+      const body = d.body.toString();
+      seen.set(body, (seen.get(body) ?? 0) + 1);
+    };
+    const first = await client().subscribe({ topic, group }, handler);
+    let sent = 0;
+    const burst = async (count: number): Promise<void> => {
+      await publisher.publish(
+        Array.from({ length: count }, () => {
+          const n = sent++;
+          return { topic, key: `k${n % 17}`, body: Buffer.from(String(n)), headers: {} };
+        }),
+      );
+    };
+    await burst(200);
+    const second = await client().subscribe({ topic, group }, handler);
+    await burst(200);
+    const third = await client().subscribe({ topic, group }, handler);
+    await burst(200);
+    await first.close();
+    await burst(200);
+    await second.close({ timeoutMs: 50 });
+    await burst(200);
+    await waitFor('every message', () => seen.size === sent, 30_000);
+    await third.close();
+    expect([...seen.keys()].map(Number).sort((a, b) => a - b)).toEqual(
+      Array.from({ length: sent }, (_, i) => i),
+    );
+  });
+
   it('replays a group by offset and by timestamp, and reports lag', async () => {
     const transport = client({ partitions: 1 });
     const topic = uniqueName('it.replay');
