@@ -10,6 +10,9 @@ export type TransportOpener = (url: URL) => Transport | Promise<Transport>;
  */
 const transports: Record<string, () => Promise<TransportOpener>> = {
   'memory:': async () => (await import('./transports/memory.js')).memoryFromUrl,
+  'amqp:': async () => (await import('./transports/rabbitmq/index.js')).rabbitmqFromUrl,
+  'amqps:': async () => (await import('./transports/rabbitmq/index.js')).rabbitmqFromUrl,
+  'stomp:': async () => (await import('./transports/stomp.js')).stompFromUrl,
 };
 
 export const transportSchemes = (): string[] => Object.keys(transports).map((s) => s.slice(0, -1));
