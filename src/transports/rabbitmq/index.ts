@@ -290,14 +290,18 @@ export function rabbitmq(options: RabbitMqOptions = {}): RabbitMqTransport {
             publishOptions(message, mandatory),
             (error: unknown) => {
               if (error) {
-                settle(
-                  state.closed
-                    ? 'retry'
-                    : new FerryError(
-                        'PUBLISH_FAILED',
-                        `RabbitMQ did not confirm a message for ${message.topic} (nack)`,
-                        { cause: error, details: { topic: message.topic, id } },
-                      ),
+                // amqplib fails pending confirms from its own close listener, before ours
+                // marks the channel closed: look once the close has been handled.
+                setImmediate(() =>
+                  settle(
+                    state.closed
+                      ? 'retry'
+                      : new FerryError(
+                          'PUBLISH_FAILED',
+                          `RabbitMQ did not confirm a message for ${message.topic} (nack)`,
+                          { cause: error, details: { topic: message.topic, id } },
+                        ),
+                  ),
                 );
               } else if (mandatory && id !== undefined && state.returned.delete(id)) {
                 settle(
