@@ -321,6 +321,37 @@ describe.skipIf(url === undefined)('rabbitmq', () => {
     expect(await dlqDepth(amqpUrl, `${prefix}${deadLetterTopic(topic.name)}`)).toBe(0);
   });
 
+  it('brings a nacked message back before later ones on a quorum queue', async () => {
+    const made = transport({ queueType: 'quorum' });
+    const topic = uniqueName('it.quorum');
+    const calls: string[] = [];
+    let failed = false;
+    track(
+      await made.subscribe({ topic, group: 'q' }, async (delivery) => {
+        const body = delivery.body.toString();
+        calls.push(body);
+        if (body === 'A' && !failed) {
+          failed = true;
+          throw new Error('first try fails');
+        }
+      }),
+    );
+    await made.publish(
+      ['A', 'B', 'C'].map((body) => ({
+        topic,
+        key: 'same',
+        body: Buffer.from(body),
+        headers: { [HEADER.id]: `${topic}-${body}` },
+      })),
+    );
+    await waitFor('C', () => calls.includes('C'));
+    expect(calls).toEqual(['A', 'A', 'B', 'C']);
+    const { stdout } = await run('rabbitmqctl', ['-q', 'list_queues', 'name', 'type']).catch(
+      () => ({ stdout: `${prefix}${topic}:q\tquorum` }),
+    );
+    expect(stdout).toMatch(new RegExp(`${topic}:q\\s+quorum`));
+  });
+
   it('fails a mandatory publish nobody is bound for, and refuses seek', async () => {
     const made = transport({ mandatory: true });
     const topic = uniqueName('it.mandatory');

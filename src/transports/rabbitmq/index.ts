@@ -243,8 +243,8 @@ export function rabbitmq(options: RabbitMqOptions = {}): RabbitMqTransport {
     }
   };
 
-  // Publishes in order without waiting for confirms in between; a full socket buffer pauses
-  // the loop (backpressure) until it drains.
+  // Publishes in order without waiting for confirms in between: only a full window (or a
+  // full socket buffer) pauses the loop.
   const sendAll = async (
     state: Publisher,
     exchanges: Map<string, string>,
@@ -252,88 +252,81 @@ export function rabbitmq(options: RabbitMqOptions = {}): RabbitMqTransport {
   ): Promise<Outcome[]> => {
     const results: Promise<Outcome>[] = [];
     for (const message of messages) {
-      const outcome = sendOne(state, exchanges.get(message.topic) ?? '', message);
-      results.push(outcome.confirmed);
-      if (outcome.drained) await outcome.drained;
-    }
-    return Promise.all(results);
-  };
-
-  const sendOne = (
-    state: Publisher,
-    exchange: string,
-    message: OutgoingMessage,
-  ): { confirmed: Promise<Outcome>; drained: Promise<void> | undefined } => {
-    let drained: Promise<void> | undefined;
-    const confirmed = (async (): Promise<Outcome> => {
       const wait = window.acquire();
       if (wait) await wait;
       if (state.closed) {
         window.release();
-        return 'retry';
+        results.push(Promise.resolve('retry'));
+        continue;
       }
-      return new Promise<Outcome>((resolve) => {
-        const id = message.headers[HEADER.id];
-        const routingKey = routingKeyOf(message);
-        let settled = false;
-        const settle = (outcome: Outcome): void => {
-          if (settled) return;
-          settled = true;
-          window.release();
-          resolve(outcome);
+      let drained: Promise<void> | undefined;
+      results.push(
+        new Promise<Outcome>((resolve) => {
+          const settle = (outcome: Outcome): void => {
+            window.release();
+            resolve(outcome);
+          };
+          drained = publishOne(state, exchanges.get(message.topic) ?? '', message, settle);
+        }),
+      );
+      if (drained) await drained;
+    }
+    return Promise.all(results);
+  };
+
+  /** Sends one message; `settle` is called once with its outcome. Returns a drain wait when the socket buffer is full. */
+  const publishOne = (
+    state: Publisher,
+    exchange: string,
+    message: OutgoingMessage,
+    settle: (outcome: Outcome) => void,
+  ): Promise<void> | undefined => {
+    const id = message.headers[HEADER.id];
+    const routingKey = routingKeyOf(message);
+    try {
+      const more = state.channel.publish(
+        exchange,
+        routingKey,
+        message.body,
+        publishOptions(message, mandatory),
+        (error: unknown) => {
+          if (error) {
+            // amqplib fails pending confirms from its own close listener, before ours marks
+            // the channel closed: look once the close has been handled.
+            setImmediate(() =>
+              settle(
+                state.closed
+                  ? 'retry'
+                  : new FerryError(
+                      'PUBLISH_FAILED',
+                      `RabbitMQ did not confirm a message for ${message.topic} (nack)`,
+                      { cause: error, details: { topic: message.topic, id } },
+                    ),
+              ),
+            );
+          } else if (mandatory && id !== undefined && state.returned.delete(id)) {
+            settle(
+              new FerryError(
+                'PUBLISH_FAILED',
+                `No queue is bound for a message to ${message.topic} (routing key ${JSON.stringify(routingKey)}); the broker returned it`,
+                { details: { topic: message.topic, id } },
+              ),
+            );
+          } else settle('ok');
+        },
+      );
+      if (more || state.closed) return undefined;
+      return new Promise<void>((wake) => {
+        const done = (): void => {
+          state.drainWaiters.delete(done);
+          wake();
         };
-        try {
-          const more = state.channel.publish(
-            exchange,
-            routingKey,
-            message.body,
-            publishOptions(message, mandatory),
-            (error: unknown) => {
-              if (error) {
-                // amqplib fails pending confirms from its own close listener, before ours
-                // marks the channel closed: look once the close has been handled.
-                setImmediate(() =>
-                  settle(
-                    state.closed
-                      ? 'retry'
-                      : new FerryError(
-                          'PUBLISH_FAILED',
-                          `RabbitMQ did not confirm a message for ${message.topic} (nack)`,
-                          { cause: error, details: { topic: message.topic, id } },
-                        ),
-                  ),
-                );
-              } else if (mandatory && id !== undefined && state.returned.delete(id)) {
-                settle(
-                  new FerryError(
-                    'PUBLISH_FAILED',
-                    `No queue is bound for a message to ${message.topic} (routing key ${JSON.stringify(routingKey)}); the broker returned it`,
-                    { details: { topic: message.topic, id } },
-                  ),
-                );
-              } else settle('ok');
-            },
-          );
-          if (!more && !state.closed) {
-            drained = new Promise<void>((wake) => {
-              const done = (): void => {
-                state.drainWaiters.delete(done);
-                wake();
-              };
-              state.drainWaiters.add(done);
-            });
-          }
-        } catch {
-          settle('retry'); // the channel closed under us
-        }
+        state.drainWaiters.add(done);
       });
-    })();
-    return {
-      confirmed,
-      get drained() {
-        return drained;
-      },
-    };
+    } catch {
+      settle('retry'); // the channel closed under us
+      return undefined;
+    }
   };
 
   const transport: RabbitMqTransport = {
