@@ -12,6 +12,9 @@ const transports: Record<string, () => Promise<TransportOpener>> = {
   'memory:': async () => (await import('./transports/memory.js')).memoryFromUrl,
   'sqlite:': async () => (await import('./transports/sqlite.js')).sqliteFromUrl,
   'kafka:': async () => (await import('./transports/kafka.js')).kafkaFromUrl,
+  'amqp:': async () => (await import('./transports/rabbitmq/index.js')).rabbitmqFromUrl,
+  'amqps:': async () => (await import('./transports/rabbitmq/index.js')).rabbitmqFromUrl,
+  'stomp:': async () => (await import('./transports/stomp.js')).stompFromUrl,
 };
 
 export const transportSchemes = (): string[] => Object.keys(transports).map((s) => s.slice(0, -1));
