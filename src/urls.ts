@@ -14,13 +14,28 @@ export type TransportOpener = (url: URL) => Transport | Promise<Transport>;
 const transports: Record<string, () => Promise<TransportOpener>> = {
   'memory:': async () => (await import('./transports/memory.js')).memoryFromUrl,
   'sqlite:': async () => (await import('./transports/sqlite.js')).sqliteFromUrl,
+  'kafka:': async () => (await import('./transports/kafka.js')).kafkaFromUrl,
+  'amqp:': async () => (await import('./transports/rabbitmq/index.js')).rabbitmqFromUrl,
+  'amqps:': async () => (await import('./transports/rabbitmq/index.js')).rabbitmqFromUrl,
+  'stomp:': async () => (await import('./transports/stomp.js')).stompFromUrl,
 };
 
 export const transportSchemes = (): string[] => Object.keys(transports).map((s) => s.slice(0, -1));
 
-/** Parses a connection URL; `INVALID_URL` (password redacted) when it is not one. */
+/**
+ * Parses a connection URL; `INVALID_URL` (password redacted) when it is not one. A URL may
+ * list several hosts (`kafka://h1:9092,h2:9092`); URL objects hold one, so the others are
+ * passed on as repeated `host` query parameters.
+ */
 export function parseUrl(text: string, kind: string): URL {
   try {
+    const hosts = /^([a-z][a-z0-9+.-]*:\/\/(?:[^/?#@]*@)?)([^/?#]*,[^/?#]*)(.*)$/i.exec(text);
+    if (hosts) {
+      const [first = '', ...others] = (hosts[2] as string).split(',');
+      const url = new URL(`${hosts[1] as string}${first}${hosts[3] as string}`);
+      for (const host of others) if (host.length > 0) url.searchParams.append('host', host);
+      return url;
+    }
     return new URL(text);
   } catch (cause) {
     throw new FerryError('INVALID_URL', `Not a valid ${kind} URL: ${redactUrl(text)}`, { cause });
