@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { adviseCommand } from './advise.js';
 import { publishCommand } from './publish.js';
+import { redriveCommand } from './redrive.js';
 import { replayCommand } from './replay.js';
 import { tailCommand } from './tail.js';
 
@@ -19,6 +20,7 @@ const program = new Command('ferry')
 publishCommand(program);
 tailCommand(program);
 replayCommand(program);
+redriveCommand(program);
 adviseCommand(program);
 
 try {
