@@ -10,6 +10,9 @@ export type TransportOpener = (url: URL) => Transport | Promise<Transport>;
  */
 const transports: Record<string, () => Promise<TransportOpener>> = {
   'memory:': async () => (await import('./transports/memory.js')).memoryFromUrl,
+  'redis:': async () => (await import('./transports/redis.js')).redisPubSubFromUrl,
+  'rediss:': async () => (await import('./transports/redis.js')).redisPubSubFromUrl,
+  'redis-streams:': async () => (await import('./transports/redis.js')).redisStreamsFromUrl,
 };
 
 export const transportSchemes = (): string[] => Object.keys(transports).map((s) => s.slice(0, -1));
