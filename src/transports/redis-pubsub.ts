@@ -74,21 +74,23 @@ const GLOB = /[*?[]/;
 /** Text bodies travel as text; anything else (or bytes that are not UTF-8) as base64. */
 function isTextType(contentType: string | undefined): boolean {
   if (contentType === undefined) return false;
+  if (contentType === 'application/json') return true;
   const type = contentType.split(';', 1)[0]?.trim().toLowerCase() ?? '';
   return type === 'application/json' || type.endsWith('+json') || type.startsWith('text/');
 }
 
 /** The wire form of a message on a Pub/Sub channel. */
 export function encodeEnvelope(message: OutgoingMessage): string {
-  const text = isTextType(message.headers[HEADER.contentType]) && isUtf8(message.body);
-  const envelope: PubSubEnvelope = {
-    ...(message.headers[HEADER.id] === undefined ? {} : { id: message.headers[HEADER.id] }),
-    ...(message.key === undefined ? {} : { key: message.key }),
-    headers: message.headers,
-    body: text ? message.body.toString('utf8') : message.body.toString('base64'),
-    ...(text ? {} : { encoding: 'base64' as const }),
-  };
-  return JSON.stringify(envelope);
+  const { headers, body } = message;
+  const text = isTextType(headers[HEADER.contentType]) && isUtf8(body);
+  // One object shape for every message (JSON.stringify leaves out the undefined fields).
+  return JSON.stringify({
+    id: headers[HEADER.id],
+    key: message.key,
+    headers,
+    body: body.toString(text ? 'utf8' : 'base64'),
+    encoding: text ? undefined : 'base64',
+  });
 }
 
 /**

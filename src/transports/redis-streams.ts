@@ -243,9 +243,9 @@ class PartitionWorker {
       try {
         // Whatever earlier owners left unacknowledged comes first, in stream order.
         await this.takeOver();
-        this.reader ??= command.duplicate();
-        while (!signal.aborted) {
-          const reply = (await this.reader.callBuffer(
+        const reader = (this.reader ??= command.duplicate());
+        const read = (): Promise<Array<[Buffer, StreamEntry[]]> | null> =>
+          reader.callBuffer(
             'XREADGROUP',
             'GROUP',
             this.group,
@@ -257,9 +257,16 @@ class PartitionWorker {
             'STREAMS',
             this.key,
             '>',
-          )) as Array<[Buffer, StreamEntry[]]> | null;
+          ) as Promise<Array<[Buffer, StreamEntry[]]> | null>;
+        // The next batch is read while this one is handled; it stays pending (for the next
+        // owner to claim) if the worker stops first.
+        let next = read();
+        while (!signal.aborted) {
+          const reply = await next;
+          next = read();
           if (!(await this.handleAll(reply?.[0]?.[1] ?? []))) break;
         }
+        next.catch(() => undefined);
       } catch (error) {
         if (signal.aborted) break;
         this.context.onError(error);
