@@ -258,6 +258,28 @@ describe.skipIf(url === undefined)('redis transports against a real Redis', () =
       expect(consumers).toHaveLength(1);
     });
 
+    it('reads without a group from the end, or from the start when asked', async () => {
+      const topic = defineTopic<string>(uniqueName('it.private'));
+      const b = bus(streams({ partitions: 3 }));
+      await b.publishMany(
+        topic,
+        ['old-1', 'old-2'].map((payload) => ({ payload, key: payload })),
+      );
+      const latest: string[] = [];
+      const earliest: string[] = [];
+      subscriptions.push(await b.subscribe(topic, {}, async (m) => void latest.push(m.payload)));
+      subscriptions.push(
+        await b.subscribe(topic, { from: 'earliest' }, async (m) => void earliest.push(m.payload)),
+      );
+      await b.publishMany(
+        topic,
+        ['new-1', 'new-2', 'new-3'].map((payload) => ({ payload, key: payload })),
+      );
+      await waitFor('all messages', () => latest.length === 3 && earliest.length === 5);
+      expect(latest.sort()).toEqual(['new-1', 'new-2', 'new-3']);
+      expect(earliest.sort()).toEqual(['new-1', 'new-2', 'new-3', 'old-1', 'old-2']);
+    });
+
     it('consumes entries added by redis-cli XADD and writes entries redis-cli reads', async () => {
       const topic = defineTopic<Record<string, unknown>>(uniqueName('it.xadd'));
       const stream = prefix + topic.name;
