@@ -18,6 +18,9 @@ const transports: Record<string, () => Promise<TransportOpener>> = {
   'amqp:': async () => (await import('./transports/rabbitmq/index.js')).rabbitmqFromUrl,
   'amqps:': async () => (await import('./transports/rabbitmq/index.js')).rabbitmqFromUrl,
   'stomp:': async () => (await import('./transports/stomp.js')).stompFromUrl,
+  'redis:': async () => (await import('./transports/redis.js')).redisPubSubFromUrl,
+  'rediss:': async () => (await import('./transports/redis.js')).redisPubSubFromUrl,
+  'redis-streams:': async () => (await import('./transports/redis.js')).redisStreamsFromUrl,
 };
 
 export const transportSchemes = (): string[] => Object.keys(transports).map((s) => s.slice(0, -1));

@@ -6,6 +6,7 @@ import { demoCommand } from './demo.js';
 import { migrateCommand } from './migrate.js';
 import { outboxCommand } from './outbox.js';
 import { publishCommand } from './publish.js';
+import { redriveCommand } from './redrive.js';
 import { relayCommand } from './relay.js';
 import { replayCommand } from './replay.js';
 import { tailCommand } from './tail.js';
@@ -23,6 +24,7 @@ const program = new Command('ferry')
 publishCommand(program);
 tailCommand(program);
 replayCommand(program);
+redriveCommand(program);
 adviseCommand(program);
 demoCommand(program);
 migrateCommand(program);

@@ -139,7 +139,7 @@ describe('ferry command', () => {
   });
 
   it('prints help for every command', async () => {
-    for (const command of ['publish', 'tail', 'replay', 'advise']) {
+    for (const command of ['publish', 'tail', 'replay', 'redrive', 'advise']) {
       const { code, stdout } = await ferry(command, '--help');
       expect(code).toBe(0);
       expect(stdout).toContain(`Usage: ferry ${command}`);

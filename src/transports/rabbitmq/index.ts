@@ -6,6 +6,8 @@ import type {
   CloseOptions,
   DeliveryHandler,
   PartitionLag,
+  RedriveOptions,
+  RedriveResult,
   SubscribeOptions,
   Subscription,
   Transport,
@@ -56,20 +58,6 @@ export interface RabbitMqOptions extends TopologyOptions {
   /** Wait before giving a rejected delivery back to the queue. Default 50 ms. */
   readonly redeliveryDelayMs?: number;
   readonly maxMessageBytes?: number;
-}
-
-export interface RedriveOptions {
-  /** Only dead letters of this group, and only back to this group's queue. */
-  readonly group?: string;
-  /** Move at most this many. Default: all. */
-  readonly limit?: number;
-}
-
-export interface RedriveResult {
-  /** Messages put back and removed from the dead-letter queue. */
-  readonly moved: number;
-  /** Messages left in the dead-letter queue (other groups). */
-  readonly kept: number;
 }
 
 /** The RabbitMQ transport, with the operations only RabbitMQ has. */
