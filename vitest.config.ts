@@ -1,12 +1,29 @@
-import { defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig } from 'vitest/config';
+
+// `*.isolated.test.ts` files disturb shared services (they restart a broker): they run in a
+// second group, after every other file has finished.
+const isolated = 'test/**/*.isolated.test.ts';
 
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',
     reporters: ['default'],
     env: { FERRY_LOG_LEVEL: process.env.FERRY_LOG_LEVEL ?? 'silent' },
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: 'shared',
+          include: ['test/**/*.test.ts'],
+          exclude: [...configDefaults.exclude, isolated],
+        },
+      },
+      {
+        extends: true,
+        test: { name: 'isolated', include: [isolated], sequence: { groupOrder: 1 } },
+      },
+    ],
   },
 });

@@ -155,6 +155,7 @@ export function createBus(options: BusOptions): Bus {
       }
       throw error;
     }
+    if (!logger.isLevelEnabled('info')) return messages.map(receiptOf);
     const durationMs = round(performance.now() - started);
     for (const message of messages) {
       logger.info(
@@ -162,7 +163,7 @@ export function createBus(options: BusOptions): Bus {
         'published',
       );
     }
-    return messages.map((message) => ({ id: message.headers[HEADER.id] ?? '' }));
+    return messages.map(receiptOf);
   }
 
   async function subscribe<T, Tx>(
@@ -205,17 +206,15 @@ export function createBus(options: BusOptions): Bus {
     const onDelivery = async (delivery: Delivery): Promise<void> => {
       const started = performance.now();
       const id = deliveryId(delivery);
-      const where = {
-        ...base,
-        id,
-        key: delivery.key,
-        partition: delivery.partition,
-        offset: delivery.offset,
-      };
       const outcome = (result: string, attempt: number, error?: unknown): void => {
+        if (!logger.isLevelEnabled(error === undefined ? 'info' : 'warn')) return;
         const line = {
           event: 'consume',
-          ...where,
+          ...base,
+          id,
+          key: delivery.key,
+          partition: delivery.partition,
+          offset: delivery.offset,
           attempt,
           durationMs: round(performance.now() - started),
           result,
@@ -307,6 +306,10 @@ export function createBus(options: BusOptions): Bus {
 
 function describe(message: OutgoingMessage): Record<string, unknown> {
   return { id: message.headers[HEADER.id], topic: message.topic, key: message.key };
+}
+
+function receiptOf(message: OutgoingMessage): PublishReceipt {
+  return { id: message.headers[HEADER.id] ?? '' };
 }
 
 function round(ms: number): number {

@@ -5,6 +5,7 @@ export * from './topic.js';
 export * from './transport.js';
 export * from './retry.js';
 export * from './bus.js';
+export * from './redrive.js';
 export { createLogger, redactUrl, redactSecrets, type Logger, type LogOptions } from './log.js';
 export * from './outbox/store.js';
 export * from './outbox/outbox.js';

@@ -64,6 +64,20 @@ export type SeekTarget =
   /** Offsets per partition, as the transport reports them in `Delivery.offset`. */
   | { readonly offsets: Readonly<Record<number, string>> };
 
+export interface RedriveOptions {
+  /** Only dead letters of this group (header `ferry-dlq-group`). */
+  readonly group?: string;
+  /** Move at most this many. Default: all. */
+  readonly limit?: number;
+}
+
+export interface RedriveResult {
+  /** Messages put back. */
+  readonly moved: number;
+  /** Dead letters left where they were (other groups). */
+  readonly kept: number;
+}
+
 export interface PartitionLag {
   readonly partition: number;
   /** Next offset the group will read, or undefined if it has never committed. */
@@ -106,6 +120,13 @@ export interface Transport {
    * (close its live ones first). Rejects with `UNSUPPORTED` when `capabilities.replay` is false.
    */
   seek(topic: string, group: string, target: SeekTarget): Promise<void>;
+
+  /**
+   * Moves dead letters of `topic` back where the broker has its own way to do it (RabbitMQ:
+   * each to the queue of the group it failed in). Without it, `redrive()` from `ferry`
+   * re-publishes `<topic>.dlq` to the topic.
+   */
+  redrive?(topic: string, options?: RedriveOptions): Promise<RedriveResult>;
 
   /** Consumer lag of a group per partition, where the transport can tell. */
   lag?(topic: string, group: string): Promise<PartitionLag[]>;

@@ -1,5 +1,7 @@
 import { FerryError } from './errors.js';
 import { redactUrl } from './log.js';
+import type { Inbox } from './bus.js';
+import type { Outbox } from './outbox/outbox.js';
 import type { OutboxStore } from './outbox/store.js';
 import type { Transport } from './transport.js';
 
@@ -12,13 +14,31 @@ export type TransportOpener = (url: URL) => Transport | Promise<Transport>;
 const transports: Record<string, () => Promise<TransportOpener>> = {
   'memory:': async () => (await import('./transports/memory.js')).memoryFromUrl,
   'sqlite:': async () => (await import('./transports/sqlite.js')).sqliteFromUrl,
+  'kafka:': async () => (await import('./transports/kafka.js')).kafkaFromUrl,
+  'amqp:': async () => (await import('./transports/rabbitmq/index.js')).rabbitmqFromUrl,
+  'amqps:': async () => (await import('./transports/rabbitmq/index.js')).rabbitmqFromUrl,
+  'stomp:': async () => (await import('./transports/stomp.js')).stompFromUrl,
+  'redis:': async () => (await import('./transports/redis.js')).redisPubSubFromUrl,
+  'rediss:': async () => (await import('./transports/redis.js')).redisPubSubFromUrl,
+  'redis-streams:': async () => (await import('./transports/redis.js')).redisStreamsFromUrl,
 };
 
 export const transportSchemes = (): string[] => Object.keys(transports).map((s) => s.slice(0, -1));
 
-/** Parses a connection URL; `INVALID_URL` (password redacted) when it is not one. */
+/**
+ * Parses a connection URL; `INVALID_URL` (password redacted) when it is not one. A URL may
+ * list several hosts (`kafka://h1:9092,h2:9092`); URL objects hold one, so the others are
+ * passed on as repeated `host` query parameters.
+ */
 export function parseUrl(text: string, kind: string): URL {
   try {
+    const hosts = /^([a-z][a-z0-9+.-]*:\/\/(?:[^/?#@]*@)?)([^/?#]*,[^/?#]*)(.*)$/i.exec(text);
+    if (hosts) {
+      const [first = '', ...others] = (hosts[2] as string).split(',');
+      const url = new URL(`${hosts[1] as string}${first}${hosts[3] as string}`);
+      for (const host of others) if (host.length > 0) url.searchParams.append('host', host);
+      return url;
+    }
     return new URL(text);
   } catch (cause) {
     throw new FerryError('INVALID_URL', `Not a valid ${kind} URL: ${redactUrl(text)}`, { cause });
@@ -40,20 +60,50 @@ export async function openTransport(text: string): Promise<Transport> {
   return (await load())(url);
 }
 
-export type StoreOpener = (url: URL) => OutboxStore<unknown> | Promise<OutboxStore<unknown>>;
+/**
+ * A database opened from a URL, in one shape for every dialect, for the CLI (`ferry relay`,
+ * `ferry migrate`, `ferry outbox`) and the demo. `Tx` is the dialect's transaction handle.
+ */
+export interface OpenedStore<Tx = unknown> {
+  readonly dialect: string;
+  readonly store: OutboxStore<Tx>;
+  readonly outbox: Outbox<Tx>;
+  readonly inbox: Inbox<Tx>;
+  /** Creates the outbox and inbox tables if missing (idempotent). */
+  migrate(): Promise<void>;
+  /** Runs `work` in one transaction of a connection of this store: commits when it resolves, rolls back when it throws. */
+  transaction<T>(work: (tx: Tx) => Promise<T>): Promise<T>;
+  /**
+   * Runs one statement with `?` placeholders, inside `tx` or on its own (autocommit);
+   * resolves with the rows it returns (lower-case column names), `[]` for other statements.
+   */
+  query(
+    tx: Tx | undefined,
+    sql: string,
+    params?: readonly unknown[],
+  ): Promise<Array<Record<string, unknown>>>;
+  /** Closes the connections it opened. */
+  close(): Promise<void>;
+}
 
-/** Outbox store URL schemes, loaded on use like the transports. */
+export type StoreOpener = (url: URL) => Promise<OpenedStore>;
+
+/**
+ * Database URL schemes. Query parameters: `table` (outbox table), `inbox` (inbox table),
+ * `partitions` (P at first migration).
+ */
 const stores: Record<string, () => Promise<StoreOpener>> = {
-  'postgres:': async () => (await import('./stores/postgres.js')).postgresFromUrl,
-  'postgresql:': async () => (await import('./stores/postgres.js')).postgresFromUrl,
-  'mysql:': async () => (await import('./stores/mysql.js')).mysqlFromUrl,
-  'mariadb:': async () => (await import('./stores/mysql.js')).mysqlFromUrl,
+  'sqlite:': async () => (await import('./stores/sqlite.js')).sqliteStoreFromUrl,
+  'postgres:': async () => (await import('./stores/postgres.js')).postgresStoreFromUrl,
+  'postgresql:': async () => (await import('./stores/postgres.js')).postgresStoreFromUrl,
+  'mysql:': async () => (await import('./stores/mysql.js')).mysqlStoreFromUrl,
+  'mariadb:': async () => (await import('./stores/mysql.js')).mysqlStoreFromUrl,
 };
 
 export const storeSchemes = (): string[] => Object.keys(stores).map((s) => s.slice(0, -1));
 
-/** Opens the outbox store a URL names: `postgres://host/db`, `mysql://host/db`, ... */
-export async function openStore(text: string): Promise<OutboxStore<unknown>> {
+/** Opens the database a URL names: `sqlite:./app.db`, `postgres://...`, `mysql://...`. */
+export async function openStore(text: string): Promise<OpenedStore> {
   const url = parseUrl(text, 'database');
   const load = stores[url.protocol];
   if (!load) {

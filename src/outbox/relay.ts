@@ -121,6 +121,8 @@ export function createRelay<Tx>(store: OutboxStore<Tx>, options: RelayOptions): 
 
   const held = new Map<number, HeldLease>();
   const inFlight = new Map<number, Promise<number>>();
+  /** Partitions given up for balance whose batch in flight has not been marked yet. */
+  const releasing = new Set<number>();
   const counters = { published: 0, failed: 0, dead: 0, batches: 0, leasesLost: 0, purged: 0 };
   let state: 'new' | 'running' | 'stopping' | 'stopped' = 'new';
   let loop: Promise<void> | undefined;
@@ -165,12 +167,13 @@ export function createRelay<Tx>(store: OutboxStore<Tx>, options: RelayOptions): 
       if (still.get(lease.partition)?.fence !== lease.fence) drop(lease, 'lost');
     }
     if (state !== 'running') return;
-    for (const lease of renewed) adopt(lease);
+    for (const lease of renewed) if (!releasing.has(lease.partition)) adopt(lease);
 
     const live = Math.max(1, await store.liveRelays());
     const share = Math.ceil(store.partitions / live);
-    if (held.size < share) {
-      const taken = await store.acquire(owner, share - held.size, leaseMs);
+    const holding = held.size + releasing.size;
+    if (holding < share) {
+      const taken = await store.acquire(owner, share - holding, leaseMs);
       for (const lease of taken) adopt(lease);
       if (taken.length > 0) {
         logger.info(
@@ -189,18 +192,28 @@ export function createRelay<Tx>(store: OutboxStore<Tx>, options: RelayOptions): 
       const extras = [...held.values()]
         .sort((a, b) => b.partition - a.partition)
         .slice(0, held.size - share);
-      for (const lease of extras) drop(lease, 'released');
+      for (const lease of extras) {
+        drop(lease, 'released');
+        releasing.add(lease.partition);
+      }
       // Give a partition back only after its batch in flight is marked, so the next owner
-      // does not publish the same rows again.
-      await Promise.allSettled(
-        extras.map((lease) => inFlight.get(lease.partition) ?? Promise.resolve(0)),
-      );
+      // does not publish the same rows again; heartbeats keep the lease meanwhile, and do
+      // not wait for it.
       const partitions = extras.map((lease) => lease.partition);
-      await store.release(owner, partitions);
-      logger.info(
-        { event: 'relay-lease', result: 'released', partitions, share, live },
-        'leases given back for balance',
-      );
+      void Promise.allSettled(partitions.map((p) => inFlight.get(p) ?? Promise.resolve(0)))
+        .then(() => store.release(owner, partitions))
+        .then(
+          () =>
+            logger.info(
+              { event: 'relay-lease', result: 'released', partitions, share, live },
+              'leases given back for balance',
+            ),
+          (error: unknown) =>
+            logger.error({ event: 'relay-lease', result: 'error', err: error }, 'release failed'),
+        )
+        .finally(() => {
+          for (const partition of partitions) releasing.delete(partition);
+        });
     }
   }
 

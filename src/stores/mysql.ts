@@ -3,6 +3,7 @@ import type { Inbox } from '../bus.js';
 import { loadDriver } from '../driver.js';
 import { FerryError } from '../errors.js';
 import { createOutbox, type Outbox } from '../outbox/outbox.js';
+import type { OpenedStore } from '../urls.js';
 import type {
   Lease,
   NewOutboxRecord,
@@ -533,6 +534,55 @@ export function mysqlFromUrl(url: URL): MysqlOutboxStore {
     ...(table === null ? {} : { table }),
     ...(partitions === null ? {} : { partitions: Number(partitions) }),
   });
+}
+
+/**
+ * `mysql://...` / `mariadb://...` for the CLI and the demo: outbox, inbox and a query helper
+ * on one pool. Query parameters: `table`, `inbox`, `partitions`; the rest goes to `mysql2`.
+ */
+export async function mysqlStoreFromUrl(url: URL): Promise<OpenedStore<MysqlQueryable>> {
+  const copy = new URL(url.href);
+  const take = (name: string): string | null => {
+    const value = copy.searchParams.get(name);
+    copy.searchParams.delete(name);
+    return value;
+  };
+  const table = take('table');
+  const inboxTable = take('inbox');
+  const partitions = take('partitions');
+  const pool = await connection({ connectionString: copy.href }).pool();
+  const outbox = mysqlOutbox({
+    pool,
+    ...(table === null ? {} : { table }),
+    ...(partitions === null ? {} : { partitions: Number(partitions) }),
+  });
+  const inbox = mysqlInbox({ pool, ...(inboxTable === null ? {} : { table: inboxTable }) });
+  return {
+    dialect: DIALECT,
+    store: outbox.store,
+    outbox,
+    inbox,
+    migrate: async () => {
+      await outbox.migrate();
+      await inbox.migrate();
+    },
+    transaction: (work) => transaction(pool, work),
+    query: async (tx, sql, params = []) => {
+      const result = (await guarded(DIALECT, 'query', () =>
+        (tx ?? pool).query(sql, [...params]),
+      )) as [unknown, unknown];
+      const rows = result[0];
+      if (!Array.isArray(rows)) return [];
+      return (rows as Row[]).map((row) =>
+        Object.fromEntries(Object.entries(row).map(([k, v]) => [k.toLowerCase(), v])),
+      );
+    },
+    close: async () => {
+      await outbox.store.close();
+      await inbox.close();
+      await pool.end();
+    },
+  };
 }
 
 export interface MysqlInboxOptions<

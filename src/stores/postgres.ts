@@ -3,6 +3,7 @@ import { loadDriver } from '../driver.js';
 import { FerryError } from '../errors.js';
 import { createOutbox, type Outbox } from '../outbox/outbox.js';
 import { createRelay, type Relay } from '../outbox/relay.js';
+import type { OpenedStore } from '../urls.js';
 import type { Lease, OutboxRecord, OutboxStore, PartitionStatus } from '../outbox/store.js';
 import {
   DEFAULT_PARTITIONS,
@@ -554,6 +555,55 @@ export function storeUrlOptions(url: URL): {
             ? false
             : notify,
   };
+}
+
+/**
+ * `postgres://...` for the CLI and the demo: outbox, inbox and a query helper on one pool.
+ * Query parameters: `table`, `inbox`, `partitions`, `notify`; the rest goes to `pg`.
+ */
+export async function postgresStoreFromUrl(url: URL): Promise<OpenedStore<PgQueryable>> {
+  const { connectionString, table, partitions, notify } = storeUrlOptions(url);
+  const inboxTable = new URL(url.href).searchParams.get('inbox');
+  const clean = new URL(connectionString);
+  clean.searchParams.delete('inbox');
+  const pool = await connection({ connectionString: clean.href }).pool();
+  const outbox = postgresOutbox({
+    pool,
+    ...(table === undefined ? {} : { table }),
+    ...(partitions === undefined ? {} : { partitions }),
+    ...(notify === undefined ? {} : { notify }),
+  });
+  const inbox = postgresInbox({ pool, ...(inboxTable === null ? {} : { table: inboxTable }) });
+  return {
+    dialect: DIALECT,
+    store: outbox.store,
+    outbox,
+    inbox,
+    migrate: async () => {
+      await outbox.migrate();
+      await inbox.migrate();
+    },
+    transaction: (work) => transaction(pool, work),
+    query: async (tx, text, params = []) => {
+      const result = (await guarded(DIALECT, 'query', () =>
+        (tx ?? pool).query(numberPlaceholders(text), [...params]),
+      )) as PgResult;
+      return (result.rows ?? []) as Array<Record<string, unknown>>;
+    },
+    close: async () => {
+      await outbox.store.close();
+      await inbox.close();
+      await pool.end();
+    },
+  };
+}
+
+/** `?` placeholders (outside quotes) to PostgreSQL's `$1`, `$2`, ... */
+export function numberPlaceholders(text: string): string {
+  let n = 0;
+  return text.replace(/'(?:[^']|'')*'|"(?:[^"]|"")*"|\?/g, (match) =>
+    match === '?' ? `$${++n}` : match,
+  );
 }
 
 async function openListener(

@@ -1,3 +1,5 @@
+import { resolve } from 'node:path';
+import type BetterSqlite3 from 'better-sqlite3';
 import type { PublishItem, PublishOptions, PublishReceipt, Inbox } from '../bus.js';
 import { loadDriver } from '../driver.js';
 import { FerryError } from '../errors.js';
@@ -11,6 +13,7 @@ import type {
   PartitionStatus,
 } from '../outbox/store.js';
 import type { Topic } from '../topic.js';
+import type { OpenedStore } from '../urls.js';
 import { assertIdentifier, quoteIdentifier } from './identifier.js';
 
 /** What ferry needs of a better-sqlite3 statement. */
@@ -30,6 +33,8 @@ export interface SqliteDatabase {
   exec(sql: string): unknown;
   readonly inTransaction: boolean;
   readonly open: boolean;
+  /** The file it was opened with (`:memory:` or empty for in-memory databases). */
+  readonly name: string;
   close(): unknown;
 }
 
@@ -46,9 +51,9 @@ export interface SqliteOpenOptions {
 export async function openSqliteDatabase(
   path: string,
   options: SqliteOpenOptions = {},
-): Promise<SqliteDatabase> {
+): Promise<BetterSqlite3.Database> {
   const { default: Database } = await loadDriver('better-sqlite3', () => import('better-sqlite3'));
-  let db: SqliteDatabase;
+  let db: BetterSqlite3.Database;
   try {
     db = new Database(path);
   } catch (cause) {
@@ -61,26 +66,31 @@ export async function openSqliteDatabase(
 }
 
 /**
- * Async work on one connection must not interleave: a statement run while another
- * caller's transaction is open would join that transaction. Every async transaction and
- * store operation of ferry on a connection takes this lock.
+ * Async work on one SQLite file must not interleave within a process. On one connection, a
+ * statement run while another caller's transaction is open would join that transaction; on
+ * two connections to one file, a write would wait (synchronously, blocking the event loop)
+ * for a lock that the other connection can only release once the event loop moves on. So
+ * every async transaction and store operation of ferry takes this lock, per file (per
+ * connection for in-memory databases).
  */
-const locks = new WeakMap<SqliteDatabase, Promise<unknown>>();
+const fileLocks = new Map<string, Promise<unknown>>();
+const connectionLocks = new WeakMap<SqliteDatabase, Promise<unknown>>();
 
 function withLock<T>(db: SqliteDatabase, work: () => T | Promise<T>): Promise<T> {
-  const previous = locks.get(db) ?? Promise.resolve();
+  const file = db.name && db.name !== ':memory:' ? resolve(db.name) : undefined;
+  const previous = (file ? fileLocks.get(file) : connectionLocks.get(db)) ?? Promise.resolve();
   const next = previous.then(work, work);
-  locks.set(
-    db,
-    next.catch(() => undefined),
-  );
+  const settled = next.catch(() => undefined);
+  if (file) fileLocks.set(file, settled);
+  else connectionLocks.set(db, settled);
   return next;
 }
 
 /**
  * Runs `work` in a write transaction (`BEGIN IMMEDIATE`) on `db`, serialized with every
- * other ferry transaction on that connection: commits when it resolves, rolls back when it
- * throws. Use it to enqueue from async code.
+ * other ferry transaction on that file in this process: commits when it resolves, rolls back
+ * when it throws. Use it to enqueue from async code. Inside `work`, write through `tx` only:
+ * starting another ferry transaction on the same file there would wait for this one forever.
  */
 export function sqliteTransaction<T>(
   db: SqliteDatabase,
@@ -153,7 +163,8 @@ export interface SqliteOutboxStore extends OutboxStore<SqliteDatabase> {
 
 interface Row {
   id: string;
-  seq: string;
+  /** As text, since the column can exceed 2^53 and is ordered by as a number. */
+  seq_text: string;
   topic: string;
   key: string | null;
   partition: number;
@@ -375,7 +386,7 @@ export function sqliteOutboxStore(
       run((db) => {
         const rows = sql(
           db,
-          `SELECT id, CAST(seq AS TEXT) AS seq, topic, "key", "partition", payload, headers,
+          `SELECT id, CAST(seq AS TEXT) AS seq_text, topic, "key", "partition", payload, headers,
                   created_at, available_at, attempts
            FROM ${t} WHERE "partition" = ? AND status = 'pending' ORDER BY seq LIMIT ?`,
         ).all(partition, limit) as Row[];
@@ -385,7 +396,7 @@ export function sqliteOutboxStore(
           if (row.available_at > now) break;
           records.push({
             id: row.id,
-            seq: BigInt(row.seq),
+            seq: BigInt(row.seq_text),
             topic: row.topic,
             key: row.key ?? undefined,
             partition: row.partition,
@@ -571,7 +582,9 @@ export interface SqliteInbox extends Inbox<SqliteDatabase> {
  * Idempotent consumer on SQLite. Each message runs in a `BEGIN IMMEDIATE` transaction on the
  * inbox's connection, serialized with ferry's other work on that connection; the handler
  * writes its effects through the `tx` it is given (the same connection), so effects and the
- * inbox row commit together. Keep handlers short: the file's write lock is held meanwhile.
+ * inbox row commit together. Keep handlers short: the file's write lock is held meanwhile,
+ * and write through `tx` only (another ferry transaction on the same file would wait for
+ * this one forever).
  */
 export function sqliteInbox(source: SqliteSource, options: SqliteInboxOptions = {}): SqliteInbox {
   const table = sqliteTableName(options.table ?? 'ferry_inbox');
@@ -637,4 +650,46 @@ function storeError(message: string, cause: unknown): FerryError {
       cause,
     },
   );
+}
+
+/**
+ * `sqlite:./app.db?table=ferry_outbox&inbox=ferry_inbox&partitions=16`: the outbox, inbox and
+ * a transaction helper on one connection of the file (for `ferry relay`, `ferry migrate`, the
+ * demo).
+ */
+export async function sqliteStoreFromUrl(url: URL): Promise<OpenedStore<SqliteDatabase>> {
+  const path = decodeURIComponent(url.pathname);
+  if (!path)
+    throw new FerryError('INVALID_URL', 'A sqlite: URL needs a file path: sqlite:./app.db');
+  const table = url.searchParams.get('table');
+  const inboxTable = url.searchParams.get('inbox');
+  const partitions = url.searchParams.get('partitions');
+  const db = await openSqliteDatabase(path);
+  const outbox = sqliteOutbox(db, {
+    ...(table === null ? {} : { table }),
+    ...(partitions === null ? {} : { partitions: Number(partitions) }),
+  });
+  const inbox = sqliteInbox(db, inboxTable === null ? {} : { table: inboxTable });
+  const run = (tx: SqliteDatabase, sql: string, params: readonly unknown[]) => {
+    const statement = (tx as BetterSqlite3.Database).prepare(sql);
+    if (statement.reader) return statement.all(...params) as Array<Record<string, unknown>>;
+    statement.run(...params);
+    return [];
+  };
+  return {
+    dialect: 'sqlite',
+    store: outbox.store,
+    outbox,
+    inbox,
+    migrate: async () => {
+      await outbox.migrate();
+      await inbox.migrate();
+    },
+    transaction: (work) => sqliteTransaction(db, work),
+    query: async (tx, sql, params = []) =>
+      tx === undefined ? withLock(db, () => run(db, sql, params)) : run(tx, sql, params),
+    close: async () => {
+      await withLock(db, () => db.close());
+    },
+  };
 }

@@ -7,7 +7,10 @@ export interface PumpSource {
   position(partition: number): number | Promise<number>;
   /** Up to `limit` messages of `partition` at or after `offset`, in offset order. */
   read(partition: number, offset: number, limit: number): Delivery[] | Promise<Delivery[]>;
-  /** Stores `nextOffset` as the position: every message before it is acknowledged. */
+  /**
+   * Stores `nextOffset` as the position: every message before it is acknowledged. Called
+   * after each batch and before a partition stops, not after every message.
+   */
   commit(partition: number, nextOffset: number): void | Promise<void>;
 }
 
@@ -120,18 +123,23 @@ export class PartitionPump {
         await this.idle(this.options.idleWaitMs);
         continue;
       }
+      // The position is stored once per batch (and before stopping), not per message: a
+      // crash redelivers at most the rest of a batch, which at-least-once allows.
+      let handledUpTo: number | undefined;
       for (const delivery of batch) {
-        if (worker.stopping) return;
-        const handled = await this.handle(delivery, worker);
-        if (!handled || this.abandoned) return;
-        position = Number(delivery.offset) + 1;
+        if (worker.stopping) break;
+        if (!(await this.handle(delivery, worker))) break;
+        handledUpTo = Number(delivery.offset) + 1;
+      }
+      if (this.abandoned) return;
+      if (handledUpTo !== undefined) {
         try {
-          await this.source.commit(partition, position);
+          await this.source.commit(partition, handledUpTo);
+          position = handledUpTo;
         } catch (error) {
-          // Position not stored: the message will be handed out again (at-least-once).
+          // Position not stored: those messages will be handed out again (at-least-once).
           this.options.onError?.(error);
           position = undefined;
-          break;
         }
       }
     }

@@ -381,7 +381,8 @@ function createSqliteTransport(db: Database, path: string, settings: Settings): 
 
     let heartbeat: NodeJS.Timeout | undefined;
     let balancing: Promise<void> = Promise.resolve();
-    const rebalance = (): Promise<void> => (balancing = balancing.then(balance));
+    const rebalance = (): Promise<void> =>
+      (balancing = balancing.catch(() => undefined).then(balance));
     if (group === undefined) {
       for (let p = 0; p < partitions; p++) privatePositions.set(p, startOf(p));
       await pump.assign(Array.from({ length: partitions }, (_, p) => p));
@@ -393,7 +394,6 @@ function createSqliteTransport(db: Database, path: string, settings: Settings): 
         },
         Math.max(50, Math.floor(settings.sessionTimeoutMs / 3)),
       );
-      heartbeat.unref();
     }
 
     let done: Promise<void> | undefined;

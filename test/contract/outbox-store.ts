@@ -142,15 +142,24 @@ export function outboxStoreContract<Tx>(
 
     it('reads pending rows of one partition in seq order, up to the limit', async () => {
       const { a, store } = await fresh();
+      // Enough rows that seq crosses from one to two and three digits (order as numbers).
       const first = [record(3, 'k'), record(3, 'k'), record(0, 'other')];
+      const filler = Array.from({ length: 120 }, (_, n) => record(n % 2 === 0 ? 3 : 1, `f${n}`));
       const second = [record(3, 'k'), record(3, 'j'), record(3, 'k')];
       await enqueue(a, first);
+      await enqueue(a, filler);
       await enqueue(a, second);
-      const inThree = [...first, ...second].filter((r) => r.partition === 3).map((r) => r.id);
+      const inThree = [...first, ...filler, ...second]
+        .filter((r) => r.partition === 3)
+        .map((r) => r.id);
       expect(ids(await store.readPending(3, 3))).toEqual(inThree.slice(0, 3));
-      expect(ids(await store.readPending(3, 100))).toEqual(inThree);
+      expect(ids(await store.readPending(3, 1000))).toEqual(inThree);
+      const rows = await store.readPending(3, 1000);
+      expect(rows.every((row, i) => i === 0 || row.seq > (rows[i - 1] as OutboxRecord).seq)).toBe(
+        true,
+      );
       expect(ids(await store.readPending(0, 100))).toEqual([first[2]?.id]);
-      expect(await store.readPending(1, 100)).toEqual([]);
+      expect(await store.readPending(2, 100)).toEqual([]);
     });
 
     it('stops reading at the first row that is not yet available', async () => {

@@ -157,15 +157,17 @@ describe.skipIf(url === undefined)('mysql store and inbox', () => {
 
   it('opens mysql: and mariadb: stores with ferry options from the query', async () => {
     const table = uniqueName('myu');
-    drops.push(...outboxTables(table));
+    drops.push(...outboxTables(table), `${table}_in`);
     const base = new URL(url as string);
     for (const scheme of ['mysql:', 'mariadb:']) {
-      const text = `${scheme}${base.href.slice(base.protocol.length)}${base.search ? '&' : '?'}table=${table}&partitions=3`;
-      const store = await openStore(text);
-      expect(store.dialect).toBe('mysql');
-      await store.migrate();
-      expect(store.partitions).toBe(3);
-      await store.close();
+      const text = `${scheme}${base.href.slice(base.protocol.length)}${base.search ? '&' : '?'}table=${table}&partitions=3&inbox=${table}_in`;
+      const opened = await openStore(text);
+      expect(opened.dialect).toBe('mysql');
+      await opened.migrate();
+      expect(opened.store.partitions).toBe(3);
+      const [row] = await opened.query(undefined, 'SELECT ? AS N', [7]);
+      expect(row).toEqual({ n: 7 });
+      await opened.close();
     }
   });
 });

@@ -239,17 +239,20 @@ describe.skipIf(url === undefined)('postgres store and inbox', () => {
   describe('URLs', () => {
     it('opens postgres: and postgresql: stores with ferry options from the query', async () => {
       const table = uniqueName('pgu');
-      drops.push(...outboxTables(table).map((t) => `"${t}"`));
+      drops.push(...outboxTables(table).map((t) => `"${t}"`), `"${table}_in"`);
       const base = new URL(url as string);
       for (const scheme of ['postgres:', 'postgresql:']) {
         base.protocol = scheme;
         base.searchParams.set('table', table);
         base.searchParams.set('partitions', '3');
-        const store = await openStore(base.href);
-        expect(store.dialect).toBe('postgres');
-        await store.migrate();
-        expect(store.partitions).toBe(3);
-        await store.close();
+        base.searchParams.set('inbox', `${table}_in`);
+        const opened = await openStore(base.href);
+        expect(opened.dialect).toBe('postgres');
+        await opened.migrate();
+        expect(opened.store.partitions).toBe(3);
+        const [row] = await opened.query(undefined, "SELECT ? AS n, '?' AS q", [7]);
+        expect(row).toEqual({ n: '7', q: '?' });
+        await opened.close();
       }
     });
 

@@ -1,0 +1,39 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError } from 'commander';
+import { adviseCommand } from './advise.js';
+import { demoCommand } from './demo.js';
+import { migrateCommand } from './migrate.js';
+import { outboxCommand } from './outbox.js';
+import { publishCommand } from './publish.js';
+import { redriveCommand } from './redrive.js';
+import { relayCommand } from './relay.js';
+import { replayCommand } from './replay.js';
+import { tailCommand } from './tail.js';
+
+const { version } = JSON.parse(
+  readFileSync(new URL('../../package.json', import.meta.url), 'utf8'),
+) as { version: string };
+
+const program = new Command('ferry')
+  .description('reliable messaging for TypeScript services')
+  .version(version)
+  .showHelpAfterError()
+  .exitOverride();
+
+publishCommand(program);
+tailCommand(program);
+replayCommand(program);
+redriveCommand(program);
+adviseCommand(program);
+demoCommand(program);
+migrateCommand(program);
+relayCommand(program);
+outboxCommand(program);
+
+try {
+  await program.parseAsync();
+} catch (error) {
+  if (error instanceof CommanderError) process.exitCode = error.exitCode;
+  else throw error;
+}

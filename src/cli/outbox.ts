@@ -1,0 +1,106 @@
+import type { Command } from 'commander';
+import type { PartitionStatus } from '../outbox/store.js';
+import { openStore, type OpenedStore } from '../urls.js';
+import { action } from './common.js';
+import { dbOption, parseSince } from './db.js';
+
+async function withStore<T>(url: string, work: (opened: OpenedStore) => Promise<T>): Promise<T> {
+  const opened = await openStore(url);
+  try {
+    return await work(opened);
+  } finally {
+    await opened.close();
+  }
+}
+
+export function outboxCommand(program: Command): void {
+  const outbox = program.command('outbox').description('inspect and repair the outbox');
+
+  outbox
+    .command('status')
+    .description('pending and dead messages and lease owners per partition')
+    .addOption(dbOption())
+    .option('--json', 'one JSON object')
+    .action(
+      action(async (flags: { db: string; json?: boolean }) => {
+        const status = await withStore(flags.db, (opened) => opened.store.status());
+        if (flags.json) {
+          process.stdout.write(`${JSON.stringify(status.map(asJson))}\n`);
+          return;
+        }
+        process.stdout.write(formatStatus(status));
+      }),
+    );
+
+  outbox
+    .command('retry')
+    .description('put dead messages (all, or these ids) back to pending')
+    .argument('[ids...]', 'message ids (default: every dead message)')
+    .addOption(dbOption())
+    .action(
+      action(async (ids: string[], flags: { db: string }) => {
+        const count = await withStore(flags.db, (opened) =>
+          opened.store.retryDead(ids.length > 0 ? ids : undefined),
+        );
+        process.stdout.write(`${count} dead message(s) back to pending\n`);
+      }),
+    );
+
+  outbox
+    .command('republish')
+    .description(
+      'publish again the messages created since a time (consumers with an inbox skip them)',
+    )
+    .addOption(dbOption())
+    .requiredOption('--since <time>', 'an ISO time, or how long ago (15m, 2h)')
+    .action(
+      action(async (flags: { db: string; since: string }) => {
+        const since = parseSince(flags.since);
+        const count = await withStore(flags.db, (opened) => opened.store.republish(since));
+        process.stdout.write(
+          `${count} published message(s) since ${since.toISOString()} back to pending\n`,
+        );
+      }),
+    );
+}
+
+function asJson(status: PartitionStatus): Record<string, unknown> {
+  return {
+    partition: status.partition,
+    pending: status.pending,
+    dead: status.dead,
+    oldestPendingMs: status.oldestPendingMs ?? null,
+    owner: status.owner ?? null,
+    fence: status.fence === undefined ? null : String(status.fence),
+    leaseExpiresAt: status.leaseExpiresAt?.toISOString() ?? null,
+  };
+}
+
+function formatStatus(status: readonly PartitionStatus[]): string {
+  const now = Date.now();
+  const rows = status.map((s) => [
+    String(s.partition),
+    String(s.pending),
+    String(s.dead),
+    s.oldestPendingMs === undefined ? '-' : `${Math.round(s.oldestPendingMs / 1000)}s`,
+    s.owner ?? '-',
+    s.fence === undefined ? '-' : String(s.fence),
+    s.leaseExpiresAt === undefined
+      ? '-'
+      : s.leaseExpiresAt.getTime() > now
+        ? `in ${Math.ceil((s.leaseExpiresAt.getTime() - now) / 1000)}s`
+        : 'expired',
+  ]);
+  const header = ['partition', 'pending', 'dead', 'oldest', 'owner', 'fence', 'lease'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: readonly string[]): string =>
+    cells
+      .map((cell, i) => cell.padEnd(widths[i] ?? 0))
+      .join('  ')
+      .trimEnd();
+  const total = status.reduce(
+    (sum, s) => ({ pending: sum.pending + s.pending, dead: sum.dead + s.dead }),
+    { pending: 0, dead: 0 },
+  );
+  return `${[line(header), ...rows.map(line)].join('\n')}\ntotal: ${total.pending} pending, ${total.dead} dead\n`;
+}

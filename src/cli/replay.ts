@@ -1,0 +1,39 @@
+import type { Command } from 'commander';
+import { assertTopicName } from '../topic.js';
+import { openTransport } from '../urls.js';
+import { action, transportOption } from './common.js';
+import { parseSeekTarget } from './positions.js';
+
+export function replayCommand(program: Command): void {
+  program
+    .command('replay')
+    .description("move a consumer group's position on a topic (stop its consumers first)")
+    .argument('<topic>', 'topic name')
+    .requiredOption('-g, --group <group>', 'consumer group to move')
+    .requiredOption('--to <position>', 'earliest | latest | an ISO time | partition:offset,...')
+    .addOption(transportOption())
+    .addHelpText(
+      'after',
+      '\nExamples:\n  ferry replay order.created --group billing --to 2026-01-31T00:00:00Z\n  ferry replay order.created --group billing --to 0:120,1:98',
+    )
+    .action(
+      action(async (topic: string, flags: { group: string; to: string; transport: string }) => {
+        assertTopicName(topic);
+        const target = parseSeekTarget(flags.to);
+        const transport = await openTransport(flags.transport);
+        try {
+          await transport.seek(topic, flags.group, target);
+          process.stdout.write(`group ${flags.group} on ${topic} moved to ${flags.to}\n`);
+          if (transport.lag) {
+            const total = (await transport.lag(topic, flags.group)).reduce(
+              (sum, lag) => sum + lag.lag,
+              0,
+            );
+            process.stdout.write(`${total} messages will be delivered again\n`);
+          }
+        } finally {
+          await transport.close();
+        }
+      }),
+    );
+}

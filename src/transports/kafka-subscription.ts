@@ -1,0 +1,466 @@
+import type * as KafkaLib from '@platformatic/kafka';
+import type { FerryError } from '../errors.js';
+import type { Delivery } from '../message.js';
+import type { CloseOptions, DeliveryHandler, StartPosition, Subscription } from '../transport.js';
+
+type Lib = typeof KafkaLib;
+type Consumer = KafkaLib.Consumer<string, Buffer, string, string>;
+type Stream = KafkaLib.MessagesStream<string, Buffer, string, string>;
+type Record = KafkaLib.Message<string, Buffer, string, string>;
+
+/** Everything a subscription needs to know; filled in by the kafka transport. */
+export interface KafkaSubscriptionSettings {
+  readonly topic: string;
+  /** Kafka group id: the ferry group, or a unique one for a private subscription. */
+  readonly groupId: string;
+  /** Private subscriptions commit nothing: they keep no position after they close. */
+  readonly commits: boolean;
+  readonly from: StartPosition;
+  readonly concurrency: number;
+  readonly maxBufferedMessages: number;
+  readonly redeliveryDelayMs: number;
+  /** Least time between two commit requests (close and rebalances commit at once). */
+  readonly commitIntervalMs: number;
+  readonly clientOptions: Omit<KafkaLib.BaseOptions, 'clientId'> & { readonly clientId: string };
+  readonly sessionTimeoutMs: number;
+  readonly heartbeatIntervalMs: number;
+  readonly rebalanceTimeoutMs: number;
+  readonly maxWaitMs: number;
+  /** Maps a client error to a FerryError. */
+  readonly toFerryError: (
+    error: unknown,
+    fallback: 'CONNECTION_FAILED',
+    what: string,
+  ) => FerryError;
+  /** Told about failures the subscription recovers from by itself (commit, fetch). */
+  readonly onError: (error: FerryError) => void;
+  /** Runs after the consumer left its group (private subscriptions drop their group here). */
+  readonly afterClose?: () => Promise<void>;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** One partition's share of the work: its fetched records, handled one at a time. */
+interface PartitionWork {
+  readonly partition: number;
+  readonly queue: Record[];
+  head: number;
+  /** The offset expected next: records before it were already queued (a refetch). */
+  next: bigint | undefined;
+  /** The worker loop, while one runs. */
+  loop: Promise<void> | undefined;
+  stopped: boolean;
+}
+
+/**
+ * A group member on one topic. Records are fetched by the client's stream for the
+ * partitions the group assigned to this member, queued per partition, and handed to the
+ * handler one at a time per partition (partitions in parallel up to `concurrency`). A
+ * rejected handler gets the same record again after `redeliveryDelayMs`, before any later
+ * record of its partition. The group's offset of a partition moves past a record only after
+ * its handler resolved; commits are batched, one request in flight at a time.
+ *
+ * On a rebalance, partitions this member keeps go on where they were (the refetch of
+ * records already queued is dropped); partitions it loses stop taking records at once, and
+ * their handler in flight finishes and commits — the new owner starts at the committed
+ * offset, so uncommitted work is redone, never skipped.
+ */
+export class KafkaSubscription implements Subscription {
+  private readonly work = new Map<number, PartitionWork>();
+  /** Workers of dropped partitions still finishing a handler: a new worker waits for them. */
+  private readonly draining = new Map<number, Promise<void>>();
+  private assigned = new Set<number>();
+  private stream: Stream | undefined;
+  private buffered = 0;
+  private paused = false;
+  private running = 0;
+  private readonly slotQueue: Array<(ok: boolean) => void> = [];
+  private readonly dirty = new Map<number, bigint>();
+  private committing: Promise<void> | undefined;
+  private lastCommitAt = 0;
+  /** Set when a rebalance or close needs the finished offsets saved now. */
+  private commitNow = false;
+  private closing = false;
+  private abandoned = false;
+  private done: Promise<void> | undefined;
+  private readonly stopped = new AbortController();
+
+  private constructor(
+    private readonly consumer: Consumer,
+    private readonly settings: KafkaSubscriptionSettings,
+    private readonly handler: DeliveryHandler,
+  ) {}
+
+  /** Joins the group and resolves once this member knows its partitions and where to start. */
+  static async start(
+    lib: Lib,
+    settings: KafkaSubscriptionSettings,
+    handler: DeliveryHandler,
+  ): Promise<KafkaSubscription> {
+    const consumer = new lib.Consumer<string, Buffer, string, string>({
+      ...settings.clientOptions,
+      groupId: settings.groupId,
+      autocommit: false,
+      sessionTimeout: settings.sessionTimeoutMs,
+      heartbeatInterval: settings.heartbeatIntervalMs,
+      rebalanceTimeout: settings.rebalanceTimeoutMs,
+      maxWaitTime: settings.maxWaitMs,
+      partitionAssigner: subscriptionAssigner,
+      deserializers: {
+        key: lib.stringDeserializer,
+        headerKey: lib.stringDeserializer,
+        headerValue: lib.stringDeserializer,
+      },
+    });
+    const subscription = new KafkaSubscription(consumer, settings, handler);
+    consumer.on('consumer:group:join', (payload) => subscription.onJoin(payload.assignments));
+    // Save finished work while the group still accepts this generation's commits.
+    consumer.on('consumer:group:rebalance', () => {
+      subscription.commitNow = true;
+      subscription.flushCommits();
+    });
+    consumer.on('error', (error: unknown) =>
+      settings.onError(settings.toFerryError(error, 'CONNECTION_FAILED', 'Kafka consumer')),
+    );
+    try {
+      await subscription.consume();
+    } catch (error) {
+      await forceClose(consumer).catch(() => undefined);
+      throw settings.toFerryError(
+        error,
+        'CONNECTION_FAILED',
+        `Could not join group ${settings.groupId} on ${settings.topic}`,
+      );
+    }
+    return subscription;
+  }
+
+  close(options: CloseOptions = {}): Promise<void> {
+    this.done ??= this.shutdown(options.timeoutMs ?? 30_000);
+    return this.done;
+  }
+
+  private async consume(): Promise<void> {
+    const stream = await this.consumer.consume({
+      topics: [this.settings.topic],
+      mode: 'committed',
+      fallbackMode: this.settings.from,
+      autocommit: false,
+      maxWaitTime: this.settings.maxWaitMs,
+    });
+    this.stream = stream;
+    const ready = new Promise<void>((resolve, reject) => {
+      stream.once('offsets', () => resolve());
+      stream.once('error', reject);
+    });
+    stream.on('data', (record: Record) => this.onRecord(record));
+    stream.on('error', (error: unknown) => this.onStreamError(stream, error));
+    if (this.paused) stream.pause();
+    this.assigned = this.partitionsOf(this.consumer.assignments);
+    await ready;
+  }
+
+  private partitionsOf(assignments: readonly KafkaLib.GroupAssignment[] | null | undefined) {
+    const mine = assignments?.find((assignment) => assignment.topic === this.settings.topic);
+    return new Set(mine?.partitions ?? []);
+  }
+
+  private onJoin(assignments: readonly KafkaLib.GroupAssignment[] | undefined): void {
+    this.assigned = this.partitionsOf(assignments);
+    for (const partition of [...this.work.keys()]) {
+      if (!this.assigned.has(partition)) this.drop(partition);
+    }
+    // Dropped records may have kept the stream paused.
+    this.resumeIfRoom();
+  }
+
+  /** Stops a partition's worker: queued records go, the handler in flight may finish. */
+  private drop(partition: number): void {
+    const work = this.work.get(partition);
+    if (!work) return;
+    this.work.delete(partition);
+    work.stopped = true;
+    this.buffered -= work.queue.length - work.head;
+    work.queue.length = 0;
+    work.head = 0;
+    if (work.loop) {
+      const loop = work.loop;
+      this.draining.set(partition, loop);
+      void loop.then(() => {
+        if (this.draining.get(partition) === loop) this.draining.delete(partition);
+      });
+    }
+  }
+
+  private onRecord(record: Record): void {
+    if (this.closing || record.topic !== this.settings.topic) return;
+    if (!this.assigned.has(record.partition)) return;
+    let work = this.work.get(record.partition);
+    if (!work) {
+      work = {
+        partition: record.partition,
+        queue: [],
+        head: 0,
+        next: undefined,
+        loop: undefined,
+        stopped: false,
+      };
+      this.work.set(record.partition, work);
+    }
+    if (work.next !== undefined && record.offset < work.next) return;
+    work.next = record.offset + 1n;
+    work.queue.push(record);
+    this.buffered++;
+    if (!this.paused && this.buffered >= this.settings.maxBufferedMessages) {
+      this.paused = true;
+      this.stream?.pause();
+    }
+    work.loop ??= this.runPartition(work);
+  }
+
+  private async runPartition(work: PartitionWork): Promise<void> {
+    const previous = this.draining.get(work.partition);
+    if (previous) await previous;
+    try {
+      while (!work.stopped && !this.closing && work.head < work.queue.length) {
+        const record = work.queue[work.head] as Record;
+        if (!(await this.handle(record, work))) return;
+        work.queue[work.head++] = undefined as unknown as Record;
+        if (work.head > 1024 && work.head * 2 > work.queue.length) {
+          work.queue.splice(0, work.head);
+          work.head = 0;
+        }
+        if (!work.stopped) {
+          this.buffered--;
+          this.resumeIfRoom();
+        }
+        if (!this.abandoned && this.settings.commits) {
+          this.dirty.set(work.partition, record.offset + 1n);
+          this.flushCommits();
+        }
+      }
+    } finally {
+      work.loop = undefined;
+    }
+  }
+
+  /** Runs the handler until it resolves; false when the partition or subscription stopped first. */
+  private async handle(record: Record, work: PartitionWork): Promise<boolean> {
+    const delivery = toDelivery(record);
+    for (;;) {
+      if (work.stopped || this.closing) return false;
+      if (this.running < this.settings.concurrency) this.running++;
+      else if (!(await this.waitForSlot())) return false;
+      try {
+        await this.handler(delivery);
+        return true;
+      } catch {
+        // Not acknowledged: the same record again, before later ones of its partition.
+      } finally {
+        this.release();
+      }
+      if (work.stopped || this.closing) return false;
+      await this.sleep(this.settings.redeliveryDelayMs);
+    }
+  }
+
+  /** Resolves true holding a slot (passed on by `release`), false when closing. */
+  private waitForSlot(): Promise<boolean> {
+    if (this.closing) return Promise.resolve(false);
+    return new Promise((resolve) => this.slotQueue.push(resolve));
+  }
+
+  private release(): void {
+    const nextInLine = this.slotQueue.shift();
+    if (nextInLine && !this.closing) nextInLine(true);
+    else this.running--;
+  }
+
+  private resumeIfRoom(): void {
+    if (this.paused && this.buffered <= this.settings.maxBufferedMessages / 2) {
+      this.paused = false;
+      if (!this.closing) this.stream?.resume();
+    }
+  }
+
+  /** Commits finished offsets; one request in flight, later ones carry what finished meanwhile. */
+  private flushCommits(): void {
+    if (this.committing || this.dirty.size === 0) return;
+    this.committing = this.commitLoop().finally(() => {
+      this.committing = undefined;
+      // Work that finished while the last request failed and waited.
+      if (this.dirty.size > 0 && !this.closing) this.flushCommits();
+    });
+  }
+
+  private async commitLoop(): Promise<void> {
+    let failures = 0;
+    while (this.dirty.size > 0) {
+      const wait = this.lastCommitAt + this.settings.commitIntervalMs - Date.now();
+      if (wait > 0 && !this.commitNow && !this.closing) await this.sleep(wait);
+      this.commitNow = false;
+      this.lastCommitAt = Date.now();
+      const offsets = [...this.dirty].map(([partition, offset]) => ({
+        topic: this.settings.topic,
+        partition,
+        offset,
+        leaderEpoch: -1,
+      }));
+      this.dirty.clear();
+      try {
+        await this.consumer.commit({ offsets });
+        failures = 0;
+      } catch (error) {
+        failures++;
+        this.settings.onError(
+          this.settings.toFerryError(error, 'CONNECTION_FAILED', 'Kafka offset commit failed'),
+        );
+        for (const { partition, offset } of offsets) {
+          // Partitions this member lost are redone by their new owner.
+          if (!this.dirty.has(partition) && this.assigned.has(partition)) {
+            this.dirty.set(partition, offset);
+          }
+        }
+        if (this.closing && failures >= 3) return;
+        await delay(Math.min(100 * 2 ** failures, 2000));
+      }
+    }
+  }
+
+  /** The stream died (broker gone, group error): drop queued records and consume anew. */
+  private onStreamError(stream: Stream, error: unknown): void {
+    if (this.stream !== stream) return;
+    this.stream = undefined;
+    if (this.closing) return;
+    this.settings.onError(
+      this.settings.toFerryError(error, 'CONNECTION_FAILED', 'Kafka fetch failed; reconnecting'),
+    );
+    for (const partition of [...this.work.keys()]) this.drop(partition);
+    this.paused = false;
+    void this.reconsume();
+  }
+
+  private async reconsume(): Promise<void> {
+    for (let attempt = 0; !this.closing; attempt++) {
+      await this.sleep(Math.min(500 * 2 ** attempt, 10_000));
+      if (this.closing) return;
+      try {
+        await this.consume();
+        return;
+      } catch (error) {
+        this.settings.onError(
+          this.settings.toFerryError(error, 'CONNECTION_FAILED', 'Kafka consumer reconnect failed'),
+        );
+      }
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return delay(ms, this.stopped.signal);
+  }
+
+  private async shutdown(timeoutMs: number): Promise<void> {
+    this.closing = true;
+    this.stopped.abort();
+    for (const wake of this.slotQueue.splice(0)) wake(false);
+    this.stream?.pause();
+    const loops = [
+      ...[...this.work.values()].flatMap((work) => (work.loop ? [work.loop] : [])),
+      ...this.draining.values(),
+    ];
+    let timer: NodeJS.Timeout | undefined;
+    const finished = await Promise.race([
+      Promise.all(loops).then(() => true),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs))),
+    ]);
+    clearTimeout(timer);
+    // Handlers still running are abandoned: their records stay uncommitted and come back.
+    if (!finished) this.abandoned = true;
+    if (this.settings.commits) {
+      await this.committing;
+      if (this.dirty.size > 0) {
+        this.committing = this.commitLoop();
+        await this.committing;
+      }
+    }
+    await this.stream?.close().catch(() => undefined);
+    await forceClose(this.consumer).catch((error: unknown) => {
+      this.settings.onError(
+        this.settings.toFerryError(error, 'CONNECTION_FAILED', 'Leaving the Kafka group failed'),
+      );
+    });
+    await this.settings.afterClose?.().catch(() => undefined);
+  }
+}
+
+function toDelivery(record: Record): Delivery {
+  const headers: { [name: string]: string } = {};
+  for (const [name, value] of record.headers) {
+    if (name !== undefined && value !== undefined) headers[name] = value;
+  }
+  return {
+    topic: record.topic,
+    key: record.key ?? undefined,
+    headers,
+    body: record.value ?? EMPTY,
+    partition: record.partition,
+    offset: record.offset.toString(),
+  };
+}
+
+function delay(ms: number, signal?: AbortSignal): Promise<void> {
+  if (signal?.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
+
+/**
+ * Round robin over the members subscribed to each topic. The client's default gives every
+ * member a share of the leader's topics only, which starves members of one group that
+ * consume different topics (a ferry group reading `orders` and `orders.dlq`).
+ */
+export const subscriptionAssigner: KafkaLib.GroupPartitionsAssigner = (
+  _current,
+  members,
+  _topics,
+  metadata,
+) => {
+  const ids = [...members.keys()].sort();
+  const result = ids.map((memberId) => ({
+    memberId,
+    assignments: new Map<string, KafkaLib.GroupAssignment>(),
+  }));
+  const topics = new Set<string>();
+  for (const member of members.values()) for (const topic of member.topics ?? []) topics.add(topic);
+  for (const topic of [...topics].sort()) {
+    const count = metadata.topics.get(topic)?.partitionsCount ?? 0;
+    const subscribers = result.filter((entry) =>
+      members.get(entry.memberId)?.topics?.includes(topic),
+    );
+    for (let partition = 0; partition < count && subscribers.length > 0; partition++) {
+      const member = subscribers[partition % subscribers.length];
+      if (!member) continue;
+      let assignment = member.assignments.get(topic);
+      if (!assignment) {
+        assignment = { topic, partitions: [] };
+        member.assignments.set(topic, assignment);
+      }
+      assignment.partitions.push(partition);
+    }
+  }
+  return result;
+};
+
+/** Leaves the group even if a stream is still open. */
+function forceClose(consumer: Consumer): Promise<void> {
+  return new Promise((resolve, reject) =>
+    consumer.close(true, (error) => (error ? reject(error) : resolve())),
+  );
+}

@@ -1,0 +1,121 @@
+import type * as AmqplibNs from 'amqplib';
+import type { ChannelModel, Options } from 'amqplib';
+import { loadDriver } from '../../driver.js';
+import { describeError, FerryError } from '../../errors.js';
+import { redactUrl } from '../../log.js';
+
+export type Amqplib = typeof AmqplibNs;
+
+export const loadAmqplib = (): Promise<Amqplib> =>
+  loadDriver('amqplib', async () => {
+    const module = (await import('amqplib')) as Amqplib & { default?: Amqplib };
+    return module.default ?? module;
+  });
+
+export interface ConnectorOptions {
+  readonly url: string | Options.Connect;
+  readonly socketOptions?: Record<string, unknown>;
+  /** First wait before reconnecting; doubles up to `maxDelayMs`. */
+  readonly initialDelayMs: number;
+  readonly maxDelayMs: number;
+}
+
+/**
+ * One AMQP connection that comes back: after a drop or a broker restart it reconnects with
+ * exponential backoff (and jitter) until closed. Users ask for the connection with a
+ * deadline; channels are theirs to re-create when it changes (`generation`).
+ */
+export class Connector {
+  private current: ChannelModel | undefined;
+  private connecting: Promise<ChannelModel> | undefined;
+  private closed = false;
+  private lastError: unknown;
+  private wakeSleeper: (() => void) | undefined;
+  /** Increases with every new connection. */
+  generation = 0;
+
+  constructor(private readonly options: ConnectorOptions) {}
+
+  get where(): string {
+    const { url } = this.options;
+    return typeof url === 'string'
+      ? redactUrl(url)
+      : `amqp://${url.hostname ?? 'localhost'}:${url.port ?? 5672}`;
+  }
+
+  /** The live connection, waiting for a (re)connect until `deadline` (epoch ms). */
+  async get(deadline: number): Promise<ChannelModel> {
+    if (this.closed) throw new FerryError('CLOSED', 'rabbitmq transport is closed');
+    if (this.current) return this.current;
+    this.connecting ??= this.connectLoop();
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await Promise.race([
+        this.connecting,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () =>
+              reject(
+                new FerryError(
+                  'CONNECTION_FAILED',
+                  `Could not connect to RabbitMQ at ${this.where}${this.lastError === undefined ? '' : `: ${describeError(this.lastError)}`}`,
+                  { cause: this.lastError },
+                ),
+              ),
+            Math.max(0, deadline - Date.now()),
+          );
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async connectLoop(): Promise<ChannelModel> {
+    const amqp = await loadAmqplib();
+    for (let attempt = 0; ; attempt++) {
+      if (this.closed) throw new FerryError('CLOSED', 'rabbitmq transport is closed');
+      try {
+        const model = await amqp.connect(this.options.url, this.options.socketOptions);
+        if (this.closed) {
+          await model.close().catch(() => undefined);
+          throw new FerryError('CLOSED', 'rabbitmq transport is closed');
+        }
+        model.on('error', (error: unknown) => (this.lastError = error));
+        model.on('close', () => this.lost(model));
+        this.current = model;
+        this.generation++;
+        this.connecting = undefined;
+        this.lastError = undefined;
+        return model;
+      } catch (error) {
+        if (this.closed) throw new FerryError('CLOSED', 'rabbitmq transport is closed');
+        this.lastError = error;
+        const base = Math.min(this.options.maxDelayMs, this.options.initialDelayMs * 2 ** attempt);
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, base * (0.8 + Math.random() * 0.4));
+          this.wakeSleeper = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+      }
+    }
+  }
+
+  private lost(model: ChannelModel): void {
+    if (model !== this.current) return;
+    this.current = undefined;
+    // Reconnect at once, not on first use, so subscriptions come back by themselves.
+    if (!this.closed) this.connecting ??= this.connectLoop();
+    this.connecting?.catch(() => undefined);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.wakeSleeper?.();
+    const model = this.current;
+    this.current = undefined;
+    await model?.close().catch(() => undefined);
+  }
+}

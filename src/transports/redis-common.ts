@@ -1,0 +1,132 @@
+import type { Redis, RedisOptions } from 'ioredis';
+import { loadDriver } from '../driver.js';
+import { describeError, FerryError } from '../errors.js';
+import { redactSecrets } from '../log.js';
+
+/** How to reach Redis: a URL, ioredis options, or both (options win over the URL). */
+export interface RedisConnectionOptions {
+  /** `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS. Default `redis://127.0.0.1:6379`. */
+  readonly url?: string;
+  /** ioredis options (sentinels, TLS, db, retry strategy, ...). */
+  readonly redis?: RedisOptions;
+  /**
+   * Prepended to every Redis key and channel ferry uses (`app:` makes the topic
+   * `order.created` the stream or channel `app:order.created`). Default none.
+   */
+  readonly prefix?: string;
+  /** Told about connection and background failures; ferry keeps going (ioredis reconnects). */
+  readonly onError?: (error: unknown) => void;
+}
+
+/** Opens one ioredis connection; `extra` wins over the user's options. */
+export async function connectRedis(
+  options: RedisConnectionOptions,
+  extra: RedisOptions = {},
+): Promise<Redis> {
+  const { Redis } = await loadDriver('ioredis', () => import('ioredis'));
+  const settings: RedisOptions = { ...options.redis, ...extra };
+  const client = options.url === undefined ? new Redis(settings) : new Redis(options.url, settings);
+  // Without a listener ioredis prints every reconnect failure to the console.
+  client.on('error', (error: unknown) => options.onError?.(error));
+  return client;
+}
+
+/** Closes a connection: politely when it is up, at once when it is not. */
+export async function closeRedis(client: Redis | undefined): Promise<void> {
+  if (!client) return;
+  if (client.status === 'ready') {
+    try {
+      await client.quit();
+      return;
+    } catch {
+      // fall through: the connection is gone anyway
+    }
+  }
+  client.disconnect();
+}
+
+/** A Redis failure as a FerryError with `code`, its text free of passwords. */
+export function redisError(
+  code: 'PUBLISH_FAILED' | 'CONNECTION_FAILED',
+  what: string,
+  cause: unknown,
+): FerryError {
+  if (cause instanceof FerryError) return cause;
+  return new FerryError(code, `${what}: ${redactSecrets(describeError(cause))}`, { cause });
+}
+
+/**
+ * Connection options from a ferry URL. `redis-streams://` becomes `redis://` (add `?tls=1`
+ * for TLS); the query string is left to the caller.
+ */
+export function connectionFromUrl(url: URL, scheme: 'redis:' | 'rediss:'): RedisConnectionOptions {
+  const tls = url.searchParams.get('tls');
+  const target = new URL(url.href);
+  target.protocol = tls === '1' || tls === 'true' ? 'rediss:' : scheme;
+  target.search = '';
+  const prefix = url.searchParams.get('prefix');
+  return { url: target.href, ...(prefix === null ? {} : { prefix }) };
+}
+
+/** A whole number from a URL query parameter, or undefined when absent. */
+export function numberParam(url: URL, name: string): number | undefined {
+  const text = url.searchParams.get(name);
+  if (text === null) return undefined;
+  const value = Number(text);
+  if (!Number.isFinite(value)) {
+    throw new FerryError(
+      'INVALID_URL',
+      `Query parameter ${name} must be a number, got ${JSON.stringify(text)}`,
+    );
+  }
+  return value;
+}
+
+/** Counts handlers running at once, across the partitions or channels of one subscription. */
+export class Slots {
+  private running = 0;
+  private readonly waiting: Array<() => void> = [];
+
+  constructor(private readonly limit: number) {}
+
+  async acquire(): Promise<void> {
+    if (this.running < this.limit) {
+      this.running++;
+      return;
+    }
+    await new Promise<void>((resolve) => this.waiting.push(resolve));
+  }
+
+  release(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.running--;
+  }
+}
+
+/** Resolves after `ms`, or at once when `signal` is aborted. */
+export function pause(ms: number, signal?: AbortSignal): Promise<void> {
+  if (signal?.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
+
+/** Waits for `work` up to `timeoutMs`; true when it finished in time. */
+export async function within(work: Promise<unknown>, timeoutMs: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), timeoutMs);
+  });
+  try {
+    return await Promise.race([work.then(() => true), timedOut]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

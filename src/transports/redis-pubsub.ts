@@ -1,0 +1,416 @@
+import { isUtf8 } from 'node:buffer';
+import type { Redis } from 'ioredis';
+import { FerryError } from '../errors.js';
+import { HEADER, type Delivery, type Headers, type OutgoingMessage } from '../message.js';
+import type {
+  CloseOptions,
+  DeliveryHandler,
+  SubscribeOptions,
+  Subscription,
+  Transport,
+  TransportCapabilities,
+} from '../transport.js';
+import { checkSize, checkSubscribe, unsupported } from './shared.js';
+import {
+  closeRedis,
+  connectionFromUrl,
+  connectRedis,
+  numberParam,
+  redisError,
+  Slots,
+  within,
+  type RedisConnectionOptions,
+} from './redis-common.js';
+
+/**
+ * One line to print (once) wherever Redis Pub/Sub carries messages that matter, e.g. when a
+ * relay or the demo starts on a `redis://` URL.
+ */
+export const AT_MOST_ONCE_WARNING =
+  'redis (Pub/Sub) is at-most-once: messages published while no subscriber listens, or whose handler fails, are lost; use redis-streams, kafka or rabbitmq where loss is not acceptable.';
+
+export interface RedisPubSubOptions extends RedisConnectionOptions {
+  /**
+   * Treat topics holding glob characters (`*`, `?`, `[`) as channel patterns: subscribing to
+   * `order.*` uses PSUBSCRIBE and delivers every channel it matches, with `Delivery.topic`
+   * set to the channel the message was published to. Default false (topics are literal).
+   */
+  readonly patterns?: boolean;
+  /** Largest body `publish` accepts, in bytes. Default 8 MiB. */
+  readonly maxMessageBytes?: number;
+  /**
+   * Messages a subscription holds while its handler is busy. Beyond this, new messages are
+   * dropped (and reported to `onDrop`) rather than letting memory grow without bound.
+   * Default 100 000.
+   */
+  readonly maxQueued?: number;
+  /** Told when a subscription drops a message because `maxQueued` was reached. */
+  readonly onDrop?: (topic: string) => void;
+}
+
+/** What `redis-cli SUBSCRIBE` shows for each ferry message (see {@link redisPubSub}). */
+export interface PubSubEnvelope {
+  /** The ferry message id (also in `headers['ferry-id']`). */
+  readonly id?: string;
+  readonly key?: string;
+  /** Every header, ferry's included (`ferry-id`, `ferry-created-at`, `content-type`). */
+  readonly headers: Headers;
+  /** The payload: its text when `encoding` is absent, base64 when `encoding` is `base64`. */
+  readonly body: string;
+  readonly encoding?: 'base64';
+}
+
+const capabilitiesOf = (maxMessageBytes: number): TransportCapabilities => ({
+  persistent: false,
+  groups: false,
+  order: 'channel',
+  replay: false,
+  delivery: 'at-most-once',
+  maxMessageBytes,
+});
+
+const GLOB = /[*?[]/;
+
+/** Text bodies travel as text; anything else (or bytes that are not UTF-8) as base64. */
+function isTextType(contentType: string | undefined): boolean {
+  if (contentType === undefined) return false;
+  if (contentType === 'application/json') return true;
+  const type = contentType.split(';', 1)[0]?.trim().toLowerCase() ?? '';
+  return type === 'application/json' || type.endsWith('+json') || type.startsWith('text/');
+}
+
+/** The wire form of a message on a Pub/Sub channel. */
+export function encodeEnvelope(message: OutgoingMessage): string {
+  const { headers, body } = message;
+  const text = isTextType(headers[HEADER.contentType]) && isUtf8(body);
+  // One object shape for every message (JSON.stringify leaves out the undefined fields).
+  return JSON.stringify({
+    id: headers[HEADER.id],
+    key: message.key,
+    headers,
+    body: body.toString(text ? 'utf8' : 'base64'),
+    encoding: text ? undefined : 'base64',
+  });
+}
+
+/**
+ * Reads a channel message. A ferry envelope gives back key, headers and body; anything else
+ * (`redis-cli PUBLISH orders hello`) is delivered as it is: the raw bytes as body, no key,
+ * no headers (its id is then derived from the channel and arrival count).
+ */
+export function decodeEnvelope(raw: Buffer): Pick<Delivery, 'key' | 'headers' | 'body'> {
+  if (raw[0] === 0x7b /* { */) {
+    try {
+      const parsed = JSON.parse(raw.toString('utf8')) as Partial<
+        Record<keyof PubSubEnvelope, unknown>
+      >;
+      if (
+        typeof parsed.body === 'string' &&
+        (parsed.headers === undefined || isObject(parsed.headers))
+      ) {
+        const headers: Headers = {};
+        for (const [name, value] of Object.entries(parsed.headers ?? {})) {
+          headers[name] = String(value);
+        }
+        if (typeof parsed.id === 'string' && headers[HEADER.id] === undefined) {
+          headers[HEADER.id] = parsed.id;
+        }
+        return {
+          key: typeof parsed.key === 'string' ? parsed.key : undefined,
+          headers,
+          body: Buffer.from(parsed.body, parsed.encoding === 'base64' ? 'base64' : 'utf8'),
+        };
+      }
+    } catch {
+      // not an envelope: deliver the raw message
+    }
+  }
+  return { key: undefined, headers: {}, body: raw };
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** One subscription: a queue per channel, drained one message at a time. */
+class Listener {
+  private readonly queues = new Map<string, Delivery[]>();
+  private readonly offsets = new Map<string, number>();
+  private readonly draining = new Set<Promise<void>>();
+  private readonly slots: Slots;
+  private queued = 0;
+  closed = false;
+
+  constructor(
+    private readonly handler: DeliveryHandler,
+    concurrency: number,
+    private readonly maxQueued: number,
+    private readonly onDrop: ((topic: string) => void) | undefined,
+    private readonly onError: ((error: unknown) => void) | undefined,
+  ) {
+    this.slots = new Slots(concurrency);
+  }
+
+  push(topic: string, raw: Buffer): void {
+    if (this.closed) return;
+    if (this.queued >= this.maxQueued) {
+      this.onDrop?.(topic);
+      return;
+    }
+    const offset = this.offsets.get(topic) ?? 0;
+    this.offsets.set(topic, offset + 1);
+    const delivery: Delivery = {
+      topic,
+      ...decodeEnvelope(raw),
+      partition: 0,
+      offset: String(offset),
+    };
+    const queue = this.queues.get(topic);
+    this.queued++;
+    if (queue) {
+      queue.push(delivery);
+      return;
+    }
+    const fresh = [delivery];
+    this.queues.set(topic, fresh);
+    const drain = this.drain(topic, fresh).finally(() => this.draining.delete(drain));
+    this.draining.add(drain);
+  }
+
+  private async drain(topic: string, queue: Delivery[]): Promise<void> {
+    try {
+      for (let delivery = queue.shift(); delivery && !this.closed; delivery = queue.shift()) {
+        this.queued--;
+        await this.slots.acquire();
+        try {
+          if (this.closed) return;
+          await this.handler(delivery);
+        } catch (error) {
+          // At-most-once: a failed delivery is not handed out again.
+          this.onError?.(error);
+        } finally {
+          this.slots.release();
+        }
+      }
+    } finally {
+      this.queues.delete(topic);
+    }
+  }
+
+  /** Drops what is queued and waits for the handlers running now, up to `timeoutMs`. */
+  async close(timeoutMs: number): Promise<void> {
+    this.closed = true;
+    this.queued = 0;
+    for (const queue of this.queues.values()) queue.length = 0;
+    await within(Promise.all(this.draining), timeoutMs);
+  }
+}
+
+interface Channel {
+  readonly listeners: Set<Listener>;
+  /** Subscribed with PSUBSCRIBE. */
+  readonly pattern: boolean;
+}
+
+/**
+ * Redis Pub/Sub (`redis://`, `rediss://`): the fastest, lightest transport, with the
+ * promises of Redis Pub/Sub and no more.
+ *
+ * - **At-most-once.** Messages published while no subscriber listens are lost: Redis keeps
+ *   nothing. A message reaches the subscribers connected when it is published, once each. A
+ *   handler that rejects is NOT handed the message again (the bus runtime's retries still
+ *   run inside the handler call; a message it gives up on is dead-lettered to `<topic>.dlq`,
+ *   itself a Pub/Sub channel that loses what nobody hears). Messages arriving while a
+ *   connection is down are lost; ioredis reconnects and resubscribes on its own.
+ * - **No groups, no replay.** Every subscriber gets every message; a `group` or `seek`
+ *   fails with `UNSUPPORTED` (use redis-streams or kafka).
+ * - **Order per channel.** One topic is one channel (`prefix + topic`). Each subscription
+ *   handles one message at a time per channel, in arrival order; a slow handler delays the
+ *   channel's later messages rather than reordering them. With `patterns`, the channels a
+ *   pattern matches are handled concurrently, up to `concurrency` (default 16).
+ * - **Publish** sends a batch as one pipeline (one round trip) of PUBLISH commands and
+ *   resolves when Redis has taken them all, whether or not anyone heard them.
+ * - **close()** unsubscribes, drops messages received but not yet started (at-most-once),
+ *   and waits up to `timeoutMs` for the handlers running.
+ *
+ * Redis Pub/Sub carries no headers, so each message is a JSON envelope that other languages
+ * and `redis-cli SUBSCRIBE` can read:
+ *
+ * ```json
+ * {"id":"0190…","key":"order-1","headers":{"ferry-id":"0190…","ferry-created-at":"2025-01-01T00:00:00.000Z","content-type":"application/json"},"body":"{\"orderId\":\"o-1\"}"}
+ * ```
+ *
+ * `body` holds the payload as text when `content-type` is JSON (`application/json`,
+ * `*+json`) or `text/*`; otherwise (or when the bytes are not UTF-8) it holds base64 and the
+ * envelope adds `"encoding":"base64"`. `id` and `key` are left out when absent. A message
+ * that is not such an envelope (`redis-cli PUBLISH channel hello`) is delivered as raw
+ * bytes with no headers.
+ */
+export function redisPubSub(options: RedisPubSubOptions = {}): Transport {
+  const name = 'redis';
+  const capabilities = capabilitiesOf(options.maxMessageBytes ?? 8 * 1024 * 1024);
+  const prefix = options.prefix ?? '';
+  const maxQueued = options.maxQueued ?? 100_000;
+  const channels = new Map<string, Channel>();
+  const subscriptions = new Set<Subscription>();
+  const publishing = new Set<Promise<unknown>>();
+  let publisher: Promise<Redis> | undefined;
+  let subscriber: Promise<Redis> | undefined;
+  // SUBSCRIBE / UNSUBSCRIBE calls run one after another, so a channel's count stays true.
+  let changes: Promise<unknown> = Promise.resolve();
+  let closed = false;
+
+  const dispatch = (channel: string, message: Buffer): void => {
+    const topic = channel.slice(prefix.length);
+    for (const listener of channels.get(channel)?.listeners ?? []) listener.push(topic, message);
+  };
+  const dispatchPattern = (pattern: string, channel: string, message: Buffer): void => {
+    const topic = channel.slice(prefix.length);
+    for (const listener of channels.get(pattern)?.listeners ?? []) listener.push(topic, message);
+  };
+
+  const getPublisher = (): Promise<Redis> =>
+    (publisher ??= connectRedis(options, { enableAutoPipelining: true }));
+  const getSubscriber = (): Promise<Redis> =>
+    (subscriber ??= connectRedis(options, { autoResubscribe: true }).then((client) => {
+      client.on('messageBuffer', (channel: Buffer, message: Buffer) =>
+        dispatch(channel.toString(), message),
+      );
+      client.on('pmessageBuffer', (pattern: Buffer, channel: Buffer, message: Buffer) =>
+        dispatchPattern(pattern.toString(), channel.toString(), message),
+      );
+      return client;
+    }));
+
+  const serially = <T>(change: () => Promise<T>): Promise<T> => {
+    const next = changes.then(change, change);
+    changes = next.catch(() => undefined);
+    return next;
+  };
+
+  const assertOpen = (): void => {
+    if (closed) throw new FerryError('CLOSED', 'redis transport is closed');
+  };
+
+  return {
+    name,
+    capabilities,
+
+    async publish(messages: readonly OutgoingMessage[]) {
+      assertOpen();
+      checkSize(name, capabilities, messages);
+      if (messages.length === 0) return;
+      const sending = (async () => {
+        const client = await getPublisher();
+        const pipeline = client.pipeline();
+        for (const message of messages) {
+          pipeline.publish(prefix + message.topic, encodeEnvelope(message));
+        }
+        const results = await pipeline.exec();
+        const failed = results?.find(([error]) => error);
+        if (!results || failed) throw failed?.[0] ?? new Error('pipeline was not run');
+      })();
+      publishing.add(sending);
+      try {
+        await sending;
+      } catch (error) {
+        throw redisError('PUBLISH_FAILED', 'redis PUBLISH failed', error);
+      } finally {
+        publishing.delete(sending);
+      }
+    },
+
+    async subscribe(subscribe: SubscribeOptions, handler: DeliveryHandler) {
+      assertOpen();
+      checkSubscribe(name, capabilities, subscribe);
+      const pattern = options.patterns === true && GLOB.test(subscribe.topic);
+      const channel = prefix + subscribe.topic;
+      const listener = new Listener(
+        handler,
+        pattern ? (subscribe.concurrency ?? 16) : 1,
+        maxQueued,
+        options.onDrop,
+        options.onError,
+      );
+      try {
+        const client = await getSubscriber();
+        await serially(async () => {
+          const entry = channels.get(channel);
+          if (entry) {
+            entry.listeners.add(listener);
+            return;
+          }
+          channels.set(channel, { listeners: new Set([listener]), pattern });
+          try {
+            if (pattern) await client.psubscribe(channel);
+            else await client.subscribe(channel);
+          } catch (error) {
+            channels.delete(channel);
+            throw error;
+          }
+        });
+      } catch (error) {
+        throw redisError('CONNECTION_FAILED', `redis SUBSCRIBE ${channel} failed`, error);
+      }
+
+      let done: Promise<void> | undefined;
+      const subscription: Subscription = {
+        close(closeOptions?: CloseOptions) {
+          done ??= (async () => {
+            subscriptions.delete(subscription);
+            const drained = listener.close(closeOptions?.timeoutMs ?? 30_000);
+            await serially(async () => {
+              const entry = channels.get(channel);
+              if (!entry?.listeners.delete(listener) || entry.listeners.size > 0) return;
+              channels.delete(channel);
+              const client = await getSubscriber();
+              try {
+                if (entry.pattern) await client.punsubscribe(channel);
+                else await client.unsubscribe(channel);
+              } catch (error) {
+                // The connection is gone; it will not resubscribe a channel nobody wants.
+                options.onError?.(error);
+              }
+            });
+            await drained;
+          })();
+          return done;
+        },
+      };
+      subscriptions.add(subscription);
+      return subscription;
+    },
+
+    seek() {
+      return Promise.reject(
+        unsupported(name, 'replay', 'Redis Pub/Sub keeps no messages: use redis-streams or kafka.'),
+      );
+    },
+
+    async close(closeOptions?: CloseOptions) {
+      closed = true;
+      await Promise.all([...subscriptions].map((subscription) => subscription.close(closeOptions)));
+      await Promise.allSettled(publishing);
+      const [pub, sub] = [publisher, subscriber];
+      publisher = subscriber = undefined;
+      await Promise.all(
+        [pub, sub].map(async (client) => closeRedis(await client?.catch(() => undefined))),
+      );
+    },
+  };
+}
+
+/**
+ * `redis://[user:password@]host:port[/db]` (`rediss://` for TLS). Query: `prefix`,
+ * `patterns=1`, `maxMessageBytes`.
+ */
+export function redisPubSubFromUrl(url: URL): Transport {
+  const scheme = url.protocol === 'rediss:' ? 'rediss:' : 'redis:';
+  const patterns = url.searchParams.get('patterns');
+  const maxMessageBytes = numberParam(url, 'maxMessageBytes');
+  return redisPubSub({
+    ...connectionFromUrl(url, scheme),
+    ...(patterns === null ? {} : { patterns: patterns === '1' || patterns === 'true' }),
+    ...(maxMessageBytes === undefined ? {} : { maxMessageBytes }),
+  });
+}

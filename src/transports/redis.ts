@@ -1,0 +1,23 @@
+/**
+ * Redis transports (`ferry/redis`): {@link redisPubSub} for fast, at-most-once fan-out
+ * (`redis://`) and {@link redisStreams} for a persistent log with consumer groups and replay
+ * (`redis-streams://`). Both use ioredis, loaded on first use.
+ */
+export {
+  AT_MOST_ONCE_WARNING,
+  decodeEnvelope,
+  encodeEnvelope,
+  redisPubSub,
+  redisPubSubFromUrl,
+  type PubSubEnvelope,
+  type RedisPubSubOptions,
+} from './redis-pubsub.js';
+export {
+  decodeEntry,
+  entryFields,
+  KEY_FIELD,
+  redisStreams,
+  redisStreamsFromUrl,
+  type RedisStreamsOptions,
+} from './redis-streams.js';
+export type { RedisConnectionOptions } from './redis-common.js';

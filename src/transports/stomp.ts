@@ -1,0 +1,575 @@
+import type { Client, IMessage, StompHeaders } from '@stomp/stompjs';
+import type { Channel } from 'amqplib';
+import { randomUUID } from 'node:crypto';
+import { loadDriver } from '../driver.js';
+import { describeError, FerryError } from '../errors.js';
+import { redactUrl } from '../log.js';
+import { HEADER, type Delivery, type Headers, type OutgoingMessage } from '../message.js';
+import type {
+  CloseOptions,
+  DeliveryHandler,
+  PartitionLag,
+  SubscribeOptions,
+  Subscription,
+  Transport,
+  TransportCapabilities,
+} from '../transport.js';
+import { Connector } from './rabbitmq/connection.js';
+import { Lanes, type Inbound } from './rabbitmq/lanes.js';
+import {
+  isPermanentAmqpError,
+  KEY_HEADER,
+  Topology,
+  type TopologyOptions,
+} from './rabbitmq/topology.js';
+import { Window } from './rabbitmq/window.js';
+import { routingKeyOf } from './rabbitmq/wire.js';
+
+export type {
+  AmqpBinding,
+  BindingMap,
+  ExchangeOptions,
+  ExchangeType,
+  TopologyOptions,
+} from './rabbitmq/topology.js';
+
+/**
+ * As the AMQP transport: RabbitMQ takes up to 128 MiB, but big bodies stall a connection and
+ * the STOMP client parses frames in memory; 16 MiB (20 MB frames measured working).
+ */
+export const DEFAULT_STOMP_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
+
+export interface StompTransportOptions extends TopologyOptions {
+  /** `stomp://user:pass@host:61613/vhost`. Default `stomp://guest:guest@127.0.0.1:61613`. */
+  readonly url?: string;
+  /**
+   * Where exchanges and group queues are declared. RabbitMQ's STOMP adapter cannot declare
+   * an exchange or a headers binding, so ferry declares the topology over AMQP (amqplib)
+   * once per topic and group, then moves every message over STOMP. Default: the same host,
+   * credentials and vhost on port 5672. `false`: the topology is declared elsewhere (by the
+   * AMQP transport or by operations); subscriptions then need their queue to exist.
+   */
+  readonly amqpUrl?: string | false;
+  /** Unacknowledged messages the broker pushes to each subscription ahead. Default 100. */
+  readonly prefetch?: number;
+  /** Publishes awaiting their receipt at once. Default 1000. */
+  readonly maxInFlight?: number;
+  /** How long publish and subscribe keep trying through a lost connection. Default 30 s. */
+  readonly publishTimeoutMs?: number;
+  /** STOMP heart-beat in both directions. Default 10 s. */
+  readonly heartbeatMs?: number;
+  /** Wait before giving a rejected delivery back. Default 50 ms. */
+  readonly redeliveryDelayMs?: number;
+  readonly maxMessageBytes?: number;
+}
+
+/** STOMP frame headers the broker adds; not part of the message. */
+const FRAME_HEADERS = new Set([
+  'content-length',
+  'ack',
+  'message-id',
+  'destination',
+  'subscription',
+  'redelivered',
+  'persistent',
+  'receipt',
+  'amqp-message-id',
+  'timestamp',
+]);
+
+/** `/` and `%` would end or escape a destination segment. */
+function segment(name: string): string {
+  return name.replace(/%/g, '%25').replace(/\//g, '%2F');
+}
+
+/** A STOMP MESSAGE frame as a ferry delivery (from ferry, AMQP clients or other STOMP clients). */
+export function stompToDelivery(topic: string, message: IMessage): Delivery {
+  const headers: Headers = {};
+  let key: string | undefined;
+  for (const [name, value] of Object.entries(message.headers)) {
+    if (name === KEY_HEADER) key = value;
+    else if (!FRAME_HEADERS.has(name)) headers[name] = value;
+  }
+  const id = message.headers['amqp-message-id'];
+  if (id !== undefined && headers[HEADER.id] === undefined) headers[HEADER.id] = id;
+  const timestamp = Number(message.headers.timestamp);
+  if (headers[HEADER.createdAt] === undefined && Number.isFinite(timestamp) && timestamp > 0) {
+    headers[HEADER.createdAt] = new Date(timestamp * 1000).toISOString();
+  }
+  return {
+    topic,
+    key,
+    headers,
+    body: Buffer.from(message.binaryBody),
+    partition: 0,
+    offset: message.headers['message-id'] ?? '',
+  };
+}
+
+/** ferry headers as STOMP SEND headers; RabbitMQ maps them onto the same AMQP properties. */
+function sendHeaders(message: OutgoingMessage): StompHeaders {
+  const headers: StompHeaders = { persistent: 'true' };
+  for (const [name, value] of Object.entries(message.headers)) {
+    if (name === HEADER.id) headers['amqp-message-id'] = value;
+    else headers[name] = value;
+  }
+  if (message.key !== undefined) headers[KEY_HEADER] = message.key;
+  const created = Date.parse(message.headers[HEADER.createdAt] ?? '');
+  headers.timestamp = String(Math.floor((Number.isNaN(created) ? Date.now() : created) / 1000));
+  return headers;
+}
+
+interface Session {
+  readonly client: Client;
+  /** Increases with every STOMP connection; settles from older ones are dropped. */
+  generation: number;
+  connected: boolean;
+  waiters: Set<() => void>;
+  receipts: Map<string, (outcome: 'ok' | 'retry') => void>;
+}
+
+/**
+ * RabbitMQ through its STOMP adapter (`rabbitmq-plugins enable rabbitmq_stomp`), with the
+ * same topology as the AMQP transport, so both interoperate: a topic is the exchange
+ * `<topic>`, a group the durable queue `<topic>:<group>`.
+ *
+ * - Publish: `SEND /exchange/<topic>/<routing key>` with `persistent:true` and a receipt
+ *   per message; RabbitMQ sends the receipt once the message is confirmed. Many sends are
+ *   in flight at once (`maxInFlight`); a dropped connection re-sends the unconfirmed ones
+ *   after reconnecting, until `publishTimeoutMs`, then `CONNECTION_FAILED`.
+ * - Subscribe: `SUBSCRIBE /amq/queue/<queue>` with `ack:client-individual` and
+ *   `prefetch-count`; ack after the handler resolves, NACK (requeue) when it rejects.
+ *   Order, redelivery and close as in the AMQP transport (`concurrency` lanes per key).
+ * - Headers: user headers travel as STOMP headers (= AMQP headers), `ferry-id` as
+ *   `amqp-message-id` (= AMQP message-id), key as `ferry-key`, `content-type` as is.
+ * - No replay (`seek` UNSUPPORTED); `redrive` is in `ferry/rabbitmq` (same queues).
+ */
+export function stomp(options: StompTransportOptions = {}): Transport {
+  const url = new URL(options.url ?? 'stomp://guest:guest@127.0.0.1:61613');
+  const capabilities: TransportCapabilities = {
+    persistent: true,
+    groups: true,
+    order: 'queue',
+    replay: false,
+    delivery: 'at-least-once',
+    maxMessageBytes: options.maxMessageBytes ?? DEFAULT_STOMP_MAX_MESSAGE_BYTES,
+  };
+  const topology = new Topology(options);
+  const login = decodeURIComponent(url.username || 'guest');
+  const passcode = decodeURIComponent(url.password || 'guest');
+  const vhost = url.pathname.length > 1 ? decodeURIComponent(url.pathname.slice(1)) : '/';
+  const amqpUrl =
+    options.amqpUrl === false
+      ? undefined
+      : (options.amqpUrl ??
+        `amqp://${encodeURIComponent(login)}:${encodeURIComponent(passcode)}@${url.hostname}:5672/${encodeURIComponent(vhost)}`);
+  const connector =
+    amqpUrl === undefined
+      ? undefined
+      : new Connector({ url: amqpUrl, initialDelayMs: 100, maxDelayMs: 5000 });
+  const timeoutMs = options.publishTimeoutMs ?? 30_000;
+  const prefetch = options.prefetch ?? 100;
+  const redeliveryDelayMs = options.redeliveryDelayMs ?? 50;
+  const window = new Window(options.maxInFlight ?? 1000);
+  const declaredExchanges = new Map<string, Promise<void>>();
+  const subscriptions = new Set<StompSubscription>();
+  const publishing = new Set<Promise<void>>();
+  let session: Promise<Session> | undefined;
+  let closed = false;
+  let receiptSeq = 0;
+  let lastError: unknown;
+
+  const where = redactUrl(url);
+  const assertOpen = (): void => {
+    if (closed) throw new FerryError('CLOSED', 'stomp transport is closed');
+  };
+
+  /** Runs `work` on a short-lived AMQP channel (declarations only). */
+  const withChannel = async <T>(work: (channel: Channel) => Promise<T>): Promise<T | undefined> => {
+    if (!connector) return undefined;
+    const model = await connector.get(Date.now() + timeoutMs);
+    const channel = await model.createChannel();
+    channel.on('error', () => undefined);
+    try {
+      return await work(channel);
+    } catch (error) {
+      if (isPermanentAmqpError(error)) {
+        throw new FerryError('INVALID_ARGUMENT', `RabbitMQ refused: ${describeError(error)}`, {
+          cause: error,
+        });
+      }
+      throw error;
+    } finally {
+      await channel.close().catch(() => undefined);
+    }
+  };
+
+  const declareExchange = (topic: string): Promise<void> => {
+    let declared = declaredExchanges.get(topic);
+    if (!declared) {
+      declared = withChannel((channel) => topology.declareExchange(channel, topic)).then(
+        () => undefined,
+      );
+      declared.catch(() => declaredExchanges.delete(topic));
+      declaredExchanges.set(topic, declared);
+    }
+    return declared;
+  };
+
+  const openSession = async (hooks: {
+    onConnect?: () => void;
+    onDown?: () => void;
+  }): Promise<Session> => {
+    const [stompjs, tcp] = await Promise.all([
+      loadDriver('@stomp/stompjs', () => import('@stomp/stompjs')),
+      loadDriver('@stomp/tcp-wrapper', () => import('@stomp/tcp-wrapper')),
+    ]);
+    const port = Number(url.port || 61613);
+    const heartbeat = options.heartbeatMs ?? 10_000;
+    const client = new stompjs.Client({
+      webSocketFactory: () => new tcp.TCPWrapper(url.hostname, port),
+      connectHeaders: { login, passcode, host: vhost },
+      heartbeatIncoming: heartbeat,
+      heartbeatOutgoing: heartbeat,
+      reconnectDelay: 100,
+      maxReconnectDelay: 5000,
+      reconnectTimeMode: stompjs.ReconnectionTimeMode.EXPONENTIAL,
+      connectionTimeout: 10_000,
+      debug: () => undefined,
+    });
+    const state: Session = {
+      client,
+      generation: 0,
+      connected: false,
+      waiters: new Set(),
+      receipts: new Map(),
+    };
+    const down = (): void => {
+      if (!state.connected) return;
+      state.connected = false;
+      // Unconfirmed sends are sent again on the next connection; deliveries not acked come
+      // back from the broker.
+      for (const settle of state.receipts.values()) settle('retry');
+      state.receipts.clear();
+      hooks.onDown?.();
+    };
+    client.onConnect = () => {
+      state.generation++;
+      state.connected = true;
+      lastError = undefined;
+      for (const wake of state.waiters) wake();
+      state.waiters.clear();
+      hooks.onConnect?.();
+    };
+    client.onStompError = (frame) => {
+      lastError = new Error(`${frame.headers.message ?? 'STOMP error'}: ${frame.body}`);
+      // A missing exchange or queue: declare again on the next try.
+      declaredExchanges.clear();
+    };
+    client.onWebSocketClose = () => down();
+    client.onWebSocketError = (event: unknown) => {
+      lastError = (event as { message?: unknown }).message ?? event;
+    };
+    client.activate();
+    return state;
+  };
+
+  const connected = async (opened: Promise<Session>, deadline: number): Promise<Session> => {
+    const state = await opened;
+    while (!state.connected) {
+      if (closed) throw new FerryError('CLOSED', 'stomp transport is closed');
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        throw new FerryError(
+          'CONNECTION_FAILED',
+          `Could not connect to RabbitMQ STOMP at ${where}${lastError === undefined ? '' : `: ${describeError(lastError)}`}`,
+          { cause: lastError },
+        );
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, left);
+        function done(): void {
+          clearTimeout(timer);
+          state.waiters.delete(done);
+          resolve();
+        }
+        state.waiters.add(done);
+      });
+    }
+    return state;
+  };
+
+  const sendOne = async (message: OutgoingMessage, state: Session): Promise<'ok' | 'retry'> => {
+    const wait = window.acquire();
+    if (wait) await wait;
+    if (!state.connected) {
+      window.release();
+      return 'retry';
+    }
+    const receipt = `r${++receiptSeq}`;
+    return new Promise((resolve) => {
+      state.receipts.set(receipt, (outcome) => {
+        window.release();
+        resolve(outcome);
+      });
+      state.client.watchForReceipt(receipt, () => {
+        const settle = state.receipts.get(receipt);
+        state.receipts.delete(receipt);
+        settle?.('ok');
+      });
+      try {
+        state.client.publish({
+          destination: `/exchange/${segment(topology.exchangeName(message.topic))}/${segment(routingKeyOf(message))}`,
+          headers: { ...sendHeaders(message), receipt },
+          binaryBody: message.body,
+        });
+      } catch {
+        const settle = state.receipts.get(receipt);
+        state.receipts.delete(receipt);
+        settle?.('retry');
+      }
+    });
+  };
+
+  const publishBatch = async (messages: readonly OutgoingMessage[]): Promise<void> => {
+    const deadline = Date.now() + timeoutMs;
+    try {
+      await Promise.all([...new Set(messages.map((m) => m.topic))].map(declareExchange));
+    } catch (error) {
+      throw error instanceof FerryError && error.code !== 'CONNECTION_FAILED'
+        ? new FerryError('PUBLISH_FAILED', error.message, { cause: error })
+        : error;
+    }
+    let pending = [...messages];
+    while (pending.length > 0) {
+      if (Date.now() > deadline || closed) {
+        throw new FerryError(
+          'CONNECTION_FAILED',
+          `${pending.length} of ${messages.length} messages got no receipt from RabbitMQ STOMP at ${where} within ${timeoutMs} ms`,
+          { cause: lastError },
+        );
+      }
+      session ??= openSession({});
+      const state = await connected(session, deadline);
+      const outcomes = await Promise.all(pending.map((message) => sendOne(message, state)));
+      pending = pending.filter((_, index) => outcomes[index] === 'retry');
+    }
+  };
+
+  const transport: Transport = {
+    name: 'stomp',
+    capabilities,
+
+    async publish(messages: readonly OutgoingMessage[]) {
+      assertOpen();
+      for (const message of messages) {
+        if (message.body.length > capabilities.maxMessageBytes) {
+          throw new FerryError(
+            'MESSAGE_TOO_LARGE',
+            `Message for ${message.topic} is ${message.body.length} bytes; stomp takes at most ${capabilities.maxMessageBytes}`,
+          );
+        }
+      }
+      if (messages.length === 0) return;
+      const work = publishBatch(messages);
+      publishing.add(work);
+      try {
+        await work;
+      } finally {
+        publishing.delete(work);
+      }
+    },
+
+    async subscribe(subscribe: SubscribeOptions, handler: DeliveryHandler) {
+      assertOpen();
+      if (subscribe.group === undefined && !connector) {
+        throw new FerryError(
+          'INVALID_ARGUMENT',
+          'A private subscription needs a queue declared over AMQP: give amqpUrl, or a group',
+        );
+      }
+      topology.bindArgs(subscribe.topic, subscribe.group);
+      const queue =
+        subscribe.group === undefined
+          ? `${options.prefix ?? ''}${subscribe.topic}:private-${randomUUID()}`
+          : topology.groupQueue(subscribe.topic, subscribe.group);
+      const declare = async (): Promise<void> => {
+        await withChannel((channel) =>
+          topology.declareSubscription(channel, subscribe.topic, subscribe.group, {
+            name: queue,
+            // Another connection (STOMP) consumes it, so not exclusive: auto-deleted when its
+            // consumer goes, expired if it never had one.
+            options: { durable: true, autoDelete: true, arguments: { 'x-expires': 60_000 } },
+          }),
+        );
+      };
+      await declare();
+      const hooks: { self?: StompSubscription } = {};
+      // Its own connection: closing it gives every unacked delivery back to the queue, which
+      // STOMP has no other way to do once a subscription is gone.
+      const own = openSession({
+        onConnect: () => hooks.self?.resume(),
+        onDown: () => hooks.self?.lost(),
+      });
+      let state: Session;
+      try {
+        state = await connected(own, Date.now() + timeoutMs);
+      } catch (error) {
+        await (await own.catch(() => undefined))?.client.deactivate().catch(() => undefined);
+        throw error;
+      }
+      const subscription = new StompSubscription(
+        subscribe.topic,
+        `/amq/queue/${segment(queue)}`,
+        prefetch,
+        new Lanes(handler, {
+          lanes: subscribe.concurrency ?? 1,
+          redeliveryDelayMs,
+          onClose: 'hold',
+        }),
+        state,
+        declare,
+        (self) => subscriptions.delete(self),
+      );
+      hooks.self = subscription;
+      subscriptions.add(subscription);
+      subscription.subscribe();
+      return subscription;
+    },
+
+    seek() {
+      return Promise.reject(
+        new FerryError(
+          'UNSUPPORTED',
+          'stomp does not support replay (seek). A RabbitMQ queue forgets what it has delivered. Use kafka, sqlite or redis-streams for replay, or redrive the dead-letter queue (ferry redrive).',
+        ),
+      );
+    },
+
+    async lag(topic: string, group: string): Promise<PartitionLag[]> {
+      const count = await withChannel(async (channel) => {
+        try {
+          return (await channel.checkQueue(topology.groupQueue(topic, group))).messageCount;
+        } catch {
+          return undefined;
+        }
+      });
+      return count === undefined
+        ? []
+        : [{ partition: 0, committed: undefined, end: String(count), lag: count }];
+    },
+
+    async close(closeOptions?: CloseOptions) {
+      if (closed) return;
+      await Promise.all([...subscriptions].map((s) => s.close(closeOptions)));
+      closed = true;
+      await Promise.allSettled([...publishing]);
+      const state = await session?.catch(() => undefined);
+      await state?.client.deactivate().catch(() => undefined);
+      await connector?.close();
+    },
+  };
+  return transport;
+}
+
+/** One STOMP subscription; SUBSCRIBEs again on every new connection. */
+class StompSubscription implements Subscription {
+  private readonly id = `sub-${randomUUID()}`;
+  private active = false;
+  private closed = false;
+  private done: Promise<void> | undefined;
+
+  constructor(
+    private readonly topic: string,
+    private readonly destination: string,
+    private readonly prefetch: number,
+    private readonly lanes: Lanes,
+    private readonly session: Session,
+    /** Declares the queue again (a private queue is gone once its consumer went away). */
+    private readonly declare: () => Promise<void>,
+    private readonly onClosed: (self: StompSubscription) => void,
+  ) {}
+
+  /** After a reconnect: declare the queue again, then subscribe. */
+  resume(): void {
+    void (async () => {
+      for (let attempt = 0; !this.closed && this.session.connected; attempt++) {
+        try {
+          await this.declare();
+          this.subscribe();
+          return;
+        } catch {
+          await new Promise((resolve) => setTimeout(resolve, Math.min(5000, 100 * 2 ** attempt)));
+        }
+      }
+    })();
+  }
+
+  subscribe(): void {
+    if (this.closed || !this.session.connected || this.active) return;
+    const generation = this.session.generation;
+    this.session.client.subscribe(
+      this.destination,
+      (message) => {
+        let settled = false;
+        const live = (): boolean =>
+          !settled &&
+          this.session.connected &&
+          this.session.generation === generation &&
+          (settled = true);
+        const inbound: Inbound = {
+          delivery: stompToDelivery(this.topic, message),
+          redelivered: message.headers.redelivered === 'true',
+          ack: () => {
+            if (live()) message.ack();
+          },
+          nack: () => {
+            if (live()) message.nack({ requeue: 'true' });
+          },
+        };
+        this.lanes.push(inbound);
+      },
+      { id: this.id, ack: 'client-individual', 'prefetch-count': String(this.prefetch) },
+    );
+    this.active = true;
+  }
+
+  lost(): void {
+    this.active = false;
+    this.lanes.reset();
+  }
+
+  close(options?: CloseOptions): Promise<void> {
+    this.done ??= (async () => {
+      this.closed = true;
+      // Stays subscribed while draining: RabbitMQ ignores acks for a subscription that is gone.
+      await this.lanes.drain(options?.timeoutMs ?? 30_000);
+      this.active = false;
+      // Handlers still running are abandoned: closing the connection requeues their messages.
+      await this.session.client.deactivate().catch(() => undefined);
+      this.onClosed(this);
+    })();
+    return this.done;
+  }
+}
+
+/** `stomp://user:pass@host:61613/vhost` (`?prefix=`, `?prefetch=`, `?amqpPort=`). */
+export function stompFromUrl(url: URL): Transport {
+  const params = url.searchParams;
+  const prefix = params.get('prefix');
+  const prefetch = params.get('prefetch');
+  const amqpPort = params.get('amqpPort');
+  const bare = new URL(url.href);
+  bare.search = '';
+  let amqpUrl: string | undefined;
+  if (amqpPort !== null) {
+    const vhost = url.pathname.length > 1 ? url.pathname.slice(1) : '%2F';
+    amqpUrl = `amqp://${url.username || 'guest'}:${url.password || 'guest'}@${url.hostname}:${amqpPort}/${vhost}`;
+  }
+  return stomp({
+    url: bare.href,
+    ...(prefix === null ? {} : { prefix }),
+    ...(prefetch === null ? {} : { prefetch: Number(prefetch) }),
+    ...(amqpUrl === undefined ? {} : { amqpUrl }),
+  });
+}

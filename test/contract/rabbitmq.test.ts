@@ -1,0 +1,22 @@
+import { randomBytes } from 'node:crypto';
+import { afterAll } from 'vitest';
+import { rabbitmq } from '../../src/transports/rabbitmq/index.js';
+import { deleteByPrefix } from '../helpers/rabbitmq.js';
+import { serviceUrl } from '../helpers/services.js';
+import { transportContract } from './transport.js';
+
+const url = serviceUrl('FERRY_AMQP_URL');
+const prefix = `t-${randomBytes(4).toString('hex')}.`;
+
+transportContract(
+  'rabbitmq',
+  url === undefined
+    ? undefined
+    : {
+        create: () => rabbitmq({ url, prefix, queueArguments: { 'x-expires': 600_000 } }),
+      },
+);
+
+afterAll(async () => {
+  if (url !== undefined) await deleteByPrefix(url, prefix);
+});
