@@ -101,7 +101,7 @@ const localPumps = new Map<string, Set<PartitionPump>>();
  */
 export async function sqlite(options: SqliteTransportOptions = {}): Promise<Transport> {
   const { default: Sqlite } = await loadDriver('better-sqlite3', () => import('better-sqlite3'));
-  const path = resolve(options.path ?? 'ferry.db');
+  const path = options.path === ':memory:' ? ':memory:' : resolve(options.path ?? 'ferry.db');
   const defaultPartitions = options.partitions ?? 8;
   assertPartitions(defaultPartitions);
   const sessionTimeoutMs = options.sessionTimeoutMs ?? 10_000;
