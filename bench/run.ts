@@ -3,6 +3,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
 import { formatTable, runGroup, type BenchGroup, type GroupResult } from './harness.js';
+import { kafkaGroups } from './kafka.js';
 import { sqliteGroups } from './sqlite.js';
 
 const { values } = parseArgs({
@@ -15,7 +16,7 @@ const { values } = parseArgs({
 const rounds = Number(values.rounds);
 process.env.FERRY_LOG_LEVEL ??= 'silent';
 
-const groups: BenchGroup[] = [...sqliteGroups()];
+const groups: BenchGroup[] = [...sqliteGroups(), ...kafkaGroups()];
 const selected = groups.filter(
   (group) => !values.only || group.title.toLowerCase().includes(values.only.toLowerCase()),
 );
