@@ -4,6 +4,7 @@ import { cpus, totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
 import { formatTable, runGroup, type BenchGroup, type GroupResult } from './harness.js';
 import { kafkaGroups } from './kafka.js';
+import { rabbitmqGroups } from './rabbitmq.js';
 import { sqliteGroups } from './sqlite.js';
 
 const { values } = parseArgs({
@@ -16,7 +17,7 @@ const { values } = parseArgs({
 const rounds = Number(values.rounds);
 process.env.FERRY_LOG_LEVEL ??= 'silent';
 
-const groups: BenchGroup[] = [...sqliteGroups(), ...kafkaGroups()];
+const groups: BenchGroup[] = [...sqliteGroups(), ...kafkaGroups(), ...rabbitmqGroups()];
 const selected = groups.filter(
   (group) => !values.only || group.title.toLowerCase().includes(values.only.toLowerCase()),
 );
