@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 import { formatTable, runGroup, type BenchGroup, type GroupResult } from './harness.js';
 import { kafkaGroups } from './kafka.js';
 import { rabbitmqGroups } from './rabbitmq.js';
+import { redisGroups } from './redis.js';
 import { sqliteGroups } from './sqlite.js';
 
 const { values } = parseArgs({
@@ -17,7 +18,12 @@ const { values } = parseArgs({
 const rounds = Number(values.rounds);
 process.env.FERRY_LOG_LEVEL ??= 'silent';
 
-const groups: BenchGroup[] = [...sqliteGroups(), ...kafkaGroups(), ...rabbitmqGroups()];
+const groups: BenchGroup[] = [
+  ...sqliteGroups(),
+  ...kafkaGroups(),
+  ...rabbitmqGroups(),
+  ...redisGroups(),
+];
 const selected = groups.filter(
   (group) => !values.only || group.title.toLowerCase().includes(values.only.toLowerCase()),
 );
