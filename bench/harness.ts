@@ -3,8 +3,12 @@ import { performance } from 'node:perf_hooks';
 /** One way of doing the work a group measures. */
 export interface BenchCase {
   readonly name: string;
+  /** Untimed, before each round: a fresh topic, a filled queue, a connected client. */
+  setup?(): Promise<void>;
   /** Runs one round and returns how many operations (messages) it completed. */
   round(): Promise<number>;
+  /** Untimed, after each round: drop what `setup` and the round made. */
+  teardown?(): Promise<void>;
 }
 
 /**
@@ -46,6 +50,18 @@ function median(values: readonly number[]): number {
     : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2;
 }
 
+/** Operations per second of one round; `setup` and `teardown` are not timed. */
+async function measure(benchCase: BenchCase): Promise<number> {
+  await benchCase.setup?.();
+  try {
+    const started = performance.now();
+    const operations = await benchCase.round();
+    return operations / ((performance.now() - started) / 1000);
+  } finally {
+    await benchCase.teardown?.();
+  }
+}
+
 export async function runGroup(group: BenchGroup, rounds: number): Promise<GroupResult> {
   if (group.requires && !process.env[group.requires]) {
     return {
@@ -55,17 +71,14 @@ export async function runGroup(group: BenchGroup, rounds: number): Promise<Group
       results: [],
     };
   }
-  await group.setup?.();
   try {
+    await group.setup?.();
     // One warm-up round each, not counted.
-    for (const benchCase of group.cases) await benchCase.round();
+    for (const benchCase of group.cases) await measure(benchCase);
     const rates = group.cases.map(() => [] as number[]);
     for (let round = 0; round < rounds; round++) {
       for (const [index, benchCase] of group.cases.entries()) {
-        const started = performance.now();
-        const operations = await benchCase.round();
-        const seconds = (performance.now() - started) / 1000;
-        rates[index]?.push(operations / seconds);
+        rates[index]?.push(await measure(benchCase));
       }
     }
     const perSecond = rates.map(median);

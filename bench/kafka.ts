@@ -1,8 +1,6 @@
 // ferry's kafka transport against raw @platformatic/kafka with the same settings: idempotent
 // producer, acks=all, the same batches; a group consumer reading the same records.
-// Run: FERRY_KAFKA_BROKERS=127.0.0.1:9092 npx tsx bench/kafka.ts
 import { randomBytes } from 'node:crypto';
-import { performance } from 'node:perf_hooks';
 import {
   Admin,
   Consumer,
@@ -12,13 +10,13 @@ import {
   stringSerializer,
 } from '@platformatic/kafka';
 import { buildOutgoing, newMessageId, type OutgoingMessage } from '../src/message.js';
+import type { Transport } from '../src/transport.js';
 import { kafka } from '../src/transports/kafka.js';
+import type { BenchCase, BenchGroup } from './harness.js';
 
-const brokers = (process.env.FERRY_KAFKA_BROKERS ?? '127.0.0.1:9092').split(',');
-const ROUNDS = Number(process.env.ROUNDS ?? 5);
-const MESSAGES = Number(process.env.MESSAGES ?? 20_000);
-const BATCH = Number(process.env.BATCH ?? 100);
-const CONSUME = Number(process.env.CONSUME ?? 100_000);
+const MESSAGES = 20_000;
+const BATCH = 100;
+const CONSUME = 50_000;
 const PARTITIONS = 8;
 const BODY = Buffer.from(
   JSON.stringify({ orderId: 'o-123456', amount: 4200, note: 'x'.repeat(180) }),
@@ -26,10 +24,8 @@ const BODY = Buffer.from(
 
 const name = (prefix: string): string =>
   `bench.${prefix}.${Date.now()}.${randomBytes(3).toString('hex')}`;
-const median = (values: number[]): number =>
-  [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] as number;
 
-function messages(topic: string, count = MESSAGES): OutgoingMessage[] {
+function messages(topic: string, count: number): OutgoingMessage[] {
   return Array.from({ length: count }, (_, i) =>
     buildOutgoing({
       id: newMessageId(),
@@ -49,139 +45,180 @@ const toRaw = (m: OutgoingMessage) => ({
   headers: m.headers,
 });
 
-const admin = new Admin({ clientId: 'bench-admin', bootstrapBrokers: brokers });
-async function createTopic(topic: string): Promise<void> {
-  await admin.createTopics({ topics: [topic], partitions: PARTITIONS });
-}
+/** Publish 20,000 in awaited batches of 100; consume 50,000 as a new group from the start. */
+export function kafkaGroups(): BenchGroup[] {
+  const brokers = (process.env.FERRY_KAFKA_BROKERS ?? '127.0.0.1:9092').split(',');
+  let admin: Admin | undefined;
+  const topics = new Set<string>();
+  const groups = new Set<string>();
 
-function rawProducer(): Producer<string, Buffer, string, string> {
-  return new Producer<string, Buffer, string, string>({
-    clientId: 'bench-raw',
-    bootstrapBrokers: brokers,
-    idempotent: true,
-    acks: ProduceAcks.ALL,
-    serializers: {
-      key: stringSerializer,
-      headerKey: stringSerializer,
-      headerValue: stringSerializer,
-    },
-  });
-}
+  const createTopic = async (prefix: string): Promise<string> => {
+    const topic = name(prefix);
+    admin ??= new Admin({ clientId: 'bench-admin', bootstrapBrokers: brokers });
+    await admin.createTopics({ topics: [topic], partitions: PARTITIONS });
+    topics.add(topic);
+    return topic;
+  };
+  const dropTopic = async (topic: string | undefined): Promise<void> => {
+    if (topic === undefined || !admin) return;
+    await admin.deleteTopics({ topics: [topic] });
+    topics.delete(topic);
+  };
+  const cleanUp = async (): Promise<void> => {
+    if (!admin) return;
+    if (groups.size > 0) await admin.deleteGroups({ groups: [...groups] }).catch(() => undefined);
+    groups.clear();
+    if (topics.size > 0) await admin.deleteTopics({ topics: [...topics] });
+    topics.clear();
+    await admin.close();
+    admin = undefined;
+  };
+  const newGroup = (prefix: string): string => {
+    const group = name(prefix);
+    groups.add(group);
+    return group;
+  };
 
-/** messages/s publishing MESSAGES in sequential batches of BATCH, each awaited until acked. */
-async function produceRaw(): Promise<number> {
-  const topic = name('raw-produce');
-  await createTopic(topic);
-  const producer = rawProducer();
-  const all = messages(topic);
-  await producer.send({ messages: [{ topic, key: 'warm', value: BODY }] });
-  const started = performance.now();
-  for (let i = 0; i < all.length; i += BATCH) {
-    await producer.send({ messages: all.slice(i, i + BATCH).map(toRaw) });
-  }
-  const rate = MESSAGES / ((performance.now() - started) / 1000);
-  await producer.close();
-  return rate;
-}
-
-async function produceFerry(): Promise<number> {
-  const topic = name('ferry-produce');
-  await createTopic(topic);
-  const transport = kafka({ brokers, partitions: PARTITIONS });
-  const all = messages(topic);
-  await transport.publish([{ topic, key: 'warm', body: BODY, headers: {} }]);
-  const started = performance.now();
-  for (let i = 0; i < all.length; i += BATCH) await transport.publish(all.slice(i, i + BATCH));
-  const rate = MESSAGES / ((performance.now() - started) / 1000);
-  await transport.close();
-  return rate;
-}
-
-/** A topic holding CONSUME records, written by the raw producer. */
-async function filledTopic(): Promise<string> {
-  const topic = name('consume');
-  await createTopic(topic);
-  const producer = rawProducer();
-  const all = messages(topic, CONSUME);
-  for (let i = 0; i < all.length; i += 1000) {
-    await producer.send({ messages: all.slice(i, i + 1000).map(toRaw) });
-  }
-  await producer.close();
-  return topic;
-}
-
-/** messages/s from joining the group to the last record; a new group from the earliest offset. */
-async function consumeRaw(topic: string): Promise<number> {
-  const consumer = new Consumer<string, Buffer, string, string>({
-    clientId: 'bench-raw',
-    bootstrapBrokers: brokers,
-    groupId: name('raw-group'),
-    autocommit: 100,
-    maxWaitTime: 500,
-    deserializers: {
-      key: stringDeserializer,
-      headerKey: stringDeserializer,
-      headerValue: stringDeserializer,
-    },
-  });
-  const started = performance.now();
-  const stream = await consumer.consume({ topics: [topic], mode: 'earliest', autocommit: 100 });
-  let count = 0;
-  const rate = await new Promise<number>((resolve) => {
-    stream.on('data', () => {
-      if (++count === CONSUME) resolve(CONSUME / ((performance.now() - started) / 1000));
+  const rawProducer = (): Producer<string, Buffer, string, string> =>
+    new Producer<string, Buffer, string, string>({
+      clientId: 'bench-raw',
+      bootstrapBrokers: brokers,
+      idempotent: true,
+      acks: ProduceAcks.ALL,
+      serializers: {
+        key: stringSerializer,
+        headerKey: stringSerializer,
+        headerValue: stringSerializer,
+      },
     });
-  });
-  await stream.close();
-  await consumer.close();
-  return rate;
-}
 
-async function consumeFerry(topic: string): Promise<number> {
-  const transport = kafka({ brokers, partitions: PARTITIONS, maxWaitMs: 500 });
-  let count = 0;
-  let finish: (rate: number) => void = () => undefined;
-  const done = new Promise<number>((resolve) => (finish = resolve));
-  const started = performance.now();
-  await transport.subscribe({ topic, group: name('ferry-group'), from: 'earliest' }, async () => {
-    if (++count === CONSUME) finish(CONSUME / ((performance.now() - started) / 1000));
-  });
-  const rate = await done;
-  await transport.close();
-  return rate;
-}
+  // Produce: a fresh topic and a connected client per round; only the batches are timed.
+  let produceTopic: string | undefined;
+  let batches: OutgoingMessage[][] = [];
+  const prepare = async (prefix: string): Promise<void> => {
+    produceTopic = await createTopic(prefix);
+    const all = messages(produceTopic, MESSAGES);
+    batches = [];
+    for (let i = 0; i < all.length; i += BATCH) batches.push(all.slice(i, i + BATCH));
+  };
+  let producer: Producer<string, Buffer, string, string> | undefined;
+  const produceRaw: BenchCase = {
+    name: 'raw @platformatic/kafka producer (idempotent, acks=all)',
+    async setup() {
+      await prepare('raw-produce');
+      producer = rawProducer();
+      await producer.send({ messages: [{ topic: produceTopic ?? '', key: 'warm', value: BODY }] });
+    },
+    async round() {
+      for (const batch of batches) await producer?.send({ messages: batch.map(toRaw) });
+      return MESSAGES;
+    },
+    async teardown() {
+      await producer?.close();
+      await dropTopic(produceTopic);
+    },
+  };
+  let transport: Transport | undefined;
+  const produceFerry: BenchCase = {
+    name: 'ferry kafka transport publish',
+    async setup() {
+      await prepare('ferry-produce');
+      transport = kafka({ brokers, partitions: PARTITIONS });
+      await transport.publish([
+        { topic: produceTopic ?? '', key: 'warm', body: BODY, headers: {} },
+      ]);
+    },
+    async round() {
+      for (const batch of batches) await transport?.publish(batch);
+      return MESSAGES;
+    },
+    async teardown() {
+      await transport?.close();
+      await dropTopic(produceTopic);
+    },
+  };
 
-const results = {
-  produceRaw: [] as number[],
-  produceFerry: [] as number[],
-  consumeRaw: [] as number[],
-  consumeFerry: [] as number[],
-};
-for (let round = 0; round < ROUNDS; round++) {
-  // Alternate who goes first so warm-up and broker state favour neither.
-  const rawFirst = round % 2 === 0;
-  if (rawFirst) results.produceRaw.push(await produceRaw());
-  results.produceFerry.push(await produceFerry());
-  if (!rawFirst) results.produceRaw.push(await produceRaw());
-  const topic = await filledTopic();
-  if (rawFirst) results.consumeRaw.push(await consumeRaw(topic));
-  results.consumeFerry.push(await consumeFerry(topic));
-  if (!rawFirst) results.consumeRaw.push(await consumeRaw(topic));
-  process.stderr.write(`round ${round + 1}/${ROUNDS} done\n`);
-}
-await admin.close();
+  // Consume: one topic of CONSUME records; every round joins a new group from the earliest
+  // offset and is timed from joining to the last record.
+  let filled = '';
+  const consumeRaw: BenchCase = {
+    name: 'raw @platformatic/kafka group consumer',
+    async round() {
+      const consumer = new Consumer<string, Buffer, string, string>({
+        clientId: 'bench-raw',
+        bootstrapBrokers: brokers,
+        groupId: newGroup('raw-group'),
+        autocommit: 100,
+        maxWaitTime: 500,
+        deserializers: {
+          key: stringDeserializer,
+          headerKey: stringDeserializer,
+          headerValue: stringDeserializer,
+        },
+      });
+      const stream = await consumer.consume({
+        topics: [filled],
+        mode: 'earliest',
+        autocommit: 100,
+      });
+      let count = 0;
+      await new Promise<void>((resolve) => {
+        stream.on('data', () => {
+          if (++count === CONSUME) resolve();
+        });
+      });
+      await stream.close();
+      await consumer.close();
+      return CONSUME;
+    },
+  };
+  const consumeFerry: BenchCase = {
+    name: 'ferry kafka transport subscribe (group)',
+    async setup() {
+      transport = kafka({ brokers, partitions: PARTITIONS, maxWaitMs: 500 });
+    },
+    async round() {
+      let count = 0;
+      let finish!: () => void;
+      const done = new Promise<void>((resolve) => (finish = resolve));
+      const subscription = await transport?.subscribe(
+        { topic: filled, group: newGroup('ferry-group'), from: 'earliest' },
+        async () => {
+          if (++count === CONSUME) finish();
+        },
+      );
+      await done;
+      await subscription?.close();
+      return CONSUME;
+    },
+    async teardown() {
+      await transport?.close();
+    },
+  };
 
-const format = (n: number): string => Math.round(n).toLocaleString('en');
-const row = (label: string, raw: number[], ours: number[]): string =>
-  `| ${label} | ${format(median(raw))} | ${format(median(ours))} | ${(median(ours) / median(raw)).toFixed(2)}× |`;
-console.log(
-  [
-    `kafka: ${BODY.length} B messages, ${PARTITIONS} partitions, idempotent producer, acks=all; median of ${ROUNDS} rounds (messages/s)`,
-    `produce: ${MESSAGES} messages in batches of ${BATCH}, each awaited; consume: ${CONSUME} messages, join to last`,
-    '',
-    '| case | raw @platformatic/kafka | ferry | ferry / raw |',
-    '|---|---:|---:|---:|',
-    row('produce', results.produceRaw, results.produceFerry),
-    row('consume (group)', results.consumeRaw, results.consumeFerry),
-  ].join('\n'),
-);
+  return [
+    {
+      title: `Kafka: produce ${MESSAGES.toLocaleString('en')} in awaited batches of ${BATCH}`,
+      note: `${BODY.length} B messages, ${PARTITIONS} partitions, idempotent producer, acks=all on both sides; a fresh topic per round.`,
+      requires: 'FERRY_KAFKA_BROKERS',
+      cases: [produceRaw, produceFerry],
+      teardown: cleanUp,
+    },
+    {
+      title: `Kafka: consume ${CONSUME.toLocaleString('en')} as a new group`,
+      note: 'Timed from joining the group to the last record, reading from the earliest offset; both commit as they go.',
+      requires: 'FERRY_KAFKA_BROKERS',
+      async setup() {
+        filled = await createTopic('consume');
+        const producer = rawProducer();
+        const all = messages(filled, CONSUME);
+        for (let i = 0; i < all.length; i += 1000) {
+          await producer.send({ messages: all.slice(i, i + 1000).map(toRaw) });
+        }
+        await producer.close();
+      },
+      cases: [consumeRaw, consumeFerry],
+      teardown: cleanUp,
+    },
+  ];
+}

@@ -1,26 +1,21 @@
-/**
- * ferry/rabbitmq vs raw amqplib, same broker, same settings (confirm channel, persistent
- * messages, in-flight window, one durable queue bound), median of several rounds.
- *
- *   FERRY_AMQP_URL=amqp://guest:guest@127.0.0.1:5672 npx tsx bench/rabbitmq.ts [messages] [rounds]
- */
-import amqp from 'amqplib';
+// ferry/rabbitmq against raw amqplib on the same broker with the same settings: confirm
+// channel, persistent messages, an in-flight window of 1000, one durable queue bound.
 import { randomBytes } from 'node:crypto';
-import { performance } from 'node:perf_hooks';
+import amqp from 'amqplib';
 import { HEADER, newMessageId, type OutgoingMessage } from '../src/message.js';
+import type { Transport } from '../src/transport.js';
 import { rabbitmq } from '../src/transports/rabbitmq/index.js';
+import type { BenchCase, BenchGroup } from './harness.js';
 
-const url = process.env.FERRY_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
-const total = Number(process.argv[2] ?? 20_000);
-const rounds = Number(process.argv[3] ?? 5);
-const window = 1000;
-const prefix = `bench-${randomBytes(3).toString('hex')}.`;
+const MESSAGES = 20_000;
+const WINDOW = 1000;
+const PREFETCH = 100;
 const body = Buffer.from(
   JSON.stringify({ orderId: 'o-123456', amount: 42.5, note: 'x'.repeat(150) }),
 );
 
 const messages = (topic: string): OutgoingMessage[] =>
-  Array.from({ length: total }, (_, i) => ({
+  Array.from({ length: MESSAGES }, (_, i) => ({
     topic,
     key: `k${i % 64}`,
     body,
@@ -31,30 +26,11 @@ const messages = (topic: string): OutgoingMessage[] =>
     },
   }));
 
-/** Exchange + durable queue, as ferry declares them, and a cleanup. */
-async function topology(connection: amqp.ChannelModel, topic: string) {
-  const channel = await connection.createChannel();
-  const exchange = `${prefix}${topic}`;
-  const queue = `${exchange}:g`;
-  await channel.assertExchange(exchange, 'topic', { durable: true });
-  await channel.assertQueue(queue, { durable: true });
-  await channel.bindQueue(queue, exchange, '#');
-  return {
-    exchange,
-    queue,
-    drop: async () => {
-      await channel.deleteQueue(queue);
-      await channel.deleteExchange(exchange);
-      await channel.close();
-    },
-  };
-}
-
 /** Raw amqplib: confirm channel (or plain), same window, same properties ferry sends. */
 async function rawPublish(
   connection: amqp.ChannelModel,
   exchange: string,
-  batch: OutgoingMessage[],
+  batch: readonly OutgoingMessage[],
   confirms: boolean,
 ): Promise<void> {
   const channel = confirms
@@ -64,7 +40,7 @@ async function rawPublish(
   let wake: (() => void) | undefined;
   const pending: Promise<void>[] = [];
   for (const message of batch) {
-    while (confirms && inFlight >= window) await new Promise<void>((r) => (wake = r));
+    while (confirms && inFlight >= WINDOW) await new Promise<void>((r) => (wake = r));
     const options: amqp.Options.Publish = {
       persistent: true,
       messageId: message.headers[HEADER.id] ?? '',
@@ -76,7 +52,7 @@ async function rawPublish(
       inFlight++;
       pending.push(
         new Promise<void>((resolve, reject) => {
-          const more = (channel as amqp.ConfirmChannel).publish(
+          (channel as amqp.ConfirmChannel).publish(
             exchange,
             message.key ?? '',
             message.body,
@@ -88,7 +64,6 @@ async function rawPublish(
               else resolve();
             },
           );
-          void more;
         }),
       );
     } else if (!channel.publish(exchange, message.key ?? '', message.body, options)) {
@@ -96,146 +71,147 @@ async function rawPublish(
     }
   }
   await Promise.all(pending);
-  // Without confirms the broker may still be taking them in: wait until the queue holds all.
   await channel.close();
 }
 
-async function waitForDepth(connection: amqp.ChannelModel, queue: string, depth: number) {
-  const channel = await connection.createChannel();
-  while ((await channel.checkQueue(queue)).messageCount < depth) {
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  await channel.close();
-}
+/** Publish 20,000 with confirms; consume 20,000 with prefetch 100, acking each. */
+export function rabbitmqGroups(): BenchGroup[] {
+  const url = process.env.FERRY_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+  const prefix = `bench-${randomBytes(3).toString('hex')}.`;
+  let connection: amqp.ChannelModel | undefined;
+  let ferry: Transport | undefined;
+  const open = async (): Promise<amqp.ChannelModel> => (connection ??= await amqp.connect(url));
 
-async function rawConsume(connection: amqp.ChannelModel, queue: string): Promise<void> {
-  const channel = await connection.createChannel();
-  await channel.prefetch(100);
-  let seen = 0;
-  await new Promise<void>((resolve) => {
-    void channel.consume(queue, (message) => {
-      if (!message) return;
-      channel.ack(message);
-      if (++seen === total) resolve();
-    });
-  });
-  await channel.close();
-}
+  // Every round gets its own exchange and queue, declared as ferry declares them.
+  let topic = '';
+  let exchange = '';
+  let queue = '';
+  let outgoing: OutgoingMessage[] = [];
+  const declare = async (): Promise<void> => {
+    topic = `t-${randomBytes(4).toString('hex')}`;
+    exchange = `${prefix}${topic}`;
+    queue = `${exchange}:g`;
+    const channel = await (await open()).createChannel();
+    await channel.assertExchange(exchange, 'topic', { durable: true });
+    await channel.assertQueue(queue, { durable: true });
+    await channel.bindQueue(queue, exchange, '#');
+    await channel.close();
+    outgoing = messages(topic);
+  };
+  const drop = async (): Promise<void> => {
+    const channel = await (await open()).createChannel();
+    await channel.deleteQueue(queue);
+    await channel.deleteExchange(exchange);
+    await channel.close();
+  };
+  const waitForDepth = async (depth: number): Promise<void> => {
+    const channel = await (await open()).createChannel();
+    while ((await channel.checkQueue(queue)).messageCount < depth) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await channel.close();
+  };
+  const close = async (): Promise<void> => {
+    await ferry?.close();
+    ferry = undefined;
+    await connection?.close();
+    connection = undefined;
+  };
 
-type Case = {
-  name: string;
-  run: (
-    connection: amqp.ChannelModel,
-    topic: string,
-    exchange: string,
-    queue: string,
-  ) => Promise<void>;
-};
+  const publishRaw: BenchCase = {
+    name: `raw amqplib, confirms, window ${WINDOW}`,
+    setup: declare,
+    async round() {
+      await rawPublish(await open(), exchange, outgoing, true);
+      return MESSAGES;
+    },
+    teardown: drop,
+  };
+  const publishFerry: BenchCase = {
+    name: `ferry rabbitmq publish (confirms, window ${WINDOW})`,
+    async setup() {
+      await declare();
+      if (!ferry) {
+        // Connected before timing starts, like the raw client's connection.
+        ferry = rabbitmq({ url, prefix, maxInFlight: WINDOW });
+        await ferry.lag?.('warm-up', 'none');
+      }
+    },
+    async round() {
+      await ferry?.publish(outgoing);
+      return MESSAGES;
+    },
+    teardown: drop,
+  };
+  const publishNoConfirms: BenchCase = {
+    name: 'raw amqplib, confirms off (until the queue holds all)',
+    setup: declare,
+    async round() {
+      await rawPublish(await open(), exchange, outgoing, false);
+      await waitForDepth(MESSAGES);
+      return MESSAGES;
+    },
+    teardown: drop,
+  };
 
-const cases: Case[] = [
-  {
-    name: 'publish: raw amqplib, confirms, window 1000',
-    run: (c, topic, exchange) => rawPublish(c, exchange, messages(topic), true),
-  },
-  {
-    name: 'publish: ferry rabbitmq (confirms, window 1000)',
-    run: async (_, topic) => {
-      await ferry.publish(messages(topic));
+  // Consume: the queue is filled untimed by the raw client; timed until the last message.
+  const filled = async (): Promise<void> => {
+    await declare();
+    await rawPublish(await open(), exchange, outgoing, true);
+  };
+  const consumeRaw: BenchCase = {
+    name: `raw amqplib, prefetch ${PREFETCH}, ack each`,
+    setup: filled,
+    async round() {
+      const channel = await (await open()).createChannel();
+      await channel.prefetch(PREFETCH);
+      let seen = 0;
+      await new Promise<void>((resolve) => {
+        void channel.consume(queue, (message) => {
+          if (!message) return;
+          channel.ack(message);
+          if (++seen === MESSAGES) resolve();
+        });
+      });
+      await channel.close();
+      return MESSAGES;
     },
-  },
-  {
-    name: 'publish: raw amqplib, no confirms',
-    run: async (c, topic, exchange, queue) => {
-      await rawPublish(c, exchange, messages(topic), false);
-      await waitForDepth(c, queue, total);
-    },
-  },
-  {
-    name: 'consume: raw amqplib, prefetch 100, ack each',
-    run: async (c, topic, exchange, queue) => {
-      await rawPublish(c, exchange, messages(topic), true);
-      const started = performance.now();
-      await rawConsume(c, queue);
-      timed.set('consume', performance.now() - started);
-    },
-  },
-  {
-    name: 'consume: ferry rabbitmq, prefetch 100',
-    run: async (c, topic, exchange) => {
-      await rawPublish(c, exchange, messages(topic), true);
-      const transport = rabbitmq({ url, prefix, prefetch: 100 });
+    teardown: drop,
+  };
+  const consumeFerry: BenchCase = {
+    name: `ferry rabbitmq subscribe, prefetch ${PREFETCH}`,
+    setup: filled,
+    async round() {
+      const transport = rabbitmq({ url, prefix, prefetch: PREFETCH });
       let seen = 0;
       let done!: () => void;
       const all = new Promise<void>((r) => (done = r));
-      const started = performance.now();
       const subscription = await transport.subscribe({ topic, group: 'g' }, async () => {
-        if (++seen === total) done();
+        if (++seen === MESSAGES) done();
       });
       await all;
-      timed.set('consume', performance.now() - started);
       await subscription.close();
       await transport.close();
+      return MESSAGES;
     },
-  },
-];
-
-// Consume cases time only the consuming part.
-const timed = new Map<string, number>();
-// Connected before timing starts, like the raw client's connection.
-const ferry = rabbitmq({ url, prefix, maxInFlight: window });
-await ferry.lag?.('warm-up', 'none');
-
-async function main(): Promise<void> {
-  const connection = await amqp.connect(url);
-  const results = new Map<string, number[]>();
-  for (let round = 0; round < rounds; round++) {
-    for (const bench of cases) {
-      const topic = `t${round}-${randomBytes(3).toString('hex')}`;
-      const { exchange, queue, drop } = await topology(connection, topic);
-      timed.delete('consume');
-      const started = performance.now();
-      await bench.run(connection, topic, exchange, queue);
-      const ms = timed.get('consume') ?? performance.now() - started;
-      await drop();
-      const list = results.get(bench.name) ?? [];
-      list.push((total / ms) * 1000);
-      results.set(bench.name, list);
-    }
-  }
-  await connection.close();
-  await ferry.close();
-  const median = (values: number[]) => {
-    const sorted = [...values].sort((a, b) => a - b);
-    return sorted[Math.floor(sorted.length / 2)] ?? 0;
+    teardown: drop,
   };
-  const rate = (name: string) => median(results.get(name) ?? []);
-  const rows: Array<[string, number, string]> = [
-    [cases[0]!.name, rate(cases[0]!.name), '1.00 (baseline)'],
-    [
-      cases[1]!.name,
-      rate(cases[1]!.name),
-      (rate(cases[1]!.name) / rate(cases[0]!.name)).toFixed(2),
-    ],
-    [
-      cases[2]!.name,
-      rate(cases[2]!.name),
-      `${(rate(cases[0]!.name) / rate(cases[2]!.name)).toFixed(2)} (confirms on / off)`,
-    ],
-    [cases[3]!.name, rate(cases[3]!.name), '1.00 (baseline)'],
-    [
-      cases[4]!.name,
-      rate(cases[4]!.name),
-      (rate(cases[4]!.name) / rate(cases[3]!.name)).toFixed(2),
-    ],
-  ];
-  console.log(
-    `\n${total} messages of ${body.length} bytes, median of ${rounds} rounds, ${url.replace(/:[^:@/]*@/, ':***@')}\n`,
-  );
-  console.log('| case | msg/s | ratio |');
-  console.log('|---|---:|---:|');
-  for (const [name, value, ratio] of rows) {
-    console.log(`| ${name} | ${Math.round(value).toLocaleString('en-US')} | ${ratio} |`);
-  }
-}
 
-await main();
+  const note = `${body.length} B persistent messages into one durable queue; a fresh exchange and queue per round.`;
+  return [
+    {
+      title: `RabbitMQ: publish ${MESSAGES.toLocaleString('en')}`,
+      note: `${note} The confirms-off row shows what publisher confirms cost the raw client.`,
+      requires: 'FERRY_AMQP_URL',
+      cases: [publishRaw, publishFerry, publishNoConfirms],
+      teardown: close,
+    },
+    {
+      title: `RabbitMQ: consume ${MESSAGES.toLocaleString('en')}`,
+      note: `${note} Filled untimed; timed from subscribing to the last message.`,
+      requires: 'FERRY_AMQP_URL',
+      cases: [consumeRaw, consumeFerry],
+      teardown: close,
+    },
+  ];
+}

@@ -1,8 +1,5 @@
-// Redis transports through ferry vs the raw ioredis client, side by side in one run.
-// Usage: npx tsx bench/redis.ts  (FERRY_REDIS_URL, default redis://127.0.0.1:6379;
-// BENCH_MESSAGES, default 20000; BENCH_ROUNDS, default 5)
+// The Redis transports through ferry against the raw ioredis client, side by side.
 import { randomBytes } from 'node:crypto';
-import { performance } from 'node:perf_hooks';
 import { Redis } from 'ioredis';
 import {
   buildOutgoing,
@@ -11,15 +8,15 @@ import {
   defineTopic,
   HEADER,
   newMessageId,
+  type Bus,
   type OutgoingMessage,
 } from '../src/index.js';
+import type { Transport } from '../src/transport.js';
 import { entryFields, redisPubSub, redisStreams } from '../src/transports/redis.js';
+import type { BenchCase, BenchGroup } from './harness.js';
 
-const url = process.env.FERRY_REDIS_URL ?? 'redis://127.0.0.1:6379';
-const total = Number(process.env.BENCH_MESSAGES ?? 20_000);
-const rounds = Number(process.env.BENCH_ROUNDS ?? 5);
-const batch = 500;
-const prefix = `ferry-bench-${randomBytes(4).toString('hex')}:`;
+const MESSAGES = 20_000;
+const BATCH = 500;
 
 interface Order {
   orderId: string;
@@ -27,7 +24,7 @@ interface Order {
   amount: number;
   items: Array<{ sku: string; qty: number }>;
 }
-const payloads: Order[] = Array.from({ length: total }, (_, i) => ({
+const payloads: Order[] = Array.from({ length: MESSAGES }, (_, i) => ({
   orderId: `o-${i}`,
   customer: `c-${i % 97}`,
   amount: i * 1.5,
@@ -45,249 +42,231 @@ const outgoing = (topic: string): OutgoingMessage[] =>
       createdAt: new Date(),
     }),
   );
-
 const chunks = <T>(items: readonly T[]): T[][] => {
   const out: T[][] = [];
-  for (let i = 0; i < items.length; i += batch) out.push(items.slice(i, i + batch));
+  for (let i = 0; i < items.length; i += BATCH) out.push(items.slice(i, i + BATCH));
   return out;
 };
 
-/** Messages per second of `work` over `total` messages. */
-async function rate(work: () => Promise<void>): Promise<number> {
-  const started = performance.now();
-  await work();
-  return total / ((performance.now() - started) / 1000);
-}
+/** Pub/Sub publish, Streams XADD and Streams group consume, 20,000 messages in batches of 500. */
+export function redisGroups(): BenchGroup[] {
+  const url = process.env.FERRY_REDIS_URL ?? 'redis://127.0.0.1:6379';
+  const prefix = `ferry-bench-${randomBytes(4).toString('hex')}:`;
+  const silent = createLogger({ level: 'silent' });
+  let raw: Redis | undefined;
+  let pubsub: Transport | undefined;
+  let pubsubBus: Bus | undefined;
+  let streams: Transport | undefined;
+  let streamsBus: Bus | undefined;
+  const client = (): Redis => (raw ??= new Redis(url));
 
-const median = (values: number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] ?? 0;
-};
+  let sequence = 0;
+  let topic = '';
+  let messages: OutgoingMessage[] = [];
+  const fresh = (what: string) => async (): Promise<void> => {
+    topic = `${what}-${sequence++}`;
+    messages = outgoing(topic);
+  };
+  const dropStream = async (): Promise<void> => {
+    await client().unlink(prefix + topic);
+  };
 
-interface Case {
-  name: string;
-  raw: () => Promise<number>;
-  ferry: () => Promise<number>;
-}
+  const setup = async (): Promise<void> => {
+    pubsub = redisPubSub({ url, prefix });
+    pubsubBus = createBus({ transport: redisPubSub({ url, prefix }), logger: silent });
+    streams = redisStreams({ url, prefix });
+    streamsBus = createBus({ transport: redisStreams({ url, prefix }), logger: silent });
+  };
+  const teardown = async (): Promise<void> => {
+    await Promise.all([pubsub?.close(), pubsubBus?.close(), streams?.close(), streamsBus?.close()]);
+    let cursor = '0';
+    do {
+      const [next, keys] = await client().scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length > 0) await client().unlink(...keys);
+    } while (cursor !== '0');
+    raw?.disconnect();
+    raw = undefined;
+  };
 
-const raw = new Redis(url);
-const silent = createLogger({ level: 'silent' });
-let sequence = 0;
-const fresh = (what: string): string => `${what}-${sequence++}`;
-
-// Publishing: a batch of `batch` messages per call, batches one after another.
-const pubsub = redisPubSub({ url, prefix });
-const pubsubBus = createBus({ transport: redisPubSub({ url, prefix }), logger: silent });
-const streams = redisStreams({ url, prefix });
-const streamsBus = createBus({ transport: redisStreams({ url, prefix }), logger: silent });
-
-const rawPublish = (channel: string) => async () => {
-  for (const chunk of chunks(bodies)) {
-    const pipeline = raw.pipeline();
-    for (const body of chunk) pipeline.publish(channel, body);
-    await pipeline.exec();
-  }
-};
-// What a raw client sends to carry the same id, key and headers: the envelope, built inline.
-const rawPublishEnvelopes = (channel: string, messages: OutgoingMessage[]) => async () => {
-  for (const chunk of chunks(messages)) {
-    const pipeline = raw.pipeline();
-    for (const message of chunk) {
-      pipeline.publish(
-        channel,
-        JSON.stringify({
-          id: message.headers[HEADER.id],
-          key: message.key,
-          headers: message.headers,
-          body: message.body.toString(),
-        }),
-      );
-    }
-    await pipeline.exec();
-  }
-};
-const rawXadd = (stream: string, messages: OutgoingMessage[]) => async () => {
-  for (const chunk of chunks(messages)) {
-    const pipeline = raw.pipeline();
-    for (const message of chunk) pipeline.call('XADD', stream, '*', ...entryFields(message));
-    await pipeline.exec();
-  }
-};
-
-/** Fills a stream with the messages, for the consume cases. */
-async function filled(): Promise<string> {
-  const topic = fresh('consume');
-  await rawXadd(prefix + topic, outgoing(topic))();
-  return topic;
-}
-
-const cases: Case[] = [
-  {
-    name: 'Pub/Sub publish (transport) vs raw payload',
-    raw: () => rate(rawPublish(prefix + fresh('pub'))),
-    ferry: () => {
-      const messages = outgoing(fresh('pub'));
-      return rate(async () => {
-        for (const chunk of chunks(messages)) await pubsub.publish(chunk);
-      });
-    },
-  },
-  {
-    name: 'Pub/Sub publish (transport) vs raw envelope',
-    raw: () => {
-      const topic = fresh('pub');
-      return rate(rawPublishEnvelopes(prefix + topic, outgoing(topic)));
-    },
-    ferry: () => {
-      const messages = outgoing(fresh('pub'));
-      return rate(async () => {
-        for (const chunk of chunks(messages)) await pubsub.publish(chunk);
-      });
-    },
-  },
-  {
-    name: 'Pub/Sub publish (bus)',
-    raw: () => rate(rawPublish(prefix + fresh('pub'))),
-    ferry: () => {
-      const topic = defineTopic<Order>(fresh('pub'));
-      return rate(async () => {
-        for (const chunk of chunks(payloads)) {
-          await pubsubBus.publishMany(
-            topic,
-            chunk.map((payload) => ({ payload, key: payload.orderId })),
-          );
-        }
-      });
-    },
-  },
-  {
-    name: 'Streams XADD (transport)',
-    raw: () => {
-      const topic = fresh('xadd');
-      return rate(rawXadd(prefix + topic, outgoing(topic)));
-    },
-    ferry: () => {
-      const messages = outgoing(fresh('xadd'));
-      return rate(async () => {
-        for (const chunk of chunks(messages)) await streams.publish(chunk);
-      });
-    },
-  },
-  {
-    name: 'Streams XADD (bus)',
-    raw: () => {
-      const topic = fresh('xadd');
-      return rate(rawXadd(prefix + topic, outgoing(topic)));
-    },
-    ferry: () => {
-      const topic = defineTopic<Order>(fresh('xadd'));
-      return rate(async () => {
-        for (const chunk of chunks(payloads)) {
-          await streamsBus.publishMany(
-            topic,
-            chunk.map((payload) => ({ payload, key: payload.orderId })),
-          );
-        }
-      });
-    },
-  },
-  {
-    name: 'Streams group consume (transport)',
-    // XREADGROUP 100 at a time, one XACK per batch: the raw client's best case.
-    raw: async () => {
-      const key = prefix + (await filled());
-      await raw.xgroup('CREATE', key, 'g', '0');
-      return rate(async () => {
-        let seen = 0;
-        while (seen < total) {
-          const reply = (await raw.xreadgroup(
-            'GROUP',
-            'g',
-            'c',
-            'COUNT',
-            100,
-            'STREAMS',
-            key,
-            '>',
-          )) as Array<[string, Array<[string, string[]]>]> | null;
-          const entries = reply?.[0]?.[1] ?? [];
-          for (const [, fields] of entries) JSON.parse(fields[fields.length - 1] as string);
-          if (entries.length > 0) await raw.xack(key, 'g', ...entries.map(([id]) => id));
-          seen += entries.length;
-        }
-      });
-    },
-    ferry: async () => {
-      const topic = await filled();
-      let seen = 0;
-      let subscription: Awaited<ReturnType<typeof streams.subscribe>> | undefined;
-      const measured = await rate(async () => {
-        await new Promise<void>((resolve) => {
-          void streams
-            .subscribe({ topic, group: 'g' }, async (delivery) => {
-              JSON.parse(delivery.body.toString());
-              if (++seen === total) resolve();
-            })
-            .then((made) => (subscription = made));
-        });
-      });
-      await subscription?.close();
-      return measured;
-    },
-  },
-];
-
-const results: Array<{ name: string; raw: number; ferry: number }> = [];
-try {
-  for (const benchCase of cases) {
-    // Warm-up: let the JIT settle both paths before measuring.
-    for (let i = 0; i < 3; i++) {
-      await benchCase.raw();
-      await benchCase.ferry();
-    }
-    const rawRates: number[] = [];
-    const ferryRates: number[] = [];
-    for (let round = 0; round < rounds; round++) {
-      // Alternate the order so neither side always runs on a warmer server.
-      if (round % 2 === 0) {
-        rawRates.push(await benchCase.raw());
-        ferryRates.push(await benchCase.ferry());
-      } else {
-        ferryRates.push(await benchCase.ferry());
-        rawRates.push(await benchCase.raw());
+  const rawPublish: BenchCase = {
+    name: 'raw ioredis PUBLISH of the payload, pipelined',
+    setup: fresh('pub'),
+    async round() {
+      for (const chunk of chunks(bodies)) {
+        const pipeline = client().pipeline();
+        for (const body of chunk) pipeline.publish(prefix + topic, body);
+        await pipeline.exec();
       }
-    }
-    results.push({ name: benchCase.name, raw: median(rawRates), ferry: median(ferryRates) });
-  }
-} finally {
-  await Promise.all([pubsub.close(), pubsubBus.close(), streams.close(), streamsBus.close()]);
-  let cursor = '0';
-  do {
-    const [next, keys] = await raw.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length > 0) await raw.unlink(...keys);
-  } while (cursor !== '0');
-  raw.disconnect();
-}
+      return MESSAGES;
+    },
+  };
+  // What a raw client sends to carry the same id, key and headers: the envelope, built inline.
+  const rawPublishEnvelopes: BenchCase = {
+    name: 'raw ioredis PUBLISH of an id/key/headers envelope, pipelined',
+    setup: fresh('pub'),
+    async round() {
+      for (const chunk of chunks(messages)) {
+        const pipeline = client().pipeline();
+        for (const message of chunk) {
+          pipeline.publish(
+            prefix + topic,
+            JSON.stringify({
+              id: message.headers[HEADER.id],
+              key: message.key,
+              headers: message.headers,
+              body: message.body.toString(),
+            }),
+          );
+        }
+        await pipeline.exec();
+      }
+      return MESSAGES;
+    },
+  };
+  const ferryPublish: BenchCase = {
+    name: 'ferry redis pub/sub transport publish',
+    setup: fresh('pub'),
+    async round() {
+      for (const chunk of chunks(messages)) await pubsub?.publish(chunk);
+      return MESSAGES;
+    },
+  };
+  const ferryPublishBus: BenchCase = {
+    name: 'ferry bus publishMany over redis pub/sub (encodes the payloads)',
+    setup: fresh('pub'),
+    async round() {
+      const typed = defineTopic<Order>(topic);
+      for (const chunk of chunks(payloads)) {
+        await pubsubBus?.publishMany(
+          typed,
+          chunk.map((payload) => ({ payload, key: payload.orderId })),
+        );
+      }
+      return MESSAGES;
+    },
+  };
 
-const format = (n: number): string => Math.round(n).toLocaleString('en-US');
-console.log(
-  `\nRedis ${url.replace(/\/\/[^@]*@/, '//')}: ${total} messages of ~${Math.round(
-    bodies.reduce((sum, body) => sum + body.length, 0) / total,
-  )} B JSON, batches of ${batch}, median of ${rounds} rounds (msg/s)\n`,
-);
-const header = ['case', 'raw ioredis', 'ferry', 'ferry / raw'];
-const rows = results.map((r) => [
-  r.name,
-  format(r.raw),
-  format(r.ferry),
-  `${(r.ferry / r.raw).toFixed(2)}×`,
-]);
-const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]?.length ?? 0)));
-const line = (cells: string[]): string =>
-  `| ${cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0))).join(' | ')} |`;
-console.log(line(header));
-console.log(
-  `|${widths.map((w, i) => (i === 0 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`,
-);
-for (const row of rows) console.log(line(row));
+  const xadd = async (stream: string, items: readonly OutgoingMessage[]): Promise<void> => {
+    for (const chunk of chunks(items)) {
+      const pipeline = client().pipeline();
+      for (const message of chunk) pipeline.call('XADD', stream, '*', ...entryFields(message));
+      await pipeline.exec();
+    }
+  };
+  const rawXadd: BenchCase = {
+    name: 'raw ioredis XADD of the same fields, pipelined',
+    setup: fresh('xadd'),
+    async round() {
+      await xadd(prefix + topic, messages);
+      return MESSAGES;
+    },
+    teardown: dropStream,
+  };
+  const ferryXadd: BenchCase = {
+    name: 'ferry redis streams transport publish',
+    setup: fresh('xadd'),
+    async round() {
+      for (const chunk of chunks(messages)) await streams?.publish(chunk);
+      return MESSAGES;
+    },
+    teardown: dropStream,
+  };
+  const ferryXaddBus: BenchCase = {
+    name: 'ferry bus publishMany over redis streams (encodes the payloads)',
+    setup: fresh('xadd'),
+    async round() {
+      const typed = defineTopic<Order>(topic);
+      for (const chunk of chunks(payloads)) {
+        await streamsBus?.publishMany(
+          typed,
+          chunk.map((payload) => ({ payload, key: payload.orderId })),
+        );
+      }
+      return MESSAGES;
+    },
+    teardown: dropStream,
+  };
+
+  // Consume: a stream filled untimed with the same entries.
+  const filled = async (): Promise<void> => {
+    await fresh('consume')();
+    await xadd(prefix + topic, messages);
+  };
+  const rawConsume: BenchCase = {
+    name: 'raw ioredis XREADGROUP 100 at a time, one XACK per batch',
+    async setup() {
+      await filled();
+      await client().xgroup('CREATE', prefix + topic, 'g', '0');
+    },
+    async round() {
+      const key = prefix + topic;
+      let seen = 0;
+      while (seen < MESSAGES) {
+        const reply = (await client().xreadgroup(
+          'GROUP',
+          'g',
+          'c',
+          'COUNT',
+          100,
+          'STREAMS',
+          key,
+          '>',
+        )) as Array<[string, Array<[string, string[]]>]> | null;
+        const entries = reply?.[0]?.[1] ?? [];
+        for (const [, fields] of entries) JSON.parse(fields[fields.length - 1] as string);
+        if (entries.length > 0) await client().xack(key, 'g', ...entries.map(([id]) => id));
+        seen += entries.length;
+      }
+      return MESSAGES;
+    },
+    teardown: dropStream,
+  };
+  const ferryConsume: BenchCase = {
+    name: 'ferry redis streams transport subscribe (group)',
+    setup: filled,
+    async round() {
+      let seen = 0;
+      let done!: () => void;
+      const all = new Promise<void>((resolve) => (done = resolve));
+      const subscription = await streams?.subscribe({ topic, group: 'g' }, async (delivery) => {
+        JSON.parse(delivery.body.toString());
+        if (++seen === MESSAGES) done();
+      });
+      await all;
+      await subscription?.close();
+      return MESSAGES;
+    },
+    teardown: dropStream,
+  };
+
+  const note = `${MESSAGES.toLocaleString('en')} messages of ~${Math.round(
+    bodies.reduce((sum, body) => sum + body.length, 0) / MESSAGES,
+  )} B JSON, batches of ${BATCH} one after another.`;
+  return [
+    {
+      title: 'Redis Pub/Sub: publish',
+      note: `${note} The transport carries id, key and headers too: compare it with the envelope row as well as with the bare payload.`,
+      requires: 'FERRY_REDIS_URL',
+      setup,
+      cases: [rawPublish, ferryPublish, rawPublishEnvelopes, ferryPublishBus],
+      teardown,
+    },
+    {
+      title: 'Redis Streams: XADD',
+      note,
+      requires: 'FERRY_REDIS_URL',
+      setup,
+      cases: [rawXadd, ferryXadd, ferryXaddBus],
+      teardown,
+    },
+    {
+      title: 'Redis Streams: group consume',
+      note: `${note} Filled untimed; each side parses every body.`,
+      requires: 'FERRY_REDIS_URL',
+      setup,
+      cases: [rawConsume, ferryConsume],
+      teardown,
+    },
+  ];
+}

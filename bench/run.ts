@@ -4,6 +4,9 @@ import { cpus, totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
 import { formatTable, runGroup, type BenchGroup, type GroupResult } from './harness.js';
 import { outboxGroups } from './outbox.js';
+import { kafkaGroups } from './kafka.js';
+import { rabbitmqGroups } from './rabbitmq.js';
+import { redisGroups } from './redis.js';
 import { sqliteGroups } from './sqlite.js';
 
 const { values } = parseArgs({
@@ -16,7 +19,13 @@ const { values } = parseArgs({
 const rounds = Number(values.rounds);
 process.env.FERRY_LOG_LEVEL ??= 'silent';
 
-const groups: BenchGroup[] = [...sqliteGroups(), ...outboxGroups()];
+const groups: BenchGroup[] = [
+  ...sqliteGroups(),
+  ...outboxGroups(),
+  ...kafkaGroups(),
+  ...rabbitmqGroups(),
+  ...redisGroups(),
+];
 const selected = groups.filter(
   (group) => !values.only || group.title.toLowerCase().includes(values.only.toLowerCase()),
 );

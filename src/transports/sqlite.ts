@@ -153,8 +153,8 @@ function createSqliteTransport(db: Database, path: string, settings: Settings): 
     createPartition: db.prepare(
       'insert or ignore into ferry_partitions (topic, partition, next_offset) values (?, ?, 0)',
     ),
-    nextOffset: db.prepare<[string, number], { offset: number }>(
-      'update ferry_partitions set next_offset = next_offset + 1 where topic = ? and partition = ? returning next_offset - 1 as offset',
+    setEnd: db.prepare(
+      'update ferry_partitions set next_offset = ? where topic = ? and partition = ?',
     ),
     insert: db.prepare(
       'insert into ferry_messages (topic, partition, offset, key, headers, body, created_at) values (?, ?, ?, ?, ?, ?, ?)',
@@ -235,25 +235,34 @@ function createSqliteTransport(db: Database, path: string, settings: Settings): 
   const firstOf = (topic: string, partition: number): number =>
     sql.first.get(topic, partition)?.offset ?? endOf(topic, partition);
 
+  // One read and one write of each partition's end per batch, not an UPDATE per message:
+  // the immediate transaction holds the write lock, so nobody else appends in between.
   const publishAll = db.transaction((messages: readonly OutgoingMessage[]) => {
     const now = Date.now();
+    const ends = new Map<string, Array<number | undefined>>();
     for (const message of messages) {
-      const partition = partitionOf(message, partitionsOf(message.topic));
-      const row = sql.nextOffset.get(message.topic, partition);
-      if (!row)
-        throw new FerryError(
-          'PUBLISH_FAILED',
-          `Partition ${partition} of ${message.topic} is missing`,
-        );
+      const { topic } = message;
+      const partition = partitionOf(message, partitionsOf(topic));
+      let topicEnds = ends.get(topic);
+      if (!topicEnds) ends.set(topic, (topicEnds = []));
+      const offset = topicEnds[partition] ?? sql.end.get(topic, partition)?.next_offset;
+      if (offset === undefined)
+        throw new FerryError('PUBLISH_FAILED', `Partition ${partition} of ${topic} is missing`);
       sql.insert.run(
-        message.topic,
+        topic,
         partition,
-        row.offset,
+        offset,
         message.key ?? null,
         JSON.stringify(message.headers),
         message.body,
         now,
       );
+      topicEnds[partition] = offset + 1;
+    }
+    for (const [topic, topicEnds] of ends) {
+      for (const [partition, end] of topicEnds.entries()) {
+        if (end !== undefined) sql.setEnd.run(end, topic, partition);
+      }
     }
   });
 
