@@ -46,6 +46,11 @@ export type Handler<T, Tx> = (message: Message<T>, context: ConsumeContext<Tx>) 
 
 export interface ConsumeOptions {
   readonly group?: string;
+  /**
+   * The name the inbox records messages under. Defaults to `group`; give it on transports
+   * without groups (Redis Pub/Sub), where every subscriber is its own consumer.
+   */
+  readonly consumer?: string;
   readonly from?: StartPosition;
   readonly concurrency?: number;
   readonly retry?: Partial<RetryPolicy>;
@@ -94,7 +99,8 @@ export interface Bus {
    */
   subscribe<T, Tx>(
     topic: Topic<T>,
-    options: ConsumeOptions & { readonly inbox: Inbox<Tx>; readonly group: string },
+    options: ConsumeOptions &
+      ({ readonly group: string } | { readonly consumer: string }) & { readonly inbox: Inbox<Tx> },
     handler: Handler<T, Tx>,
   ): Promise<Subscription>;
   subscribe<T>(
@@ -173,8 +179,12 @@ export function createBus(options: BusOptions): Bus {
   ): Promise<Subscription> {
     const policy = resolveRetry({ ...options.retry, ...consume.retry });
     const { group, inbox } = consume;
-    if (inbox && group === undefined) {
-      throw new FerryError('INVALID_ARGUMENT', 'An inbox needs a consumer group');
+    const consumer = consume.consumer ?? group;
+    if (inbox && consumer === undefined) {
+      throw new FerryError(
+        'INVALID_ARGUMENT',
+        'An inbox needs a consumer group (or a consumer name on transports without groups)',
+      );
     }
     const closing = new AbortController();
     const base = { topic: topic.name, group };
@@ -245,8 +255,8 @@ export function createBus(options: BusOptions): Bus {
         if (closing.signal.aborted) throw new FerryError('CLOSED', 'Subscription closed');
         const context = { attempt, group, delivery, signal: closing.signal };
         try {
-          if (inbox && group !== undefined) {
-            const { duplicate } = await inbox.process(group, id, (tx) =>
+          if (inbox && consumer !== undefined) {
+            const { duplicate } = await inbox.process(consumer, id, (tx) =>
               handler(message, { ...context, tx }),
             );
             outcome(duplicate ? 'duplicate' : 'ok', attempt);

@@ -159,7 +159,9 @@ async function worker(role: string, flags: WorkerFlags): Promise<void> {
         return result;
       },
     };
-    await bus.subscribe(topic, { group, inbox }, async (message, { tx }) => {
+    // Without groups (Redis Pub/Sub) each consumer subscribes alone; the inbox keeps its name.
+    const membership = bus.transport.capabilities.groups ? { group } : { consumer: group };
+    await bus.subscribe(topic, { ...membership, inbox }, async (message, { tx }) => {
       const { orderId, customer, seq } = message.payload;
       const [row] = await opened.query(
         tx,
@@ -262,6 +264,15 @@ async function runDemo(flags: DemoFlags): Promise<DemoSummary> {
     say(
       `ferry demo: ${flags.orders} orders, ${flags.relays} relay process(es), groups ${GROUPS.join(', ')}${flags.chaos ? ', chaos on' : ''}`,
     );
+    const probe = await openTransport(transportUrl);
+    const atMostOnce = probe.capabilities.delivery === 'at-most-once';
+    await probe.close();
+    if (atMostOnce) {
+      // Said on stderr so that it shows with --json too.
+      process.stderr.write(
+        `warning: ${probe.name} delivers at most once: orders relayed while a consumer is down (or whose handler fails) are lost, and this demo will report them. Use redis-streams, kafka or rabbitmq where that is not acceptable.\n`,
+      );
+    }
     say(`  database  ${redactUrl(db)}`);
     say(`  transport ${redactUrl(transportUrl)}`);
     say(`  logs      ${logFile}`);
