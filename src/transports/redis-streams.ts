@@ -260,13 +260,19 @@ class PartitionWorker {
           ) as Promise<Array<[Buffer, StreamEntry[]]> | null>;
         // The next batch is read while this one is handled; it stays pending (for the next
         // owner to claim) if the worker stops first.
-        let next = read();
+        // A read ahead may fail while the handler runs (stop() disconnects the reader): mark
+        // it handled at once; awaiting it below still sees the failure.
+        const readAhead = (): ReturnType<typeof read> => {
+          const pending = read();
+          pending.catch(() => undefined);
+          return pending;
+        };
+        let next = readAhead();
         while (!signal.aborted) {
           const reply = await next;
-          next = read();
+          next = readAhead();
           if (!(await this.handleAll(reply?.[0]?.[1] ?? []))) break;
         }
-        next.catch(() => undefined);
       } catch (error) {
         if (signal.aborted) break;
         this.context.onError(error);
