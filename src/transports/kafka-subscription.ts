@@ -1,4 +1,5 @@
 import type * as KafkaLib from '@platformatic/kafka';
+import { pause } from '../retry.js';
 import type { FerryError } from '../errors.js';
 import type { Delivery } from '../message.js';
 import type { CloseOptions, DeliveryHandler, StartPosition, Subscription } from '../transport.js';
@@ -322,7 +323,7 @@ export class KafkaSubscription implements Subscription {
           }
         }
         if (this.closing && failures >= 3) return;
-        await delay(Math.min(100 * 2 ** failures, 2000));
+        await pause(Math.min(100 * 2 ** failures, 2000));
       }
     }
   }
@@ -356,7 +357,7 @@ export class KafkaSubscription implements Subscription {
   }
 
   private sleep(ms: number): Promise<void> {
-    return delay(ms, this.stopped.signal);
+    return pause(ms, this.stopped.signal);
   }
 
   private async shutdown(timeoutMs: number): Promise<void> {
@@ -406,19 +407,6 @@ function toDelivery(record: Record): Delivery {
     partition: record.partition,
     offset: record.offset.toString(),
   };
-}
-
-function delay(ms: number, signal?: AbortSignal): Promise<void> {
-  if (signal?.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = (): void => {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener('abort', done, { once: true });
-  });
 }
 
 /**

@@ -12,13 +12,13 @@ import type {
   Transport,
   TransportCapabilities,
 } from '../transport.js';
+import { pause } from '../retry.js';
 import { assertPartitions, checkSize, partitionOf, roundRobinShare } from './shared.js';
 import {
   closeRedis,
   connectionFromUrl,
   connectRedis,
   numberParam,
-  pause,
   redisError,
   Slots,
   within,

@@ -1,4 +1,5 @@
 import { HEADER, hashKey, type Delivery } from '../../message.js';
+import { pause } from '../../retry.js';
 import type { DeliveryHandler } from '../../transport.js';
 
 /** A message pushed by the broker, with the calls that settle it. */
@@ -93,7 +94,7 @@ export class Lanes {
         await this.handler(message.delivery);
         message.ack();
       } catch {
-        if (!this.closing) await delay(this.options.redeliveryDelayMs);
+        if (!this.closing) await pause(this.options.redeliveryDelayMs);
         message.nack();
         for (const later of lane.queue.splice(0)) later.nack();
         lane.blocked = !this.closing;
@@ -138,8 +139,4 @@ export class Lanes {
     clearTimeout(timer);
     return finished;
   }
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
