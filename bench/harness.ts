@@ -21,7 +21,7 @@ export interface BenchGroup {
   /** What the ratio means, for the reader of the table. */
   readonly note?: string;
   /** Environment variable naming the service the group needs; the group is skipped without it. */
-  readonly requires?: string;
+  readonly requires?: string | readonly string[];
   setup?(): Promise<void>;
   readonly cases: readonly BenchCase[];
   teardown?(): Promise<void>;
@@ -63,11 +63,12 @@ async function measure(benchCase: BenchCase): Promise<number> {
 }
 
 export async function runGroup(group: BenchGroup, rounds: number): Promise<GroupResult> {
-  if (group.requires && !process.env[group.requires]) {
+  const missing = [group.requires ?? []].flat().filter((variable) => !process.env[variable]);
+  if (missing.length > 0) {
     return {
       title: group.title,
       note: group.note,
-      skipped: `${group.requires} not set`,
+      skipped: `${missing.join(', ')} not set`,
       results: [],
     };
   }

@@ -4,6 +4,7 @@ import { cpus, totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
 import { formatTable, runGroup, type BenchGroup, type GroupResult } from './harness.js';
 import { outboxGroups } from './outbox.js';
+import { outboxKafkaGroups } from './outbox-kafka.js';
 import { kafkaGroups } from './kafka.js';
 import { rabbitmqGroups } from './rabbitmq.js';
 import { redisGroups } from './redis.js';
@@ -22,6 +23,7 @@ process.env.FERRY_LOG_LEVEL ??= 'silent';
 const groups: BenchGroup[] = [
   ...sqliteGroups(),
   ...outboxGroups(),
+  ...outboxKafkaGroups(),
   ...kafkaGroups(),
   ...rabbitmqGroups(),
   ...redisGroups(),
