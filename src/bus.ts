@@ -13,7 +13,7 @@ import {
   type OutgoingMessage,
 } from './message.js';
 import { backoffDelay, resolveRetry, sleep, type RetryPolicy } from './retry.js';
-import { validatePayload, type Topic } from './topic.js';
+import { checkPayload, type Topic } from './topic.js';
 import type { CloseOptions, StartPosition, Subscription, Transport } from './transport.js';
 
 /**
@@ -122,8 +122,7 @@ export function createBus(options: BusOptions): Bus {
   const logger = options.logger ?? createLogger();
   const subscriptions = new Set<Subscription>();
 
-  async function encode<T>(topic: Topic<T>, item: PublishItem<T>): Promise<OutgoingMessage> {
-    const payload = await validatePayload(topic, item.payload);
+  function encode<T>(topic: Topic<T>, item: PublishItem<T>, payload: T): OutgoingMessage {
     const message = buildOutgoing({
       id: newMessageId(),
       topic: topic.name,
@@ -148,7 +147,11 @@ export function createBus(options: BusOptions): Bus {
     topic: Topic<T>,
     items: readonly PublishItem<T>[],
   ): Promise<PublishReceipt[]> {
-    const messages = await Promise.all(items.map((item) => encode(topic, item)));
+    const checked = items.map((item) => checkPayload(topic, item.payload));
+    const payloads = checked.some((value) => value instanceof Promise)
+      ? await Promise.all(checked)
+      : (checked as T[]);
+    const messages = items.map((item, index) => encode(topic, item, payloads[index] as T));
     const started = performance.now();
     try {
       await transport.publish(messages);
@@ -235,7 +238,8 @@ export function createBus(options: BusOptions): Bus {
 
       let message: Message<T>;
       try {
-        const payload = await validatePayload(topic, topic.codec.decode(delivery.body));
+        const checked = checkPayload(topic, topic.codec.decode(delivery.body));
+        const payload = checked instanceof Promise ? await checked : checked;
         message = {
           id,
           topic: delivery.topic,

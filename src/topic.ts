@@ -46,13 +46,24 @@ export function defineTopic<T = unknown>(name: string, options: TopicOptions<T> 
   });
 }
 
-/** Validates a payload against the topic's schema; returns the (possibly transformed) value. */
-export async function validatePayload<T>(topic: Topic<T>, value: unknown): Promise<T> {
+/**
+ * Validates a payload against the topic's schema and returns the (possibly transformed)
+ * value: synchronously when the schema validates synchronously (most do), so hot paths
+ * await only what must be awaited. Throws or rejects with `SCHEMA_VIOLATION`.
+ */
+export function checkPayload<T>(topic: Topic<T>, value: unknown): T | Promise<T> {
   if (!topic.schema) return value as T;
-  let result = topic.schema['~standard'].validate(value);
-  if (result instanceof Promise) result = await result;
-  if (result.issues) throw schemaViolation(topic.name, result.issues);
-  return result.value;
+  const outcome = (result: StandardSchemaV1.Result<T>): T => {
+    if (result.issues) throw schemaViolation(topic.name, result.issues);
+    return result.value;
+  };
+  const result = topic.schema['~standard'].validate(value);
+  return result instanceof Promise ? result.then(outcome) : outcome(result);
+}
+
+/** As {@link checkPayload}, always as a promise. */
+export async function validatePayload<T>(topic: Topic<T>, value: unknown): Promise<T> {
+  return checkPayload(topic, value);
 }
 
 /** The `SCHEMA_VIOLATION` error for a payload of `topic` that failed its schema. */

@@ -2,7 +2,7 @@ import type { PublishItem, PublishOptions, PublishReceipt } from '../bus.js';
 import { FerryError, isFerryError } from '../errors.js';
 import { HEADER, newMessageId, partitionFor } from '../message.js';
 import type { Topic } from '../topic.js';
-import { schemaViolation, validatePayload } from '../topic.js';
+import { checkPayload } from '../topic.js';
 import { createRelay, type Relay, type RelayOptions } from './relay.js';
 import type { NewOutboxRecord, OutboxStore } from './store.js';
 
@@ -97,7 +97,7 @@ export function prepareRecords<T>(
   partitions: number,
   sync: boolean,
 ): NewOutboxRecord[] | Promise<NewOutboxRecord[]> {
-  const values: Array<T | Promise<T>> = items.map((item) => validateSync(topic, item.payload));
+  const values: Array<T | Promise<T>> = items.map((item) => checkPayload(topic, item.payload));
   const build = (payloads: readonly T[]): NewOutboxRecord[] =>
     payloads.map((payload, index) => {
       const item = items[index] as PublishItem<T>;
@@ -121,14 +121,6 @@ export function prepareRecords<T>(
     );
   }
   return Promise.all(values).then(build);
-}
-
-function validateSync<T>(topic: Topic<T>, value: unknown): T | Promise<T> {
-  if (!topic.schema) return value as T;
-  const result = topic.schema['~standard'].validate(value);
-  if (result instanceof Promise) return validatePayload(topic, value);
-  if (result.issues) throw schemaViolation(topic.name, result.issues);
-  return result.value;
 }
 
 function encode<T>(topic: Topic<T>, payload: T): Buffer {
