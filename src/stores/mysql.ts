@@ -24,6 +24,7 @@ import {
   quoteIdentifier,
   suffixIdentifier,
   toBigInt,
+  splitStoreUrl,
 } from './sql-shared.js';
 
 /**
@@ -523,40 +524,19 @@ export function mysqlOutbox(options: MysqlOutboxOptions): MysqlOutbox {
  * The store a URL names: `mysql://user:pass@host:3306/db?table=ferry_outbox&partitions=16`
  * (`mariadb:` too). `table` and `partitions` are ferry's; the rest goes to `mysql2`.
  */
-export function mysqlFromUrl(url: URL): MysqlOutboxStore {
-  const copy = new URL(url.href);
-  const table = copy.searchParams.get('table');
-  const partitions = copy.searchParams.get('partitions');
-  copy.searchParams.delete('table');
-  copy.searchParams.delete('partitions');
-  return mysqlOutboxStore({
-    connectionString: copy.href,
-    ...(table === null ? {} : { table }),
-    ...(partitions === null ? {} : { partitions: Number(partitions) }),
-  });
-}
-
 /**
  * `mysql://...` / `mariadb://...` for the CLI and the demo: outbox, inbox and a query helper
  * on one pool. Query parameters: `table`, `inbox`, `partitions`; the rest goes to `mysql2`.
  */
 export async function mysqlStoreFromUrl(url: URL): Promise<OpenedStore<MysqlQueryable>> {
-  const copy = new URL(url.href);
-  const take = (name: string): string | null => {
-    const value = copy.searchParams.get(name);
-    copy.searchParams.delete(name);
-    return value;
-  };
-  const table = take('table');
-  const inboxTable = take('inbox');
-  const partitions = take('partitions');
-  const pool = await connection({ connectionString: copy.href }).pool();
+  const { connectionString, table, inbox: inboxTable, partitions } = splitStoreUrl(url);
+  const pool = await connection({ connectionString }).pool();
   const outbox = mysqlOutbox({
     pool,
-    ...(table === null ? {} : { table }),
-    ...(partitions === null ? {} : { partitions: Number(partitions) }),
+    ...(table === undefined ? {} : { table }),
+    ...(partitions === undefined ? {} : { partitions }),
   });
-  const inbox = mysqlInbox({ pool, ...(inboxTable === null ? {} : { table: inboxTable }) });
+  const inbox = mysqlInbox({ pool, ...(inboxTable === undefined ? {} : { table: inboxTable }) });
   return {
     dialect: DIALECT,
     store: outbox.store,

@@ -17,6 +17,7 @@ import {
   quoteIdentifier,
   suffixIdentifier,
   toBigInt,
+  splitStoreUrl,
 } from './sql-shared.js';
 
 /**
@@ -516,64 +517,20 @@ function wakeOnNotify(store: PostgresOutboxStore, relay: Relay): Relay {
  * The store a URL names: `postgres://user:pass@host:5432/db?table=ferry_outbox&partitions=16&notify=1`
  * (`postgresql:` too). `table`, `partitions` and `notify` are ferry's; the rest goes to `pg`.
  */
-export function postgresFromUrl(url: URL): PostgresOutboxStore {
-  const { connectionString, table, partitions, notify } = storeUrlOptions(url);
-  return postgresOutboxStore({
-    connectionString,
-    ...(table === undefined ? {} : { table }),
-    ...(partitions === undefined ? {} : { partitions }),
-    ...(notify === undefined ? {} : { notify }),
-  });
-}
-
-/** Splits ferry's own query parameters off a database URL. */
-export function storeUrlOptions(url: URL): {
-  connectionString: string;
-  table: string | undefined;
-  partitions: number | undefined;
-  notify: boolean | string | undefined;
-} {
-  const copy = new URL(url.href);
-  const take = (name: string): string | undefined => {
-    const value = copy.searchParams.get(name);
-    copy.searchParams.delete(name);
-    return value ?? undefined;
-  };
-  const table = take('table');
-  const partitions = take('partitions');
-  const notify = take('notify');
-  return {
-    connectionString: copy.href,
-    table,
-    partitions: partitions === undefined ? undefined : Number(partitions),
-    notify:
-      notify === undefined
-        ? undefined
-        : ['1', 'true', 'yes', ''].includes(notify)
-          ? true
-          : ['0', 'false', 'no'].includes(notify)
-            ? false
-            : notify,
-  };
-}
-
 /**
  * `postgres://...` for the CLI and the demo: outbox, inbox and a query helper on one pool.
  * Query parameters: `table`, `inbox`, `partitions`, `notify`; the rest goes to `pg`.
  */
 export async function postgresStoreFromUrl(url: URL): Promise<OpenedStore<PgQueryable>> {
-  const { connectionString, table, partitions, notify } = storeUrlOptions(url);
-  const inboxTable = new URL(url.href).searchParams.get('inbox');
-  const clean = new URL(connectionString);
-  clean.searchParams.delete('inbox');
-  const pool = await connection({ connectionString: clean.href }).pool();
+  const { connectionString, table, inbox: inboxTable, partitions, notify } = splitStoreUrl(url);
+  const pool = await connection({ connectionString }).pool();
   const outbox = postgresOutbox({
     pool,
     ...(table === undefined ? {} : { table }),
     ...(partitions === undefined ? {} : { partitions }),
     ...(notify === undefined ? {} : { notify }),
   });
-  const inbox = postgresInbox({ pool, ...(inboxTable === null ? {} : { table: inboxTable }) });
+  const inbox = postgresInbox({ pool, ...(inboxTable === undefined ? {} : { table: inboxTable }) });
   return {
     dialect: DIALECT,
     store: outbox.store,

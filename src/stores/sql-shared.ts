@@ -103,3 +103,41 @@ export function chunks<T>(items: readonly T[], size: number): T[][] {
   for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
   return out;
 }
+
+/** ferry's own query parameters of a database URL, and the URL the driver gets without them. */
+export interface StoreUrl {
+  readonly connectionString: string;
+  readonly table: string | undefined;
+  readonly inbox: string | undefined;
+  readonly partitions: number | undefined;
+  /** `notify` (PostgreSQL): `1`/`true`/empty → true, `0`/`false` → false, else a channel name. */
+  readonly notify: boolean | string | undefined;
+}
+
+/** Splits `table`, `inbox`, `partitions` and `notify` off a database URL. */
+export function splitStoreUrl(url: URL): StoreUrl {
+  const copy = new URL(url.href);
+  const take = (name: string): string | undefined => {
+    const value = copy.searchParams.get(name);
+    copy.searchParams.delete(name);
+    return value ?? undefined;
+  };
+  const table = take('table');
+  const inbox = take('inbox');
+  const partitions = take('partitions');
+  const notify = take('notify');
+  return {
+    connectionString: copy.href,
+    table,
+    inbox,
+    partitions: partitions === undefined ? undefined : Number(partitions),
+    notify:
+      notify === undefined
+        ? undefined
+        : ['1', 'true', 'yes', ''].includes(notify)
+          ? true
+          : ['0', 'false', 'no'].includes(notify)
+            ? false
+            : notify,
+  };
+}
