@@ -30,10 +30,14 @@ export async function redrive(
   options: LogRedriveOptions = {},
 ): Promise<RedriveResult> {
   if (transport.redrive) return transport.redrive(topic, options);
-  if (!transport.capabilities.groups || !transport.capabilities.persistent) {
+  // Reading <topic>.dlq from the start needs a log; a queue broker without its own redrive
+  // (STOMP) would only see dead letters that arrive from now on, and move nothing.
+  if (!transport.capabilities.groups || !transport.capabilities.replay) {
     throw new FerryError(
       'UNSUPPORTED',
-      `${transport.name} keeps no dead letters to redrive (not persistent, no groups)`,
+      transport.capabilities.persistent
+        ? `${transport.name} cannot redrive its dead letters itself; for RabbitMQ's STOMP adapter use the amqp:// URL of the same broker (same queues)`
+        : `${transport.name} keeps no dead letters to redrive (not persistent)`,
     );
   }
   const limit = options.limit ?? Number.POSITIVE_INFINITY;

@@ -504,14 +504,16 @@ function createSqliteTransport(db: Database, path: string, settings: Settings): 
   };
 }
 
-/** `sqlite:./ferry.db`, `sqlite:///abs/path.db`; query `partitions`, `retentionMs`. */
+/** `sqlite:./ferry.db`, `sqlite:///abs/path.db`; query `partitions`, `retentionMs`, `sessionTimeoutMs`. */
 export function sqliteFromUrl(url: URL): Promise<Transport> {
   const path = decodeURIComponent(url.pathname) || 'ferry.db';
   const partitions = url.searchParams.get('partitions');
   const retention = url.searchParams.get('retentionMs');
+  const sessionTimeout = url.searchParams.get('sessionTimeoutMs');
   return sqlite({
     path,
     ...(partitions === null ? {} : { partitions: Number(partitions) }),
     ...(retention === null ? {} : { retentionMs: Number(retention) }),
+    ...(sessionTimeout === null ? {} : { sessionTimeoutMs: Number(sessionTimeout) }),
   });
 }

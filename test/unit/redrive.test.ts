@@ -8,8 +8,10 @@ import {
   deadLetterTopic,
   defineTopic,
   HEADER,
+  isFerryError,
   redrive,
 } from '../../src/index.js';
+import { memory } from '../../src/transports/memory.js';
 import { sqlite } from '../../src/transports/sqlite.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -51,5 +53,16 @@ describe('redrive on a log transport', () => {
       kept: 0,
     });
     await bus.close();
+  });
+});
+
+describe('redrive where the transport cannot', () => {
+  it('refuses clearly instead of moving nothing', async () => {
+    // A queue broker without replay and without its own redrive (as STOMP is).
+    const base = memory();
+    const queueLike = { ...base, capabilities: { ...base.capabilities, replay: false } };
+    const error: unknown = await redrive(queueLike, 'payments').catch((e: unknown) => e);
+    expect(isFerryError(error, 'UNSUPPORTED')).toBe(true);
+    await base.close();
   });
 });
