@@ -27,6 +27,8 @@ export interface KafkaSubscriptionSettings {
   readonly heartbeatIntervalMs: number;
   readonly rebalanceTimeoutMs: number;
   readonly maxWaitMs: number;
+  /** Most bytes one fetch brings, and one partition's share of it. */
+  readonly maxFetchBytes: number;
   /** Maps a client error to a FerryError. */
   readonly toFerryError: (
     error: unknown,
@@ -148,6 +150,7 @@ export class KafkaSubscription implements Subscription {
       fallbackMode: this.settings.from,
       autocommit: false,
       maxWaitTime: this.settings.maxWaitMs,
+      maxBytes: this.settings.maxFetchBytes,
     });
     this.stream = stream;
     const ready = new Promise<void>((resolve, reject) => {
