@@ -27,6 +27,8 @@ export interface KafkaSubscriptionSettings {
   readonly heartbeatIntervalMs: number;
   readonly rebalanceTimeoutMs: number;
   readonly maxWaitMs: number;
+  /** Most bytes one fetch brings, and one partition's share of it. */
+  readonly maxFetchBytes: number;
   /** Maps a client error to a FerryError. */
   readonly toFerryError: (
     error: unknown,
@@ -46,8 +48,8 @@ interface PartitionWork {
   readonly partition: number;
   readonly queue: Record[];
   head: number;
-  /** The offset expected next: records before it were already queued (a refetch). */
-  next: bigint | undefined;
+  /** The last offset queued: records up to it were already queued (a refetch). */
+  last: bigint | undefined;
   /** The worker loop, while one runs. */
   loop: Promise<void> | undefined;
   stopped: boolean;
@@ -148,6 +150,7 @@ export class KafkaSubscription implements Subscription {
       fallbackMode: this.settings.from,
       autocommit: false,
       maxWaitTime: this.settings.maxWaitMs,
+      maxBytes: this.settings.maxFetchBytes,
     });
     this.stream = stream;
     const ready = new Promise<void>((resolve, reject) => {
@@ -202,14 +205,14 @@ export class KafkaSubscription implements Subscription {
         partition: record.partition,
         queue: [],
         head: 0,
-        next: undefined,
+        last: undefined,
         loop: undefined,
         stopped: false,
       };
       this.work.set(record.partition, work);
     }
-    if (work.next !== undefined && record.offset < work.next) return;
-    work.next = record.offset + 1n;
+    if (work.last !== undefined && record.offset <= work.last) return;
+    work.last = record.offset;
     work.queue.push(record);
     this.buffered++;
     if (!this.paused && this.buffered >= this.settings.maxBufferedMessages) {
@@ -225,7 +228,24 @@ export class KafkaSubscription implements Subscription {
     try {
       while (!work.stopped && !this.closing && work.head < work.queue.length) {
         const record = work.queue[work.head] as Record;
-        if (!(await this.handle(record, work))) return;
+        const delivery = toDelivery(record);
+        // The common case inline: a free slot and a handler that resolves at once.
+        let handled = false;
+        if (this.running < this.settings.concurrency) {
+          this.running++;
+          try {
+            await this.handler(delivery);
+            handled = true;
+          } catch {
+            // Not acknowledged: `handle` hands it out again after the redelivery delay.
+          } finally {
+            this.release();
+          }
+          if (!handled && !work.stopped && !this.closing) {
+            await this.sleep(this.settings.redeliveryDelayMs);
+          }
+        }
+        if (!handled && !(await this.handle(delivery, work))) return;
         work.queue[work.head++] = undefined as unknown as Record;
         if (work.head > 1024 && work.head * 2 > work.queue.length) {
           work.queue.splice(0, work.head);
@@ -236,7 +256,7 @@ export class KafkaSubscription implements Subscription {
           this.resumeIfRoom();
         }
         if (!this.abandoned && this.settings.commits) {
-          this.dirty.set(work.partition, record.offset + 1n);
+          this.dirty.set(work.partition, record.offset);
           this.flushCommits();
         }
       }
@@ -246,8 +266,7 @@ export class KafkaSubscription implements Subscription {
   }
 
   /** Runs the handler until it resolves; false when the partition or subscription stopped first. */
-  private async handle(record: Record, work: PartitionWork): Promise<boolean> {
-    const delivery = toDelivery(record);
+  private async handle(delivery: Delivery, work: PartitionWork): Promise<boolean> {
     for (;;) {
       if (work.stopped || this.closing) return false;
       if (this.running < this.settings.concurrency) this.running++;
@@ -301,10 +320,12 @@ export class KafkaSubscription implements Subscription {
       if (wait > 0 && !this.commitNow && !this.closing) await this.sleep(wait);
       this.commitNow = false;
       this.lastCommitAt = Date.now();
-      const offsets = [...this.dirty].map(([partition, offset]) => ({
+      // `dirty` holds the last finished offset; the group's offset is the one after it.
+      const finished = [...this.dirty];
+      const offsets = finished.map(([partition, offset]) => ({
         topic: this.settings.topic,
         partition,
-        offset,
+        offset: offset + 1n,
         leaderEpoch: -1,
       }));
       this.dirty.clear();
@@ -316,7 +337,7 @@ export class KafkaSubscription implements Subscription {
         this.settings.onError(
           this.settings.toFerryError(error, 'CONNECTION_FAILED', 'Kafka offset commit failed'),
         );
-        for (const { partition, offset } of offsets) {
+        for (const [partition, offset] of finished) {
           // Partitions this member lost are redone by their new owner.
           if (!this.dirty.has(partition) && this.assigned.has(partition)) {
             this.dirty.set(partition, offset);
@@ -396,9 +417,10 @@ export class KafkaSubscription implements Subscription {
 
 function toDelivery(record: Record): Delivery {
   const headers: { [name: string]: string } = {};
-  for (const [name, value] of record.headers) {
+  // forEach, not for-of: no entry array per header.
+  record.headers.forEach((value, name) => {
     if (name !== undefined && value !== undefined) headers[name] = value;
-  }
+  });
   return {
     topic: record.topic,
     key: record.key ?? undefined,

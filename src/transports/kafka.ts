@@ -51,6 +51,13 @@ export interface KafkaTransportOptions {
   readonly rebalanceTimeoutMs?: number;
   /** Longest a fetch waits at the broker for new records. Default 500 ms. */
   readonly maxWaitMs?: number;
+  /**
+   * Most bytes one fetch of a subscription brings (the broker still returns a first batch
+   * that is larger). Default 1 MiB, about what `maxBufferedMessages` holds: the client's own
+   * 10 MB default brings tens of thousands of records at once, all alive until handled, and
+   * the time goes to garbage collection.
+   */
+  readonly maxFetchBytes?: number;
   /** Records fetched ahead per subscription before fetching pauses. Default 2000. */
   readonly maxBufferedMessages?: number;
   /** Wait before a rejected record is handed out again. Default 100 ms. */
@@ -342,6 +349,7 @@ export function kafka(options: KafkaTransportOptions): Transport {
           heartbeatIntervalMs: options.heartbeatIntervalMs ?? 1000,
           rebalanceTimeoutMs: options.rebalanceTimeoutMs ?? 60_000,
           maxWaitMs: options.maxWaitMs ?? 500,
+          maxFetchBytes: options.maxFetchBytes ?? 1_048_576,
           toFerryError: (error, code, what) => fail(error, code, what),
           onError,
           ...(group === undefined
