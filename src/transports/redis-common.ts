@@ -116,3 +116,10 @@ export async function within(work: Promise<unknown>, timeoutMs: number): Promise
     clearTimeout(timer);
   }
 }
+
+/** Runs a pipeline; rejects with the first command's error, if any failed. */
+export async function execPipeline(pipeline: ReturnType<Redis['pipeline']>): Promise<void> {
+  const results = await pipeline.exec();
+  const failed = results?.find(([error]) => error);
+  if (!results || failed) throw failed?.[0] ?? new Error('pipeline was not run');
+}

@@ -10,11 +10,12 @@ import type {
   Transport,
   TransportCapabilities,
 } from '../transport.js';
-import { checkSize, checkSubscribe, unsupported } from './shared.js';
+import { checkSize, checkSubscribe, InFlight, unsupported } from './shared.js';
 import {
   closeRedis,
   connectionFromUrl,
   connectRedis,
+  execPipeline,
   numberParam,
   redisError,
   Slots,
@@ -253,7 +254,7 @@ export function redisPubSub(options: RedisPubSubOptions = {}): Transport {
   const maxQueued = options.maxQueued ?? 100_000;
   const channels = new Map<string, Channel>();
   const subscriptions = new Set<Subscription>();
-  const publishing = new Set<Promise<unknown>>();
+  const publishing = new InFlight();
   let publisher: Promise<Redis> | undefined;
   let subscriber: Promise<Redis> | undefined;
   // SUBSCRIBE / UNSUBSCRIBE calls run one after another, so a channel's count stays true.
@@ -301,22 +302,16 @@ export function redisPubSub(options: RedisPubSubOptions = {}): Transport {
       checkSize(name, capabilities, messages);
       if (messages.length === 0) return;
       const sending = (async () => {
-        const client = await getPublisher();
-        const pipeline = client.pipeline();
+        const pipeline = (await getPublisher()).pipeline();
         for (const message of messages) {
           pipeline.publish(prefix + message.topic, encodeEnvelope(message));
         }
-        const results = await pipeline.exec();
-        const failed = results?.find(([error]) => error);
-        if (!results || failed) throw failed?.[0] ?? new Error('pipeline was not run');
+        await execPipeline(pipeline);
       })();
-      publishing.add(sending);
       try {
-        await sending;
+        await publishing.run(sending);
       } catch (error) {
         throw redisError('PUBLISH_FAILED', 'redis PUBLISH failed', error);
-      } finally {
-        publishing.delete(sending);
       }
     },
 
@@ -390,7 +385,7 @@ export function redisPubSub(options: RedisPubSubOptions = {}): Transport {
     async close(closeOptions?: CloseOptions) {
       closed = true;
       await Promise.all([...subscriptions].map((subscription) => subscription.close(closeOptions)));
-      await Promise.allSettled(publishing);
+      await publishing.settled();
       const [pub, sub] = [publisher, subscriber];
       publisher = subscriber = undefined;
       await Promise.all(

@@ -13,11 +13,12 @@ import type {
   TransportCapabilities,
 } from '../transport.js';
 import { pause } from '../retry.js';
-import { assertPartitions, checkSize, partitionOf, roundRobinShare } from './shared.js';
+import { assertPartitions, checkSize, InFlight, partitionOf, roundRobinShare } from './shared.js';
 import {
   closeRedis,
   connectionFromUrl,
   connectRedis,
+  execPipeline,
   numberParam,
   redisError,
   Slots,
@@ -617,7 +618,7 @@ export function redisStreams(options: RedisStreamsOptions = {}): Transport {
   const claimIdleMs = options.claimIdleMs ?? 30_000;
   const onError = options.onError ?? (() => undefined);
   const subscriptions = new Set<Subscription>();
-  const publishing = new Set<Promise<unknown>>();
+  const publishing = new InFlight();
   let command: Promise<Redis> | undefined;
   let closed = false;
 
@@ -684,17 +685,12 @@ export function redisStreams(options: RedisStreamsOptions = {}): Transport {
             ...entryFields(message),
           );
         }
-        const results = await pipeline.exec();
-        const failed = results?.find(([error]) => error);
-        if (!results || failed) throw failed?.[0] ?? new Error('pipeline was not run');
+        await execPipeline(pipeline);
       })();
-      publishing.add(sending);
       try {
-        await sending;
+        await publishing.run(sending);
       } catch (error) {
         throw redisError('PUBLISH_FAILED', 'redis XADD failed', error);
-      } finally {
-        publishing.delete(sending);
       }
     },
 
@@ -799,7 +795,7 @@ export function redisStreams(options: RedisStreamsOptions = {}): Transport {
     async close(closeOptions?: CloseOptions) {
       closed = true;
       await Promise.all([...subscriptions].map((subscription) => subscription.close(closeOptions)));
-      await Promise.allSettled(publishing);
+      await publishing.settled();
       const client = command;
       command = undefined;
       await closeRedis(await client?.catch(() => undefined));

@@ -60,3 +60,23 @@ export function roundRobinShare(
   }
   return share;
 }
+
+/** Work in flight (publishes), so that `close()` can wait for it to settle. */
+export class InFlight {
+  private readonly pending = new Set<Promise<unknown>>();
+
+  /** Awaits `work`, tracked until it settles. */
+  async run<T>(work: Promise<T>): Promise<T> {
+    this.pending.add(work);
+    try {
+      return await work;
+    } finally {
+      this.pending.delete(work);
+    }
+  }
+
+  /** Resolves when everything in flight has settled; failures are their callers' to handle. */
+  async settled(): Promise<void> {
+    await Promise.allSettled([...this.pending]);
+  }
+}

@@ -24,6 +24,7 @@ import {
 } from './rabbitmq/topology.js';
 import { Window } from './rabbitmq/window.js';
 import { routingKeyOf } from './rabbitmq/wire.js';
+import { checkSize, InFlight } from './shared.js';
 
 export type {
   AmqpBinding,
@@ -173,7 +174,7 @@ export function stomp(options: StompTransportOptions = {}): Transport {
   const window = new Window(options.maxInFlight ?? 1000);
   const declaredExchanges = new Map<string, Promise<void>>();
   const subscriptions = new Set<StompSubscription>();
-  const publishing = new Set<Promise<void>>();
+  const publishing = new InFlight();
   let session: Promise<Session> | undefined;
   let closed = false;
   let receiptSeq = 0;
@@ -362,22 +363,9 @@ export function stomp(options: StompTransportOptions = {}): Transport {
 
     async publish(messages: readonly OutgoingMessage[]) {
       assertOpen();
-      for (const message of messages) {
-        if (message.body.length > capabilities.maxMessageBytes) {
-          throw new FerryError(
-            'MESSAGE_TOO_LARGE',
-            `Message for ${message.topic} is ${message.body.length} bytes; stomp takes at most ${capabilities.maxMessageBytes}`,
-          );
-        }
-      }
+      checkSize('stomp', capabilities, messages);
       if (messages.length === 0) return;
-      const work = publishBatch(messages);
-      publishing.add(work);
-      try {
-        await work;
-      } finally {
-        publishing.delete(work);
-      }
+      await publishing.run(publishBatch(messages));
     },
 
     async subscribe(subscribe: SubscribeOptions, handler: DeliveryHandler) {
@@ -463,7 +451,7 @@ export function stomp(options: StompTransportOptions = {}): Transport {
       if (closed) return;
       await Promise.all([...subscriptions].map((s) => s.close(closeOptions)));
       closed = true;
-      await Promise.allSettled([...publishing]);
+      await publishing.settled();
       const state = await session?.catch(() => undefined);
       await state?.client.deactivate().catch(() => undefined);
       await connector?.close();

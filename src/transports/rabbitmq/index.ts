@@ -13,7 +13,7 @@ import type {
   Transport,
   TransportCapabilities,
 } from '../../transport.js';
-import { checkSize, checkSubscribe, unsupported } from '../shared.js';
+import { checkSize, checkSubscribe, InFlight, unsupported } from '../shared.js';
 import { Connector } from './connection.js';
 import { Lanes } from './lanes.js';
 import { DLQ_SUFFIX, isPermanentAmqpError, Topology, type TopologyOptions } from './topology.js';
@@ -135,7 +135,7 @@ export function rabbitmq(options: RabbitMqOptions = {}): RabbitMqTransport {
   const redeliveryDelayMs = options.redeliveryDelayMs ?? 50;
   const window = new Window(options.maxInFlight ?? 1000);
   const subscriptions = new Set<Subscription>();
-  const publishing = new Set<Promise<unknown>>();
+  const publishing = new InFlight();
   let publisher: Publisher | undefined;
   let opening: Promise<Publisher> | undefined;
   let closed = false;
@@ -325,13 +325,7 @@ export function rabbitmq(options: RabbitMqOptions = {}): RabbitMqTransport {
       assertOpen();
       checkSize('rabbitmq', capabilities, messages);
       if (messages.length === 0) return;
-      const work = publishBatch(messages);
-      publishing.add(work);
-      try {
-        await work;
-      } finally {
-        publishing.delete(work);
-      }
+      await publishing.run(publishBatch(messages));
     },
 
     async subscribe(subscribe: SubscribeOptions, handler: DeliveryHandler) {
@@ -397,7 +391,7 @@ export function rabbitmq(options: RabbitMqOptions = {}): RabbitMqTransport {
       if (closed) return;
       await Promise.all([...subscriptions].map((s) => s.close(closeOptions)));
       closed = true;
-      await Promise.allSettled([...publishing]);
+      await publishing.settled();
       if (publisher && !publisher.closed) await publisher.channel.close().catch(() => undefined);
       await connector.close();
     },
