@@ -3,6 +3,7 @@ import { afterAll } from 'vitest';
 import { mysqlOutboxStore, type MysqlQueryable } from '../../src/stores/mysql.js';
 import { serviceUrl } from '../helpers/services.js';
 import { outboxStoreContract } from './outbox-store.js';
+import { inMysqlTransaction } from '../helpers/sql.js';
 
 const url = serviceUrl('FERRY_MYSQL_URL');
 const pool = url === undefined ? undefined : mysql.createPool({ uri: url, connectionLimit: 4 });
@@ -18,20 +19,7 @@ outboxStoreContract<MysqlQueryable>(
           tables.add(table);
           return {
             store: mysqlOutboxStore({ connectionString: url as string, table, partitions }),
-            async transaction(work) {
-              const conn = await pool.getConnection();
-              try {
-                await conn.beginTransaction();
-                const result = await work(conn);
-                await conn.commit();
-                return result;
-              } catch (error) {
-                await conn.rollback();
-                throw error;
-              } finally {
-                conn.release();
-              }
-            },
+            transaction: (work) => inMysqlTransaction(pool, work),
           };
         },
       },

@@ -3,6 +3,7 @@ import { afterAll } from 'vitest';
 import { postgresOutboxStore, type PgQueryable } from '../../src/stores/postgres.js';
 import { serviceUrl } from '../helpers/services.js';
 import { outboxStoreContract } from './outbox-store.js';
+import { inPgTransaction } from '../helpers/sql.js';
 
 const url = serviceUrl('FERRY_PG_URL');
 const pool = url === undefined ? undefined : new pg.Pool({ connectionString: url, max: 4 });
@@ -18,20 +19,7 @@ outboxStoreContract<PgQueryable>(
           tables.add(table);
           return {
             store: postgresOutboxStore({ connectionString: url as string, table, partitions }),
-            async transaction(work) {
-              const client = await pool.connect();
-              try {
-                await client.query('BEGIN');
-                const result = await work(client);
-                await client.query('COMMIT');
-                return result;
-              } catch (error) {
-                await client.query('ROLLBACK');
-                throw error;
-              } finally {
-                client.release();
-              }
-            },
+            transaction: (work) => inPgTransaction(pool, work),
           };
         },
       },

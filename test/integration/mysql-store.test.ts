@@ -5,6 +5,7 @@ import { mysqlInbox, mysqlOutbox, mysqlOutboxStore } from '../../src/stores/mysq
 import { openStore } from '../../src/urls.js';
 import { serviceUrl } from '../helpers/services.js';
 import { delay, uniqueName } from '../helpers/wait.js';
+import { inMysqlTransaction } from '../helpers/sql.js';
 
 const url = serviceUrl('FERRY_MYSQL_URL');
 
@@ -18,20 +19,8 @@ describe.skipIf(url === undefined)('mysql store and inbox', () => {
     await pool.end();
   });
 
-  async function inTransaction<T>(work: (conn: mysql.PoolConnection) => Promise<T>): Promise<T> {
-    const conn = await pool.getConnection();
-    try {
-      await conn.beginTransaction();
-      const result = await work(conn);
-      await conn.commit();
-      return result;
-    } catch (error) {
-      await conn.rollback();
-      throw error;
-    } finally {
-      conn.release();
-    }
-  }
+  const inTransaction = <T>(work: (conn: mysql.PoolConnection) => Promise<T>): Promise<T> =>
+    inMysqlTransaction(pool, work);
 
   it('migrates from many processes at once and agrees on P', async () => {
     const table = uniqueName('mym');

@@ -11,6 +11,7 @@ import { memory } from '../../src/transports/memory.js';
 import { openStore } from '../../src/urls.js';
 import { serviceUrl } from '../helpers/services.js';
 import { delay, uniqueName, waitFor } from '../helpers/wait.js';
+import { inPgTransaction } from '../helpers/sql.js';
 
 const url = serviceUrl('FERRY_PG_URL');
 
@@ -37,20 +38,8 @@ describe.skipIf(url === undefined)('postgres store and inbox', () => {
     await pool.end();
   });
 
-  async function inTransaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    const client = await pool.connect();
-    try {
-      await client.query('BEGIN');
-      const result = await work(client);
-      await client.query('COMMIT');
-      return result;
-    } catch (error) {
-      await client.query('ROLLBACK');
-      throw error;
-    } finally {
-      client.release();
-    }
-  }
+  const inTransaction = <T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> =>
+    inPgTransaction(pool, work);
 
   it('migrates from many processes at once and agrees on P', async () => {
     const table = uniqueName('pgm');

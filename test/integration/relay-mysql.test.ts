@@ -5,6 +5,7 @@ import { mysqlOutbox } from '../../src/stores/mysql.js';
 import { createMemoryBroker, memory } from '../../src/transports/memory.js';
 import { serviceUrl } from '../helpers/services.js';
 import { uniqueName, waitFor } from '../helpers/wait.js';
+import { inMysqlTransaction } from '../helpers/sql.js';
 
 const url = serviceUrl('FERRY_MYSQL_URL');
 
@@ -58,18 +59,13 @@ describe.skipIf(url === undefined)('relays sharing one MySQL/MariaDB outbox', ()
       Array.from({ length: 4 }, async (_, w) => {
         const keys = Array.from({ length: perWriter }, (_, k) => `key-${w * perWriter + k}`);
         for (let n = 0; n < PER_KEY; n++) {
-          const conn = await pool.getConnection();
-          try {
-            await conn.beginTransaction();
-            await outbox.enqueueMany(
+          await inMysqlTransaction(pool, (conn) =>
+            outbox.enqueueMany(
               conn,
               Topic,
               keys.map((key) => ({ key, payload: { n } })),
-            );
-            await conn.commit();
-          } finally {
-            conn.release();
-          }
+            ),
+          );
         }
       }),
     );

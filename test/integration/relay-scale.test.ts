@@ -7,6 +7,7 @@ import { postgresOutbox } from '../../src/stores/postgres.js';
 import { createSinkTable, inspectSink } from '../fixtures/pg-sink.js';
 import { serviceUrl } from '../helpers/services.js';
 import { delay, uniqueName, waitFor } from '../helpers/wait.js';
+import { inPgTransaction } from '../helpers/sql.js';
 
 const url = serviceUrl('FERRY_PG_URL');
 
@@ -78,18 +79,13 @@ describe.skipIf(url === undefined)('relay scale-out: 4 relay processes on Postgr
       Array.from({ length: PRODUCERS }, async (_, p) => {
         const keys = Array.from({ length: perProducer }, (_, k) => `key-${p * perProducer + k}`);
         for (let n = 0; n < PER_KEY; n++) {
-          const client = await pool.connect();
-          try {
-            await client.query('BEGIN');
-            await outbox.enqueueMany(
+          await inPgTransaction(pool, (client) =>
+            outbox.enqueueMany(
               client,
               Topic,
               keys.map((key) => ({ key, payload: { n } })),
-            );
-            await client.query('COMMIT');
-          } finally {
-            client.release();
-          }
+            ),
+          );
         }
       }),
     );
