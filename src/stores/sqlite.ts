@@ -15,6 +15,7 @@ import type {
 import type { Topic } from '../topic.js';
 import type { OpenedStore } from '../urls.js';
 import { assertIdentifier, quoteIdentifier } from './identifier.js';
+import { splitStoreUrl } from './sql-shared.js';
 
 /** What ferry needs of a better-sqlite3 statement. */
 export interface SqliteStatement {
@@ -661,15 +662,13 @@ export async function sqliteStoreFromUrl(url: URL): Promise<OpenedStore<SqliteDa
   const path = decodeURIComponent(url.pathname);
   if (!path)
     throw new FerryError('INVALID_URL', 'A sqlite: URL needs a file path: sqlite:./app.db');
-  const table = url.searchParams.get('table');
-  const inboxTable = url.searchParams.get('inbox');
-  const partitions = url.searchParams.get('partitions');
+  const { table, inbox: inboxTable, partitions } = splitStoreUrl(url);
   const db = await openSqliteDatabase(path);
   const outbox = sqliteOutbox(db, {
-    ...(table === null ? {} : { table }),
-    ...(partitions === null ? {} : { partitions: Number(partitions) }),
+    ...(table === undefined ? {} : { table }),
+    ...(partitions === undefined ? {} : { partitions }),
   });
-  const inbox = sqliteInbox(db, inboxTable === null ? {} : { table: inboxTable });
+  const inbox = sqliteInbox(db, inboxTable === undefined ? {} : { table: inboxTable });
   const run = (tx: SqliteDatabase, sql: string, params: readonly unknown[]) => {
     const statement = (tx as BetterSqlite3.Database).prepare(sql);
     if (statement.reader) return statement.all(...params) as Array<Record<string, unknown>>;
