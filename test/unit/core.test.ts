@@ -23,7 +23,6 @@ import {
   type Inbox,
 } from '../../src/index.js';
 import { memory } from '../../src/transports/memory.js';
-import { sqlite } from '../../src/transports/sqlite.js';
 import { openTransport } from '../../src/urls.js';
 
 async function rejection(promise: Promise<unknown>): Promise<unknown> {
@@ -178,13 +177,19 @@ describe('URLs and drivers', () => {
 });
 
 describe('advise profiles', () => {
-  it('state the same capabilities as the transports themselves', async () => {
-    const sqliteProfile = PROFILES.find((p) => p.transport === 'sqlite');
-    const transport = await sqlite({ path: ':memory:' });
-    const { maxMessageBytes: _, ...capabilities } = transport.capabilities;
-    expect(sqliteProfile?.capabilities).toEqual(capabilities);
-    await transport.close();
-  });
+  // Transports connect on first use, so opening one reads its capabilities without a broker.
+  it.each(PROFILES.map((profile) => [profile.transport, profile] as const))(
+    'state the same capabilities as the %s transport itself',
+    async (_, profile) => {
+      const transport = await openTransport(
+        profile.transport === 'sqlite' ? 'sqlite::memory:' : profile.url,
+      );
+      const { maxMessageBytes: _bytes, ...capabilities } = transport.capabilities;
+      expect(transport.name).toBe(profile.transport);
+      expect(profile.capabilities).toEqual(capabilities);
+      await transport.close({ timeoutMs: 100 });
+    },
+  );
 });
 
 describe('bus', () => {
