@@ -2,7 +2,6 @@ import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createBus, defineTopic, isFerryError, newMessageId } from '../../src/index.js';
 import {
-  postgresInbox,
   postgresOutbox,
   postgresOutboxStore,
   type PostgresOutboxStore,
@@ -163,65 +162,6 @@ describe.skipIf(url === undefined)('postgres store and inbox', () => {
       await relay.stop();
       await bus.close();
       await outbox.store.close();
-    });
-  });
-
-  describe('inbox', () => {
-    it('runs work once per group and message, rolling back with a failing handler', async () => {
-      const table = uniqueName('pgi');
-      const effects = uniqueName('pge');
-      drops.push(`"${table}"`, `"${effects}"`);
-      await pool.query(`CREATE TABLE "${effects}" (message_id text, grp text)`);
-      const inbox = postgresInbox<pg.PoolClient>({ pool, table });
-      await inbox.migrate();
-      await inbox.migrate();
-      const effect = (id: string, group: string) => async (tx: pg.PoolClient) => {
-        await tx.query(`INSERT INTO "${effects}" VALUES ($1, $2)`, [id, group]);
-      };
-
-      expect(await inbox.process('billing', 'm1', effect('m1', 'billing'))).toEqual({
-        duplicate: false,
-      });
-      expect(await inbox.process('billing', 'm1', effect('m1', 'billing'))).toEqual({
-        duplicate: true,
-      });
-      expect(await inbox.process('shipping', 'm1', effect('m1', 'shipping'))).toEqual({
-        duplicate: false,
-      });
-
-      const failure = new Error('handler failed');
-      await expect(
-        inbox.process('billing', 'm2', async (tx) => {
-          await effect('m2', 'billing')(tx);
-          throw failure;
-        }),
-      ).rejects.toBe(failure);
-      expect(await inbox.process('billing', 'm2', effect('m2', 'billing'))).toEqual({
-        duplicate: false,
-      });
-
-      // Concurrent deliveries of one message: exactly one runs its work.
-      const results = await Promise.all(
-        Array.from({ length: 5 }, () =>
-          inbox.process('billing', 'm3', async (tx) => {
-            await delay(50);
-            await effect('m3', 'billing')(tx);
-          }),
-        ),
-      );
-      expect(results.filter((r) => !r.duplicate)).toHaveLength(1);
-
-      const { rows } = await pool.query<{ message_id: string; grp: string }>(
-        `SELECT message_id, grp FROM "${effects}" ORDER BY message_id, grp`,
-      );
-      expect(rows).toEqual([
-        { message_id: 'm1', grp: 'billing' },
-        { message_id: 'm1', grp: 'shipping' },
-        { message_id: 'm2', grp: 'billing' },
-        { message_id: 'm3', grp: 'billing' },
-      ]);
-      expect(await inbox.purge(new Date(Date.now() + 60_000), 2)).toBe(2);
-      await inbox.close();
     });
   });
 

@@ -11,7 +11,6 @@ import {
   sqliteInbox,
   sqliteOutbox,
   sqliteOutboxStore,
-  type SqliteDatabase,
 } from '../../src/stores/sqlite.js';
 import { deferred, uniqueName } from '../helpers/wait.js';
 
@@ -126,25 +125,12 @@ describe('sqlite outbox', () => {
     await byPath.store.close();
   });
 
-  it('inbox: runs work once per group and message, rolls back with the work', async () => {
+  // The shared inbox behaviour is in test/contract/inbox.ts; this is SQLite's one connection.
+  it('inbox: serializes concurrent messages on one connection instead of nesting them', async () => {
     const db = await database();
     const inbox = sqliteInbox(db);
     await inbox.migrate();
     db.exec('CREATE TABLE effects (id TEXT)');
-    const work = async (tx: SqliteDatabase): Promise<void> =>
-      void tx.prepare('INSERT INTO effects VALUES (?)').run('m1');
-    expect(await inbox.process('billing', 'm1', work)).toEqual({ duplicate: false });
-    expect(await inbox.process('billing', 'm1', work)).toEqual({ duplicate: true });
-    expect(await inbox.process('shipping', 'm1', work)).toEqual({ duplicate: false });
-    await expect(
-      inbox.process('notify', 'm1', async (tx) => {
-        tx.prepare('INSERT INTO effects VALUES (?)').run('m1');
-        throw new Error('handler failed');
-      }),
-    ).rejects.toThrow('handler failed');
-    expect(await inbox.process('notify', 'm1', work)).toEqual({ duplicate: false });
-    expect(pendingCount(db, 'effects')).toBe(3);
-    // Concurrent messages on one connection are serialized, not nested.
     const results = await Promise.all(
       Array.from({ length: 20 }, (_, i) =>
         inbox.process('audit', `m${i % 10}`, async (tx) => {
@@ -154,7 +140,7 @@ describe('sqlite outbox', () => {
       ),
     );
     expect(results.filter((r) => r.duplicate)).toHaveLength(10);
-    expect(pendingCount(db, 'effects')).toBe(13);
+    expect(pendingCount(db, 'effects')).toBe(10);
   });
 
   it('serializes ferry work on one file across connections in one process', async () => {
