@@ -10,3 +10,5 @@ export { createLogger, redactUrl, redactSecrets, type Logger, type LogOptions } 
 export * from './outbox/store.js';
 export * from './outbox/outbox.js';
 export * from './outbox/relay.js';
+export * from './dead-letters.js';
+export * from './outbox/inspect.js';

@@ -1,5 +1,6 @@
 import { FerryError } from './errors.js';
-import { HEADER, type Headers } from './message.js';
+import { listDeadLetters, offsetAfter, offsetBefore, redriveGroup } from './dead-letters.js';
+import { HEADER, type Headers, type OutgoingMessage } from './message.js';
 import type { RedriveOptions, RedriveResult, Transport } from './transport.js';
 import { deadLetterTopic } from './bus.js';
 
@@ -29,7 +30,16 @@ export async function redrive(
   topic: string,
   options: LogRedriveOptions = {},
 ): Promise<RedriveResult> {
-  if (transport.redrive) return transport.redrive(topic, options);
+  if (options.ids !== undefined && options.ids.length === 0) return { moved: 0, kept: 0 };
+  if (transport.redrive) {
+    if (options.ids !== undefined) {
+      throw new FerryError(
+        'UNSUPPORTED',
+        `${transport.name} redrives its dead letters by group, not by message id`,
+      );
+    }
+    return transport.redrive(topic, options);
+  }
   // Reading <topic>.dlq from the start needs a log; a queue broker without its own redrive
   // (STOMP) would only see dead letters that arrive from now on, and move nothing.
   if (!transport.capabilities.groups || !transport.capabilities.replay) {
@@ -40,6 +50,7 @@ export async function redrive(
         : `${transport.name} keeps no dead letters to redrive (not persistent)`,
     );
   }
+  if (options.ids !== undefined) return redriveChosen(transport, topic, options.ids, options);
   const limit = options.limit ?? Number.POSITIVE_INFINITY;
   const idleMs = options.idleMs ?? 1500;
   let moved = 0;
@@ -55,7 +66,7 @@ export async function redrive(
   const subscription = await transport.subscribe(
     {
       topic: deadLetterTopic(topic),
-      group: options.group === undefined ? 'ferry-redrive' : `ferry-redrive.${options.group}`,
+      group: redriveGroup(options.group),
       from: 'earliest',
       concurrency: 1,
     },
@@ -70,18 +81,7 @@ export async function redrive(
         kept++;
         return;
       }
-      const headers: Headers = {};
-      for (const [name, value] of Object.entries(delivery.headers)) {
-        if (!DLQ_HEADERS.has(name)) headers[name] = value;
-      }
-      await transport.publish([
-        {
-          topic: delivery.headers[HEADER.dlqTopic] ?? topic,
-          key: delivery.key,
-          headers,
-          body: delivery.body,
-        },
-      ]);
+      await transport.publish([backToTopic(delivery, topic)]);
       moved++;
       if (moved >= limit) finish();
     },
@@ -90,4 +90,76 @@ export async function redrive(
   clearTimeout(idle);
   await subscription.close();
   return { moved, kept };
+}
+
+/** A dead letter as it was published before it failed: its topic, without `ferry-dlq-*`. */
+function backToTopic(letter: OutgoingMessage, topic: string): OutgoingMessage {
+  const headers: Headers = {};
+  for (const [name, value] of Object.entries(letter.headers)) {
+    if (!DLQ_HEADERS.has(name)) headers[name] = value;
+  }
+  return {
+    topic: letter.headers[HEADER.dlqTopic] ?? topic,
+    key: letter.key,
+    headers,
+    body: letter.body,
+  };
+}
+
+/**
+ * Moves the chosen dead letters back. In a log the redrive position can only move past whole
+ * prefixes, so the other waiting letters it moves past (of the group, or of any group) are
+ * appended to the dead-letter topic again first: nothing is lost if this stops half way, at
+ * worst a letter is listed or moved twice, which inboxes absorb.
+ */
+async function redriveChosen(
+  transport: Transport,
+  topic: string,
+  ids: readonly string[],
+  options: LogRedriveOptions,
+): Promise<RedriveResult> {
+  const wanted = new Set(ids);
+  const waiting = await listDeadLetters(transport, topic, {
+    limit: Number.MAX_SAFE_INTEGER,
+    ...(options.idleMs === undefined ? {} : { idleMs: options.idleMs }),
+  });
+  const ours = (group: string | undefined): boolean =>
+    options.group === undefined || group === options.group;
+  const chosen = waiting
+    .filter((letter) => wanted.has(letter.id) && ours(letter.group))
+    .slice(0, options.limit ?? Number.POSITIVE_INFINITY);
+  const last = new Map<number, string>();
+  for (const letter of chosen) {
+    const seen = last.get(letter.partition);
+    if (seen === undefined || offsetBefore(seen, letter.offset)) {
+      last.set(letter.partition, letter.offset);
+    }
+  }
+  const passed = waiting.filter((letter) => {
+    const until = last.get(letter.partition);
+    return (
+      until !== undefined &&
+      ours(letter.group) &&
+      !chosen.includes(letter) &&
+      offsetBefore(letter.offset, until)
+    );
+  });
+  if (passed.length > 0) {
+    await transport.publish(
+      passed.map((letter) => ({
+        topic: deadLetterTopic(topic),
+        key: letter.key,
+        headers: letter.headers,
+        body: letter.body,
+      })),
+    );
+  }
+  if (chosen.length > 0) {
+    await transport.publish(chosen.map((letter) => backToTopic(letter, topic)));
+  }
+  const offsets: Record<number, string> = {};
+  for (const [partition, offset] of last) offsets[partition] = offsetAfter(offset);
+  if (last.size > 0)
+    await transport.seek(deadLetterTopic(topic), redriveGroup(options.group), { offsets });
+  return { moved: chosen.length, kept: 0 };
 }

@@ -69,6 +69,11 @@ export interface RedriveOptions {
   readonly group?: string;
   /** Move at most this many. Default: all. */
   readonly limit?: number;
+  /**
+   * Only the dead letters with these message ids. Others of the same group read on the way
+   * are appended to the dead-letter topic again, so they stay dead letters.
+   */
+  readonly ids?: readonly string[];
 }
 
 export interface RedriveResult {

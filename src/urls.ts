@@ -69,6 +69,8 @@ export interface OpenedStore<Tx = unknown> {
   readonly store: OutboxStore<Tx>;
   readonly outbox: Outbox<Tx>;
   readonly inbox: Inbox<Tx>;
+  /** The outbox and inbox table names (the lease and relay tables add `_lease`, `_relay`). */
+  readonly tables: { readonly outbox: string; readonly inbox: string };
   /** Creates the outbox and inbox tables if missing (idempotent). */
   migrate(): Promise<void>;
   /** Runs `work` in one transaction of a connection of this store: commits when it resolves, rolls back when it throws. */

@@ -540,6 +540,7 @@ export async function mysqlStoreFromUrl(url: URL): Promise<OpenedStore<MysqlQuer
   return {
     dialect: DIALECT,
     store: outbox.store,
+    tables: { outbox: table ?? 'ferry_outbox', inbox: inboxTable ?? 'ferry_inbox' },
     outbox,
     inbox,
     migrate: async () => {

@@ -534,6 +534,7 @@ export async function postgresStoreFromUrl(url: URL): Promise<OpenedStore<PgQuer
   return {
     dialect: DIALECT,
     store: outbox.store,
+    tables: { outbox: table ?? 'ferry_outbox', inbox: inboxTable ?? 'ferry_inbox' },
     outbox,
     inbox,
     migrate: async () => {

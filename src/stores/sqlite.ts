@@ -678,6 +678,7 @@ export async function sqliteStoreFromUrl(url: URL): Promise<OpenedStore<SqliteDa
   return {
     dialect: 'sqlite',
     store: outbox.store,
+    tables: { outbox: outbox.store.table, inbox: inbox.table },
     outbox,
     inbox,
     migrate: async () => {

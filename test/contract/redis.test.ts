@@ -3,6 +3,7 @@ import { redisPubSub, redisStreams } from '../../src/transports/redis.js';
 import { deleteKeys } from '../helpers/redis.js';
 import { serviceUrl } from '../helpers/services.js';
 import { uniqueName } from '../helpers/wait.js';
+import { deadLetterContract } from './dead-letters.js';
 import { transportContract } from './transport.js';
 
 const url = serviceUrl('FERRY_REDIS_URL');
@@ -33,6 +34,16 @@ transportContract(
             blockMs: 1000,
             redeliveryDelayMs: 20,
           }),
+      },
+);
+
+deadLetterContract(
+  'redis-streams',
+  url === undefined
+    ? undefined
+    : {
+        create: () =>
+          redisStreams({ url, prefix, partitions: 4, blockMs: 1000, redeliveryDelayMs: 20 }),
       },
 );
 

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll } from 'vitest';
 import { sqlite } from '../../src/transports/sqlite.js';
+import { deadLetterContract } from './dead-letters.js';
 import { transportContract } from './transport.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ferry-sqlite-'));
@@ -10,4 +11,8 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 transportContract('sqlite', {
   create: () => sqlite({ path: join(dir, 'log.db'), partitions: 4, sessionTimeoutMs: 1500 }),
+});
+
+deadLetterContract('sqlite', {
+  create: () => sqlite({ path: join(dir, 'dead.db'), partitions: 4, sessionTimeoutMs: 1500 }),
 });
