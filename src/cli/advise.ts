@@ -1,13 +1,13 @@
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { advise, type Needs } from '../advise.js';
-import { FerryError } from '../errors.js';
 import { action } from './common.js';
+import { decimal } from './options.js';
 
 interface AdviseFlags {
   tps?: number;
   loss: boolean;
   replay?: boolean;
-  protocol?: string;
+  protocol?: 'amqp' | 'stomp';
   simpleOps?: boolean;
   json?: boolean;
 }
@@ -18,30 +18,17 @@ export function adviseCommand(program: Command): void {
     .description(
       'recommend a transport for your traffic, loss tolerance, replay and protocol needs',
     )
-    .option('--tps <n>', 'expected peak messages per second', (value) => {
-      const n = Number(value);
-      if (!Number.isFinite(n) || n < 0)
-        throw new FerryError('INVALID_ARGUMENT', '--tps must be a number >= 0');
-      return n;
-    })
+    .option('--tps <n>', 'expected peak messages per second', decimal({ min: 0 }))
     .option('--no-loss', 'losing a message is not acceptable')
     .option('--replay', 'consumers must reprocess past messages')
-    .option('--protocol <name>', 'a wire protocol you need: amqp | stomp')
+    .addOption(
+      new Option('--protocol <name>', 'a wire protocol you need').choices(['amqp', 'stomp']),
+    )
     .option('--simple-ops', 'as little to operate as possible')
     .option('--json', 'print the advice as JSON')
     .addHelpText('after', '\nExample:\n  ferry advise --no-loss --replay --tps 20000')
     .action(
       action(async (flags: AdviseFlags) => {
-        if (
-          flags.protocol !== undefined &&
-          flags.protocol !== 'amqp' &&
-          flags.protocol !== 'stomp'
-        ) {
-          throw new FerryError(
-            'INVALID_ARGUMENT',
-            `--protocol must be amqp or stomp, got ${JSON.stringify(flags.protocol)}`,
-          );
-        }
         const needs: Needs = {
           ...(flags.tps === undefined ? {} : { tps: flags.tps }),
           noLoss: !flags.loss,

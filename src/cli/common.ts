@@ -1,6 +1,7 @@
 import { Option } from 'commander';
 import { FerryError, isFerryError } from '../errors.js';
 import { redactSecrets } from '../log.js';
+import { keyValue, USAGE_EXIT_CODE, wholeNumber } from './options.js';
 
 export const DEFAULT_TRANSPORT = 'sqlite:./ferry.db';
 
@@ -12,7 +13,13 @@ export const transportOption = (): Option =>
     .env('FERRY_TRANSPORT')
     .default(DEFAULT_TRANSPORT);
 
-/** Runs a command body; a FerryError becomes one clear line on stderr and exit code 1. */
+const USAGE_CODES = new Set(['INVALID_ARGUMENT', 'INVALID_URL', 'INVALID_NAME']);
+
+/**
+ * Runs a command body. What it throws becomes one line on stderr (secrets redacted; a
+ * FerryError's cause on a second line) and a non-zero exit code: {@link USAGE_EXIT_CODE} for
+ * a command line that cannot run (bad argument, URL or name), 1 for any other failure.
+ */
 export function action<A extends unknown[]>(
   body: (...args: A) => Promise<void>,
 ): (...args: A) => Promise<void> {
@@ -20,19 +27,29 @@ export function action<A extends unknown[]>(
     try {
       await body(...args);
     } catch (error) {
-      if (isFerryError(error)) {
-        process.stderr.write(`ferry: ${error.code}: ${redactSecrets(error.message)}\n`);
-        const cause = error.cause instanceof Error ? error.cause.message : undefined;
-        if (cause && !error.message.includes(cause))
-          process.stderr.write(`  cause: ${redactSecrets(cause)}\n`);
-      } else {
-        process.stderr.write(
-          `ferry: ${redactSecrets(error instanceof Error ? (error.stack ?? error.message) : String(error))}\n`,
-        );
-      }
-      process.exitCode = 1;
+      reportError(error);
     }
   };
+}
+
+/** Prints a failure as {@link action} does and sets the exit code. */
+export function reportError(error: unknown): void {
+  if (isFerryError(error)) {
+    process.stderr.write(`ferry: ${error.code}: ${redactSecrets(error.message)}\n`);
+    const cause = error.cause instanceof Error ? error.cause.message : undefined;
+    if (cause && !error.message.includes(cause))
+      process.stderr.write(`  cause: ${redactSecrets(cause)}\n`);
+    process.exitCode = USAGE_CODES.has(error.code) ? USAGE_EXIT_CODE : 1;
+    return;
+  }
+  const text =
+    error instanceof Error
+      ? process.env.FERRY_DEBUG
+        ? (error.stack ?? error.message)
+        : `${error.name}: ${error.message}`
+      : String(error);
+  process.stderr.write(`ferry: ${redactSecrets(text)}\n`);
+  process.exitCode = 1;
 }
 
 /** Parses a JSON payload given on the command line; `CODEC_FAILED` with the position if malformed. */
@@ -49,31 +66,11 @@ export function parseJsonPayload(text: string): unknown {
 }
 
 /** `k=v` pairs (repeatable `--header`) into a record. */
-export function collectHeader(
-  value: string,
-  previous: Record<string, string> = {},
-): Record<string, string> {
-  const index = value.indexOf('=');
-  if (index <= 0) {
-    throw new FerryError(
-      'INVALID_ARGUMENT',
-      `Header ${JSON.stringify(value)} is not of the form name=value`,
-    );
-  }
-  return { ...previous, [value.slice(0, index)]: value.slice(index + 1) };
-}
+export const collectHeader = keyValue;
 
-export function positiveInteger(name: string): (value: string) => number {
-  return (value) => {
-    const number = Number(value);
-    if (!Number.isInteger(number) || number < 1) {
-      throw new FerryError(
-        'INVALID_ARGUMENT',
-        `${name} must be a whole number >= 1, got ${JSON.stringify(value)}`,
-      );
-    }
-    return number;
-  };
+/** A whole number >= 1 (the option's name is in commander's message). */
+export function positiveInteger(_name?: string): (value: string) => number {
+  return wholeNumber({ min: 1 });
 }
 
 /** Resolves when SIGINT or SIGTERM arrives. */

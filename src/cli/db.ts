@@ -1,23 +1,23 @@
 import { Option } from 'commander';
 import { FerryError } from '../errors.js';
+import { redactUrl } from '../log.js';
+import { durationMs } from './options.js';
 
 export const dbOption = (): Option =>
   new Option('-d, --db <url>', 'database URL (sqlite:./app.db, postgres://..., mysql://...)')
     .env('FERRY_DB')
     .makeOptionMandatory();
 
-const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
 /** `500ms`, `30s`, `15m`, `24h`, `7d` (a bare number is milliseconds). */
 export function parseDuration(text: string): number {
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(text.trim());
-  if (!match) {
+  const ms = durationMs(text);
+  if (ms === undefined) {
     throw new FerryError(
       'INVALID_ARGUMENT',
       `${JSON.stringify(text)} is not a duration: use e.g. 500ms, 30s, 15m, 24h, 7d`,
     );
   }
-  return Number(match[1]) * (UNITS[match[2] ?? 'ms'] ?? 1);
+  return ms;
 }
 
 /** An ISO time, or a duration meaning that long ago (`1h` = one hour ago). */
@@ -32,6 +32,35 @@ export function parseSince(text: string, now = Date.now()): Date {
     throw new FerryError(
       'INVALID_ARGUMENT',
       `${JSON.stringify(text)} is not a time: use an ISO time (2026-01-31T12:00:00Z) or how long ago (15m, 2h)`,
+    );
+  }
+}
+
+/** Whether an error (or one of its causes) says a table does not exist, in any dialect. */
+function isMissingTable(error: unknown): boolean {
+  for (let e = error, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    const { code, errno } = e as { code?: unknown; errno?: unknown };
+    // PostgreSQL undefined_table, MySQL/MariaDB ER_NO_SUCH_TABLE, SQLite's message.
+    if (code === '42P01' || errno === 1146 || code === 'ER_NO_SUCH_TABLE') return true;
+    if (/no such table/i.test(e.message)) return true;
+  }
+  return false;
+}
+
+/**
+ * Runs `work` on the outbox tables of the database `url` names. A missing table is
+ * `STORE_FAILED` with the hint to run `ferry migrate`; every other failure (an unreachable
+ * database is `CONNECTION_FAILED`) passes through unchanged, so the hint fits the cause.
+ */
+export async function onOutboxTables<T>(url: string, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (cause) {
+    if (!isMissingTable(cause)) throw cause;
+    throw new FerryError(
+      'STORE_FAILED',
+      `The outbox tables of ${redactUrl(url)} do not exist: run ferry migrate --db first`,
+      { cause },
     );
   }
 }

@@ -2,8 +2,10 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { adviseCommand } from './advise.js';
+import { reportError } from './common.js';
 import { demoCommand } from './demo.js';
 import { migrateCommand } from './migrate.js';
+import { USAGE_EXIT_CODE } from './options.js';
 import { outboxCommand } from './outbox.js';
 import { publishCommand } from './publish.js';
 import { redriveCommand } from './redrive.js';
@@ -18,8 +20,11 @@ const { version } = JSON.parse(
 const program = new Command('ferry')
   .description('reliable messaging for TypeScript services')
   .version(version)
-  .showHelpAfterError()
-  .exitOverride();
+  .exitOverride()
+  // One line per usage error, prefixed like every other ferry error; help stays one flag away.
+  .configureOutput({
+    outputError: (text, write) => write(`ferry: ${text.replace(/^error: /, '')}`),
+  });
 
 publishCommand(program);
 tailCommand(program);
@@ -34,6 +39,8 @@ outboxCommand(program);
 try {
   await program.parseAsync();
 } catch (error) {
-  if (error instanceof CommanderError) process.exitCode = error.exitCode;
-  else throw error;
+  // Help and version exit 0; every other commander error is a command line that cannot run.
+  if (error instanceof CommanderError)
+    process.exitCode = error.exitCode === 0 ? 0 : USAGE_EXIT_CODE;
+  else reportError(error);
 }

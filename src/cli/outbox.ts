@@ -2,12 +2,13 @@ import type { Command } from 'commander';
 import type { PartitionStatus } from '../outbox/store.js';
 import { openStore, type OpenedStore } from '../urls.js';
 import { action } from './common.js';
-import { dbOption, parseSince } from './db.js';
+import { dbOption, onOutboxTables, parseSince } from './db.js';
+import { fromFerryParser } from './options.js';
 
 async function withStore<T>(url: string, work: (opened: OpenedStore) => Promise<T>): Promise<T> {
   const opened = await openStore(url);
   try {
-    return await work(opened);
+    return await onOutboxTables(url, () => work(opened));
   } finally {
     await opened.close();
   }
@@ -20,12 +21,17 @@ export function outboxCommand(program: Command): void {
     .command('status')
     .description('pending and dead messages and lease owners per partition')
     .addOption(dbOption())
-    .option('--json', 'one JSON object')
+    .option(
+      '--json',
+      'one JSON object {partitions: [{partition, pending, dead, oldestPendingMs, owner, fence, leaseExpiresAt}], total: {pending, dead}}',
+    )
     .action(
       action(async (flags: { db: string; json?: boolean }) => {
         const status = await withStore(flags.db, (opened) => opened.store.status());
         if (flags.json) {
-          process.stdout.write(`${JSON.stringify(status.map(asJson))}\n`);
+          process.stdout.write(
+            `${JSON.stringify({ partitions: status.map(asJson), total: totalOf(status) })}\n`,
+          );
           return;
         }
         process.stdout.write(formatStatus(status));
@@ -52,10 +58,14 @@ export function outboxCommand(program: Command): void {
       'publish again the messages created since a time (consumers with an inbox skip them)',
     )
     .addOption(dbOption())
-    .requiredOption('--since <time>', 'an ISO time, or how long ago (15m, 2h)')
+    .requiredOption(
+      '--since <time>',
+      'an ISO time, or how long ago (15m, 2h)',
+      fromFerryParser((text) => parseSince(text)),
+    )
     .action(
-      action(async (flags: { db: string; since: string }) => {
-        const since = parseSince(flags.since);
+      action(async (flags: { db: string; since: Date }) => {
+        const { since } = flags;
         const count = await withStore(flags.db, (opened) => opened.store.republish(since));
         process.stdout.write(
           `${count} published message(s) since ${since.toISOString()} back to pending\n`,
@@ -74,6 +84,13 @@ function asJson(status: PartitionStatus): Record<string, unknown> {
     fence: status.fence === undefined ? null : String(status.fence),
     leaseExpiresAt: status.leaseExpiresAt?.toISOString() ?? null,
   };
+}
+
+function totalOf(status: readonly PartitionStatus[]): { pending: number; dead: number } {
+  return status.reduce(
+    (sum, s) => ({ pending: sum.pending + s.pending, dead: sum.dead + s.dead }),
+    { pending: 0, dead: 0 },
+  );
 }
 
 function formatStatus(status: readonly PartitionStatus[]): string {
@@ -98,9 +115,6 @@ function formatStatus(status: readonly PartitionStatus[]): string {
       .map((cell, i) => cell.padEnd(widths[i] ?? 0))
       .join('  ')
       .trimEnd();
-  const total = status.reduce(
-    (sum, s) => ({ pending: sum.pending + s.pending, dead: sum.dead + s.dead }),
-    { pending: 0, dead: 0 },
-  );
+  const total = totalOf(status);
   return `${[line(header), ...rows.map(line)].join('\n')}\ntotal: ${total.pending} pending, ${total.dead} dead\n`;
 }

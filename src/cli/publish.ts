@@ -1,10 +1,10 @@
-import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { createBus } from '../bus.js';
 import { createLogger } from '../log.js';
 import { defineTopic } from '../topic.js';
 import { openTransport } from '../urls.js';
 import { action, collectHeader, parseJsonPayload, transportOption } from './common.js';
+import { fileContents } from './options.js';
 
 interface PublishFlags {
   transport: string;
@@ -22,15 +22,14 @@ export function publishCommand(program: Command): void {
     .addOption(transportOption())
     .option('-k, --key <key>', 'message key: same key, same partition, kept in order')
     .option('-H, --header <name=value>', 'a header (repeatable)', collectHeader)
-    .option('-f, --file <path>', 'read the JSON payload from a file')
+    .option('-f, --file <path>', 'read the JSON payload from a file', fileContents)
     .addHelpText(
       'after',
       `\nExample:\n  ferry publish order.created '{"orderId":"o-1"}' --key o-1 -t sqlite:./ferry.db`,
     )
     .action(
       action(async (topicName: string, payloadText: string | undefined, flags: PublishFlags) => {
-        const text =
-          payloadText ?? (flags.file ? await readFile(flags.file, 'utf8') : await readStdin());
+        const text = payloadText ?? flags.file ?? (await readStdin());
         const payload = parseJsonPayload(text);
         const topic = defineTopic(topicName);
         const bus = createBus({

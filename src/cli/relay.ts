@@ -1,10 +1,10 @@
 import type { Command } from 'commander';
-import { FerryError } from '../errors.js';
-import { createLogger, redactUrl } from '../log.js';
-import type { RelayOptions } from '../outbox/relay.js';
+import { createLogger } from '../log.js';
+import type { Relay, RelayOptions } from '../outbox/relay.js';
 import { openStore, openTransport } from '../urls.js';
 import { action, positiveInteger, transportOption, untilSignal } from './common.js';
-import { dbOption, parseDuration } from './db.js';
+import { dbOption, onOutboxTables } from './db.js';
+import { duration } from './options.js';
 
 interface RelayFlags {
   db: string;
@@ -13,9 +13,9 @@ interface RelayFlags {
   leaseMs?: number;
   batchSize?: number;
   maxAttempts?: number;
-  retention: string;
-  stats: string;
-  stopTimeout: string;
+  retention: number | 'keep';
+  stats: number;
+  stopTimeout: number;
 }
 
 export function relayCommand(program: Command): void {
@@ -36,12 +36,23 @@ export function relayCommand(program: Command): void {
       'publish attempts before a row is dead (default 10)',
       positiveInteger('--max-attempts'),
     )
-    .option('--retention <duration>', "delete published rows older than this, or 'keep'", '24h')
-    .option('--stats <duration>', "print a stats line this often ('0' = never)", '30s')
+    .option(
+      '--retention <duration>',
+      "delete published rows older than this, or 'keep' (default 24h)",
+      duration({ word: 'keep' }),
+      86_400_000,
+    )
+    .option(
+      '--stats <duration>',
+      "print a stats line this often, '0' = never (default 30s)",
+      duration({ zero: 'never' }),
+      30_000,
+    )
     .option(
       '--stop-timeout <duration>',
-      'on SIGTERM/SIGINT, wait this long for the batch in flight',
-      '10s',
+      'on SIGTERM/SIGINT, wait this long for the batch in flight (default 10s)',
+      duration({ zero: 'do not wait' }),
+      10_000,
     )
     .addHelpText(
       'after',
@@ -54,41 +65,38 @@ export function relayCommand(program: Command): void {
           await opened.close();
           throw error;
         });
+        let relay: Relay | undefined;
+        let timer: NodeJS.Timeout | undefined;
         try {
-          try {
-            await opened.store.liveRelays();
-          } catch (cause) {
-            throw new FerryError(
-              'STORE_FAILED',
-              `Cannot read the outbox tables of ${redactUrl(flags.db)}; run ferry migrate --db first`,
-              { cause },
-            );
-          }
+          await onOutboxTables(flags.db, () => opened.store.liveRelays());
           const options: RelayOptions = {
             transport,
             logger: createLogger(),
-            retention:
-              flags.retention === 'keep' ? 'keep' : { afterMs: parseDuration(flags.retention) },
+            retention: flags.retention === 'keep' ? 'keep' : { afterMs: flags.retention },
             ...(flags.owner === undefined ? {} : { owner: flags.owner }),
             ...(flags.leaseMs === undefined ? {} : { leaseMs: flags.leaseMs }),
             ...(flags.batchSize === undefined ? {} : { batchSize: flags.batchSize }),
             ...(flags.maxAttempts === undefined ? {} : { maxAttempts: flags.maxAttempts }),
           };
-          const relay = opened.outbox.relay(options);
-          await relay.start();
+          const running = opened.outbox.relay(options);
+          relay = running;
           const line = (event: string): void => {
             process.stdout.write(
-              `${JSON.stringify({ event, at: new Date().toISOString(), ...relay.stats() })}\n`,
+              `${JSON.stringify({ event, at: new Date().toISOString(), ...running.stats() })}\n`,
             );
           };
+          await running.start();
           line('relay-started');
-          const every = parseDuration(flags.stats);
-          const timer = every > 0 ? setInterval(() => line('relay-stats'), every) : undefined;
+          if (flags.stats > 0) timer = setInterval(() => line('relay-stats'), flags.stats);
           await untilSignal();
-          if (timer) clearInterval(timer);
-          await relay.stop({ timeoutMs: parseDuration(flags.stopTimeout) });
+          clearInterval(timer);
+          timer = undefined;
+          await running.stop({ timeoutMs: flags.stopTimeout });
           line('relay-stopped');
         } finally {
+          // Whatever failed, nothing keeps running behind the error: stop the relay, then close.
+          clearInterval(timer);
+          await relay?.stop({ timeoutMs: flags.stopTimeout }).catch(() => undefined);
           await transport.close({ timeoutMs: 5000 });
           await opened.close();
         }

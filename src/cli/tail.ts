@@ -3,14 +3,16 @@ import type { Command } from 'commander';
 import { FerryError } from '../errors.js';
 import { deliveryCreatedAt, deliveryId, HEADER, type Delivery } from '../message.js';
 import { assertTopicName } from '../topic.js';
+import type { SeekTarget } from '../transport.js';
 import { openTransport } from '../urls.js';
 import { action, positiveInteger, transportOption, untilSignal } from './common.js';
+import { fromFerryParser } from './options.js';
 import { parseSeekTarget } from './positions.js';
 
 interface TailFlags {
   transport: string;
   group?: string;
-  from: string;
+  from: SeekTarget;
   limit?: number;
   json?: boolean;
   lag?: boolean;
@@ -23,9 +25,17 @@ export function tailCommand(program: Command): void {
     .argument('<topic>', 'topic name')
     .addOption(transportOption())
     .option('-g, --group <group>', 'consume as this group (commits its position)')
-    .option('--from <position>', 'earliest | latest | an ISO time', 'latest')
+    .option(
+      '--from <position>',
+      'earliest | latest | an ISO time',
+      fromFerryParser(parseSeekTarget),
+      { position: 'latest' } as SeekTarget,
+    )
     .option('-n, --limit <count>', 'stop after this many messages', positiveInteger('--limit'))
-    .option('--json', 'one JSON object per message')
+    .option(
+      '--json',
+      'one JSON object per message; with --lag, one object {topic, group, partitions: [{partition, committed, end, lag}], total}',
+    )
     .option('--lag', "print the group's lag per partition and exit")
     .addHelpText(
       'after',
@@ -37,17 +47,16 @@ export function tailCommand(program: Command): void {
         const transport = await openTransport(flags.transport);
         try {
           if (flags.lag) {
-            await printLag(transport, topic, flags.group);
+            await printLag(transport, topic, flags.group, flags.json === true);
             return;
           }
           let group = flags.group;
           let from: 'earliest' | 'latest' = 'latest';
-          if (flags.from === 'earliest' || flags.from === 'latest') {
-            from = flags.from;
+          if ('position' in flags.from) {
+            from = flags.from.position;
           } else {
-            const target = parseSeekTarget(flags.from);
             group ??= `ferry-tail-${randomBytes(4).toString('hex')}`;
-            await transport.seek(topic, group, target);
+            await transport.seek(topic, group, flags.from);
           }
           let seen = 0;
           let stop: () => void = () => undefined;
@@ -77,16 +86,28 @@ async function printLag(
   transport: Awaited<ReturnType<typeof openTransport>>,
   topic: string,
   group: string | undefined,
+  json: boolean,
 ): Promise<void> {
   if (group === undefined) throw new FerryError('INVALID_ARGUMENT', '--lag needs --group');
   if (!transport.lag)
     throw new FerryError('UNSUPPORTED', `${transport.name} cannot report consumer lag`);
   const lags = await transport.lag(topic, group);
+  const total = lags.reduce((sum, lag) => sum + lag.lag, 0);
+  if (json) {
+    const partitions = lags.map(({ partition, committed, end, lag }) => ({
+      partition,
+      committed: committed ?? null,
+      end,
+      lag,
+    }));
+    process.stdout.write(`${JSON.stringify({ topic, group, partitions, total })}\n`);
+    return;
+  }
   process.stdout.write('partition  committed  end  lag\n');
   for (const lag of lags) {
     process.stdout.write(`${lag.partition}  ${lag.committed ?? '-'}  ${lag.end}  ${lag.lag}\n`);
   }
-  process.stdout.write(`total lag: ${lags.reduce((sum, lag) => sum + lag.lag, 0)}\n`);
+  process.stdout.write(`total lag: ${total}\n`);
 }
 
 function payloadOf(delivery: Delivery): unknown {

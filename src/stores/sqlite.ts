@@ -13,7 +13,7 @@ import type {
   PartitionStatus,
 } from '../outbox/store.js';
 import type { Topic } from '../topic.js';
-import type { OpenedStore } from '../urls.js';
+import { sqliteFilePath, type OpenedStore } from '../urls.js';
 import { assertIdentifier, quoteIdentifier } from './identifier.js';
 import { splitStoreUrl } from './sql-shared.js';
 
@@ -659,9 +659,7 @@ function storeError(message: string, cause: unknown): FerryError {
  * demo).
  */
 export async function sqliteStoreFromUrl(url: URL): Promise<OpenedStore<SqliteDatabase>> {
-  const path = decodeURIComponent(url.pathname);
-  if (!path)
-    throw new FerryError('INVALID_URL', 'A sqlite: URL needs a file path: sqlite:./app.db');
+  const path = sqliteFilePath(url);
   const { table, inbox: inboxTable, partitions } = splitStoreUrl(url);
   const db = await openSqliteDatabase(path);
   const outbox = sqliteOutbox(db, {

@@ -15,6 +15,7 @@ import type {
   TransportCapabilities,
 } from '../transport.js';
 import { PartitionPump } from './partition-pump.js';
+import { sqliteFilePath } from '../urls.js';
 import { assertPartitions, checkSize, partitionOf } from './shared.js';
 
 type Database = BetterSqlite3.Database;
@@ -506,7 +507,7 @@ function createSqliteTransport(db: Database, path: string, settings: Settings): 
 
 /** `sqlite:./ferry.db`, `sqlite:///abs/path.db`; query `partitions`, `retentionMs`, `sessionTimeoutMs`. */
 export function sqliteFromUrl(url: URL): Promise<Transport> {
-  const path = decodeURIComponent(url.pathname) || 'ferry.db';
+  const path = sqliteFilePath(url);
   const partitions = url.searchParams.get('partitions');
   const retention = url.searchParams.get('retentionMs');
   const sessionTimeout = url.searchParams.get('sessionTimeoutMs');

@@ -1,26 +1,13 @@
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
+import { ferry as runFerry } from '../helpers/cli.js';
 
-const run = promisify(execFile);
-const cli = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'ferry-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** Runs the built `ferry` command; resolves with its exit code and output, never rejects. */
-async function ferry(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [cli, ...args], { cwd: dir });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const failed = error as { code: number; stdout: string; stderr: string };
-    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
-  }
-}
+const ferry = (...args: string[]) => runFerry(args, { cwd: dir });
 
 describe('ferry command', () => {
   const url = `sqlite:${join(dir, 'cli.db')}`;
@@ -74,6 +61,17 @@ describe('ferry command', () => {
     );
     const lag = await ferry('tail', 'replayed', '--group', 'g1', '--lag', '-t', url);
     expect(lag.stdout).toContain('total lag: 0');
+    const lagJson = await ferry('tail', 'replayed', '--group', 'g1', '--lag', '--json', '-t', url);
+    expect(lagJson.code).toBe(0);
+    const parsed = JSON.parse(lagJson.stdout) as {
+      topic: string;
+      group: string;
+      partitions: Array<{ partition: number; committed: string | null; lag: number }>;
+      total: number;
+    };
+    expect(parsed).toMatchObject({ topic: 'replayed', group: 'g1', total: 0 });
+    expect(parsed.partitions.length).toBeGreaterThan(0);
+    expect(parsed.partitions.some((p) => p.committed === '1')).toBe(true);
     const replay = await ferry(
       'replay',
       'replayed',
@@ -86,6 +84,22 @@ describe('ferry command', () => {
     );
     expect(replay.code).toBe(0);
     expect(replay.stdout).toContain('1 messages will be delivered again');
+  });
+
+  it('outbox status --json prints one object with partitions and totals', async () => {
+    const db = `sqlite:${join(dir, 'outbox.db')}`;
+    const unmigrated = await ferry('outbox', 'status', '--db', db, '--json');
+    expect(unmigrated.code).toBe(1);
+    expect(unmigrated.stderr).toMatch(/^ferry: STORE_FAILED: .*ferry migrate/);
+    expect((await ferry('migrate', '--db', `${db}?partitions=4`)).code).toBe(0);
+    const { code, stdout } = await ferry('outbox', 'status', '--db', db, '--json');
+    expect(code).toBe(0);
+    const status = JSON.parse(stdout) as {
+      partitions: Array<{ partition: number; pending: number; dead: number }>;
+      total: { pending: number; dead: number };
+    };
+    expect(status.partitions.map((p) => p.partition)).toEqual([0, 1, 2, 3]);
+    expect(status.total).toEqual({ pending: 0, dead: 0 });
   });
 
   it('recommends kafka for no loss, replay and 20k msg/s, with reasons', async () => {
@@ -123,13 +137,13 @@ describe('ferry command', () => {
 
   it('gives clear errors for a bad URL, a bad topic name and a malformed payload', async () => {
     const badUrl = await ferry('publish', 'ok', '{}', '-t', 'carrier-pigeon://u:hunter2@loft');
-    expect(badUrl.code).toBe(1);
+    expect(badUrl.code).toBe(2);
     expect(badUrl.stderr).toContain('INVALID_URL');
     expect(badUrl.stderr).toContain('Supported: memory:, sqlite:');
     expect(badUrl.stderr).not.toContain('hunter2');
 
     const badTopic = await ferry('publish', 'no spaces; please', '{}', '-t', url);
-    expect(badTopic.code).toBe(1);
+    expect(badTopic.code).toBe(2);
     expect(badTopic.stderr).toContain('INVALID_NAME');
 
     const badPayload = await ferry('publish', 'ok', '{"orderId":', '-t', url);
