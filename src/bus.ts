@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { describeError, FerryError, isFerryError, PermanentError } from './errors.js';
-import { createLogger, type Logger } from './log.js';
+import { auditFromEnv, createLogger, type Logger } from './log.js';
 import {
   buildOutgoing,
   deliveryCreatedAt,
@@ -12,6 +12,8 @@ import {
   type Message,
   type OutgoingMessage,
 } from './message.js';
+import { defaultInstrumentation, type Instrumentation } from './observability/instrumentation.js';
+import { traceIdOf } from './observability/tracing.js';
 import { backoffDelay, resolveRetry, sleep, type RetryPolicy } from './retry.js';
 import { checkPayload, type Topic } from './topic.js';
 import type { CloseOptions, StartPosition, Subscription, Transport } from './transport.js';
@@ -71,8 +73,22 @@ export interface PublishReceipt {
 
 export interface BusOptions {
   readonly transport: Transport;
-  /** Audit log; default {@link createLogger}. Pass `createLogger({ level: 'silent' })` to mute. */
+  /**
+   * Where warnings, errors and (with `audit`) audit lines go: any pino-compatible logger.
+   * Default {@link createLogger} (warnings and errors, to stderr).
+   */
   readonly logger?: Logger;
+  /**
+   * One info line per publish and per consume outcome (id, topic, key, partition/offset,
+   * group, attempt, duration, result, trace id). Default: the `FERRY_AUDIT` environment
+   * variable (`1`/`true`), else off.
+   */
+  readonly audit?: boolean;
+  /**
+   * Tracing and metrics hooks. Default: OpenTelemetry spans and trace context when an SDK is
+   * registered, and ferry's Prometheus metrics (see `ferry/observability`).
+   */
+  readonly instrumentation?: Instrumentation;
   /** Default retry policy for subscriptions. */
   readonly retry?: Partial<RetryPolicy>;
 }
@@ -119,18 +135,26 @@ export function deadLetterTopic(topic: string): string {
 
 export function createBus(options: BusOptions): Bus {
   const { transport } = options;
-  const logger = options.logger ?? createLogger();
+  const audit = options.audit ?? auditFromEnv();
+  const logger = options.logger ?? createLogger(audit ? { level: 'info' } : {});
+  const instrumentation = options.instrumentation ?? defaultInstrumentation();
   const subscriptions = new Set<Subscription>();
 
-  function encode<T>(topic: Topic<T>, item: PublishItem<T>, payload: T): OutgoingMessage {
+  function encode<T>(
+    topic: Topic<T>,
+    item: PublishItem<T>,
+    payload: T,
+    id: string,
+    trace: Headers | undefined,
+  ): OutgoingMessage {
     const message = buildOutgoing({
-      id: newMessageId(),
+      id,
       topic: topic.name,
       key: item.key,
       body: topic.codec.encode(payload),
       contentType: topic.codec.contentType,
       createdAt: new Date(),
-      headers: item.headers,
+      headers: trace === undefined ? item.headers : { ...item.headers, ...trace },
     });
     const limit = transport.capabilities.maxMessageBytes;
     if (message.body.length > limit) {
@@ -151,11 +175,30 @@ export function createBus(options: BusOptions): Bus {
     const payloads = checked.some((value) => value instanceof Promise)
       ? await Promise.all(checked)
       : (checked as T[]);
-    const messages = items.map((item, index) => encode(topic, item, payloads[index] as T));
+    const ids = items.map(() => newMessageId());
+    const single = items.length === 1 ? items[0] : undefined;
+    const observation = instrumentation.publish({
+      transport: transport.name,
+      topic: topic.name,
+      count: items.length,
+      messageId: single && ids[0],
+      key: single?.key,
+    });
+    let messages: OutgoingMessage[];
+    try {
+      messages = items.map((item, index) =>
+        encode(topic, item, payloads[index] as T, ids[index] as string, observation.headers),
+      );
+    } catch (error) {
+      observation.end(error);
+      throw error;
+    }
     const started = performance.now();
     try {
       await transport.publish(messages);
+      observation.end();
     } catch (error) {
+      observation.end(error);
       for (const message of messages) {
         logger.error(
           { event: 'publish', ...describe(message), result: 'failed', err: error },
@@ -164,7 +207,7 @@ export function createBus(options: BusOptions): Bus {
       }
       throw error;
     }
-    if (!logger.isLevelEnabled('info')) return messages.map(receiptOf);
+    if (!audit || !logger.isLevelEnabled('info')) return messages.map(receiptOf);
     const durationMs = round(performance.now() - started);
     for (const message of messages) {
       logger.info(
@@ -219,12 +262,21 @@ export function createBus(options: BusOptions): Bus {
     const onDelivery = async (delivery: Delivery): Promise<void> => {
       const started = performance.now();
       const id = deliveryId(delivery);
+      const observation = instrumentation.deliver({
+        transport: transport.name,
+        delivery,
+        messageId: id,
+        group,
+      });
       const outcome = (result: string, attempt: number, error?: unknown): void => {
+        if (result !== 'retry') observation.end(result, attempt, error);
+        if (error === undefined && !audit) return;
         if (!logger.isLevelEnabled(error === undefined ? 'info' : 'warn')) return;
         const line = {
           event: 'consume',
           ...base,
           id,
+          traceId: observation.traceId,
           key: delivery.key,
           partition: delivery.partition,
           offset: delivery.offset,
@@ -250,35 +302,64 @@ export function createBus(options: BusOptions): Bus {
         };
       } catch (error) {
         const reason = isFerryError(error, 'SCHEMA_VIOLATION') ? 'schema' : 'decode';
-        await deadLetter(delivery, reason, error, 0);
+        try {
+          await deadLetterObserved(delivery, reason, error, 0);
+        } catch (failure) {
+          observation.end('failed', 0, failure);
+          throw failure;
+        }
         outcome('dead-lettered', 0, error);
         return;
       }
 
-      for (let attempt = 1; ; attempt++) {
-        if (closing.signal.aborted) throw new FerryError('CLOSED', 'Subscription closed');
-        const context = { attempt, group, delivery, signal: closing.signal };
-        try {
-          if (inbox && consumer !== undefined) {
-            const { duplicate } = await inbox.process(consumer, id, (tx) =>
-              handler(message, { ...context, tx }),
-            );
-            outcome(duplicate ? 'duplicate' : 'ok', attempt);
-          } else {
-            await handler(message, { ...context, tx: undefined as Tx });
-            outcome('ok', attempt);
-          }
-          return;
-        } catch (error) {
-          const permanent = error instanceof PermanentError;
-          if (permanent || attempt >= policy.maxAttempts) {
-            await deadLetter(delivery, permanent ? 'permanent' : 'failed', error, attempt);
-            outcome('dead-lettered', attempt, error);
+      let attempt = 1;
+      try {
+        for (; ; attempt++) {
+          if (closing.signal.aborted) throw new FerryError('CLOSED', 'Subscription closed');
+          const context = { attempt, group, delivery, signal: closing.signal };
+          try {
+            if (inbox && consumer !== undefined) {
+              const { duplicate } = await observation.run(() =>
+                inbox.process(consumer, id, (tx) => handler(message, { ...context, tx })),
+              );
+              if (duplicate) observation.duplicate();
+              outcome(duplicate ? 'duplicate' : 'ok', attempt);
+            } else {
+              await observation.run(() => handler(message, { ...context, tx: undefined as Tx }));
+              outcome('ok', attempt);
+            }
             return;
+          } catch (error) {
+            const permanent = error instanceof PermanentError;
+            if (permanent || attempt >= policy.maxAttempts) {
+              await deadLetterObserved(
+                delivery,
+                permanent ? 'permanent' : 'failed',
+                error,
+                attempt,
+              );
+              outcome('dead-lettered', attempt, error);
+              return;
+            }
+            observation.retry(attempt, error);
+            outcome('retry', attempt, error);
+            await sleep(backoffDelay(policy, attempt), closing.signal);
           }
-          outcome('retry', attempt, error);
-          await sleep(backoffDelay(policy, attempt), closing.signal);
         }
+      } catch (error) {
+        // Closed while retrying, or the dead-letter publish failed: left unacknowledged.
+        observation.end('failed', attempt, error);
+        throw error;
+      }
+
+      async function deadLetterObserved(
+        target: Delivery,
+        reason: 'failed' | 'permanent' | 'decode' | 'schema',
+        error: unknown,
+        attempts: number,
+      ): Promise<void> {
+        await deadLetter(target, reason, error, attempts);
+        observation.deadLetter(reason, attempts, error);
       }
     };
 
@@ -319,7 +400,12 @@ export function createBus(options: BusOptions): Bus {
 }
 
 function describe(message: OutgoingMessage): Record<string, unknown> {
-  return { id: message.headers[HEADER.id], topic: message.topic, key: message.key };
+  return {
+    id: message.headers[HEADER.id],
+    traceId: traceIdOf(message.headers),
+    topic: message.topic,
+    key: message.key,
+  };
 }
 
 function receiptOf(message: OutgoingMessage): PublishReceipt {

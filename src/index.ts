@@ -6,9 +6,17 @@ export * from './transport.js';
 export * from './retry.js';
 export * from './bus.js';
 export * from './redrive.js';
-export { createLogger, redactUrl, redactSecrets, type Logger, type LogOptions } from './log.js';
+export {
+  auditFromEnv,
+  createLogger,
+  redactUrl,
+  redactSecrets,
+  type Logger,
+  type LogOptions,
+} from './log.js';
 export * from './outbox/store.js';
 export * from './outbox/outbox.js';
 export * from './outbox/relay.js';
 export * from './dead-letters.js';
 export * from './outbox/inspect.js';
+export * from './observability/index.js';

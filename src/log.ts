@@ -3,7 +3,7 @@ import { pino, type DestinationStream, type Logger, type LoggerOptions } from 'p
 export type { Logger } from 'pino';
 
 export interface LogOptions {
-  /** pino level; default `FERRY_LOG_LEVEL` or `info`. `silent` turns the audit log off. */
+  /** pino level; default `FERRY_LOG_LEVEL` or `warn` (audit lines are `info`). `silent` mutes everything. */
   level?: string;
   /** Where lines go; default stderr. A path writes to that file (appending). */
   destination?: string | DestinationStream;
@@ -19,12 +19,18 @@ export function redactUrl(url: string | URL): string {
   return redactSecrets(String(url));
 }
 
+/** Whether `FERRY_AUDIT` asks for the per-message audit trail (`1`, `true`, `yes`, `on`). */
+export function auditFromEnv(): boolean {
+  return /^(1|true|yes|on)$/i.test(process.env.FERRY_AUDIT ?? '');
+}
+
 /**
- * The audit log: one structured line per publish and per consume outcome. Error messages
+ * ferry's logger: warnings and errors by default, and with `audit` on one structured line per
+ * publish and per consume outcome. Error messages
  * pass through {@link redactSecrets}, so connection passwords never reach the log.
  */
 export function createLogger(options: LogOptions = {}): Logger {
-  const level = options.level ?? process.env.FERRY_LOG_LEVEL ?? 'info';
+  const level = options.level ?? process.env.FERRY_LOG_LEVEL ?? 'warn';
   const config: LoggerOptions = {
     level,
     base: { service: 'ferry' },

@@ -137,6 +137,12 @@ export interface Transport {
   lag?(topic: string, group: string): Promise<PartitionLag[]>;
 
   /**
+   * Resolves when the broker answers a round trip now, rejects (`CONNECTION_FAILED`) when it
+   * does not. Readiness probes use it; it never waits for a reconnect.
+   */
+  ping?(): Promise<void>;
+
+  /**
    * Closes every subscription (as `Subscription.close`), waits for publishes in flight, then
    * closes connections. Idempotent.
    */

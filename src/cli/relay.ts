@@ -1,5 +1,6 @@
-import type { Command } from 'commander';
-import { createLogger } from '../log.js';
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import { auditFromEnv, createLogger } from '../log.js';
+import { parseListen, serveMetrics, type MetricsServer } from '../observability/server.js';
 import type { Relay, RelayOptions } from '../outbox/relay.js';
 import { openStore, openTransport } from '../urls.js';
 import { action, positiveInteger, transportOption, untilSignal } from './common.js';
@@ -16,6 +17,17 @@ interface RelayFlags {
   retention: number | 'keep';
   stats: number;
   stopTimeout: number;
+  metrics?: { host: string; port: number };
+  audit?: boolean;
+}
+
+/** `host:port` or `:port` for the metrics endpoint. */
+function listenAddress(value: string): { host: string; port: number } {
+  try {
+    return parseListen(value);
+  } catch {
+    throw new InvalidArgumentError('Expected host:port or :port (e.g. 127.0.0.1:9464).');
+  }
 }
 
 export function relayCommand(program: Command): void {
@@ -54,6 +66,16 @@ export function relayCommand(program: Command): void {
       duration({ zero: 'do not wait' }),
       10_000,
     )
+    .option(
+      '--metrics <host:port>',
+      'serve /metrics (Prometheus), /healthz and /readyz here (host defaults to 127.0.0.1)',
+      listenAddress,
+    )
+    .addOption(
+      new Option('--audit', 'log one info line per published row (with its trace id)').env(
+        'FERRY_AUDIT',
+      ),
+    )
     .addHelpText(
       'after',
       '\nExample:\n  ferry relay --db sqlite:./app.db --transport kafka://127.0.0.1:9092\n\nPrints one JSON stats line per --stats period on stdout; audit lines go to stderr.',
@@ -67,11 +89,14 @@ export function relayCommand(program: Command): void {
         });
         let relay: Relay | undefined;
         let timer: NodeJS.Timeout | undefined;
+        let server: MetricsServer | undefined;
         try {
           await onOutboxTables(flags.db, () => opened.store.liveRelays());
+          const audit = flags.audit === true || auditFromEnv();
           const options: RelayOptions = {
             transport,
-            logger: createLogger(),
+            audit,
+            logger: createLogger(audit ? { level: 'info' } : {}),
             retention: flags.retention === 'keep' ? 'keep' : { afterMs: flags.retention },
             ...(flags.owner === undefined ? {} : { owner: flags.owner }),
             ...(flags.leaseMs === undefined ? {} : { leaseMs: flags.leaseMs }),
@@ -86,7 +111,17 @@ export function relayCommand(program: Command): void {
             );
           };
           await running.start();
+          if (flags.metrics) {
+            server = await serveMetrics({
+              ...flags.metrics,
+              outbox: opened.store,
+              relays: [running],
+              transport,
+            });
+          }
           line('relay-started');
+          if (server)
+            process.stdout.write(`${JSON.stringify({ event: 'metrics', url: server.url })}\n`);
           if (flags.stats > 0) timer = setInterval(() => line('relay-stats'), flags.stats);
           await untilSignal();
           clearInterval(timer);
@@ -96,6 +131,7 @@ export function relayCommand(program: Command): void {
         } finally {
           // Whatever failed, nothing keeps running behind the error: stop the relay, then close.
           clearInterval(timer);
+          await server?.close();
           await relay?.stop({ timeoutMs: flags.stopTimeout }).catch(() => undefined);
           await transport.close({ timeoutMs: 5000 });
           await opened.close();

@@ -1,6 +1,7 @@
 import type { PublishItem, PublishOptions, PublishReceipt } from '../bus.js';
 import { FerryError, isFerryError } from '../errors.js';
 import { HEADER, newMessageId, partitionFor } from '../message.js';
+import { defaultInstrumentation } from '../observability/instrumentation.js';
 import type { Topic } from '../topic.js';
 import { checkPayload } from '../topic.js';
 import { createRelay, type Relay, type RelayOptions } from './relay.js';
@@ -103,13 +104,16 @@ export function prepareRecords<T>(
       const item = items[index] as PublishItem<T>;
       const id = newMessageId();
       const key = item.key;
+      const body = encode(topic, payload);
+      // The active trace context travels in the row, so the consumer continues this trace.
+      const trace = defaultInstrumentation().enqueue({ topic: topic.name, messageId: id, key });
       return {
         id,
         topic: topic.name,
         key,
         partition: partitionFor(key ?? id, partitions),
-        body: encode(topic, payload),
-        headers: { ...item.headers, [HEADER.contentType]: topic.codec.contentType },
+        body,
+        headers: { ...item.headers, ...trace, [HEADER.contentType]: topic.codec.contentType },
         createdAt: new Date(),
       };
     });

@@ -1,8 +1,10 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { describeError, FerryError, isFerryError } from '../errors.js';
-import { createLogger, type Logger } from '../log.js';
+import { auditFromEnv, createLogger, type Logger } from '../log.js';
 import { buildOutgoing, HEADER, type OutgoingMessage } from '../message.js';
+import { defaultInstrumentation, type Instrumentation } from '../observability/instrumentation.js';
+import { traceIdOf } from '../observability/tracing.js';
 import { backoffDelay, resolveRetry, type RetryPolicy } from '../retry.js';
 import type { CloseOptions, Transport } from '../transport.js';
 import type { Lease, OutboxRecord, OutboxStore } from './store.js';
@@ -35,8 +37,12 @@ export interface RelayOptions {
   readonly pollMaxMs?: number;
   /** Deletion of published rows, or `'keep'` to keep them (for replay by `republish`). */
   readonly retention?: RelayRetention | 'keep';
-  /** Audit log: one line per published message. Default {@link createLogger}. */
+  /** Warnings and errors, and the audit lines with `audit`. Default {@link createLogger}. */
   readonly logger?: Logger;
+  /** One info line per published row. Default: the `FERRY_AUDIT` environment variable, else off. */
+  readonly audit?: boolean;
+  /** Tracing and metrics hooks. Default: as the bus's (see `ferry/observability`). */
+  readonly instrumentation?: Instrumentation;
   /**
    * Instrumentation points. `afterPublish` runs after the transport confirmed a batch and
    * before it is marked published (the window in which a crash causes a duplicate).
@@ -116,7 +122,27 @@ export function createRelay<Tx>(store: OutboxStore<Tx>, options: RelayOptions): 
           intervalMs: options.retention?.intervalMs ?? 60_000,
           batchSize: options.retention?.batchSize ?? 1000,
         };
-  const logger = (options.logger ?? createLogger()).child({ relay: owner });
+  const auditOn = options.audit ?? auditFromEnv();
+  const logger = (options.logger ?? createLogger(auditOn ? { level: 'info' } : {})).child({
+    relay: owner,
+  });
+  const instrumentation = options.instrumentation ?? defaultInstrumentation();
+
+  /** Publishes rows through the transport, observed as one send of each row. */
+  const send = async (rows: readonly OutboxRecord[]): Promise<void> => {
+    const observed = instrumentation.relayPublish({
+      transport: transport.name,
+      relay: owner,
+      rows,
+    });
+    try {
+      await transport.publish(rows.map(toOutgoing));
+    } catch (error) {
+      observed.end(error);
+      throw error;
+    }
+    observed.end();
+  };
   const afterPublish = options.hooks?.afterPublish;
 
   const held = new Map<number, HeldLease>();
@@ -235,9 +261,11 @@ export function createRelay<Tx>(store: OutboxStore<Tx>, options: RelayOptions): 
     });
 
   const audit = (row: OutboxRecord, result: string, extra: Record<string, unknown> = {}): void => {
+    if (result === 'ok' && !auditOn) return;
     const line = {
       event: 'relay-publish',
       id: row.id,
+      traceId: traceIdOf(row.headers),
       topic: row.topic,
       key: row.key,
       partition: row.partition,
@@ -270,7 +298,7 @@ export function createRelay<Tx>(store: OutboxStore<Tx>, options: RelayOptions): 
     counters.batches++;
     let batchError: unknown;
     try {
-      await transport.publish(rows.map(toOutgoing));
+      await send(rows);
     } catch (error) {
       batchError = error;
     }
@@ -288,7 +316,7 @@ export function createRelay<Tx>(store: OutboxStore<Tx>, options: RelayOptions): 
     for (const row of rows) {
       if (lease.gone) break;
       try {
-        await transport.publish([toOutgoing(row)]);
+        await send([row]);
         sent.push(row);
         continue;
       } catch (error) {
@@ -310,6 +338,7 @@ export function createRelay<Tx>(store: OutboxStore<Tx>, options: RelayOptions): 
         }
         counters.failed++;
         if (dead) counters.dead++;
+        instrumentation.relayFailed({ relay: owner, dead });
         audit(row, dead ? 'dead' : 'failed', {
           err: error,
           ...(dead ? {} : { retryInMs }),

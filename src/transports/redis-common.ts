@@ -45,6 +45,21 @@ export async function closeRedis(client: Redis | undefined): Promise<void> {
   client.disconnect();
 }
 
+/** One PING round trip; rejects at once while the connection is down and reconnecting. */
+export async function pingRedis(client: Redis): Promise<void> {
+  if (client.status === 'reconnecting' || client.status === 'close' || client.status === 'end') {
+    throw new FerryError(
+      'CONNECTION_FAILED',
+      `redis is not reachable (connection ${client.status})`,
+    );
+  }
+  try {
+    await client.ping();
+  } catch (cause) {
+    throw redisError('CONNECTION_FAILED', 'redis PING failed', cause);
+  }
+}
+
 /** A Redis failure as a FerryError with `code`, its text free of passwords. */
 export function redisError(
   code: 'PUBLISH_FAILED' | 'CONNECTION_FAILED',

@@ -21,6 +21,7 @@ import {
   Slots,
   within,
   type RedisConnectionOptions,
+  pingRedis,
 } from './redis-common.js';
 
 /**
@@ -296,6 +297,11 @@ export function redisPubSub(options: RedisPubSubOptions = {}): Transport {
   return {
     name,
     capabilities,
+
+    async ping() {
+      assertOpen();
+      await pingRedis(await getPublisher());
+    },
 
     async publish(messages: readonly OutgoingMessage[]) {
       assertOpen();

@@ -24,6 +24,7 @@ import {
   Slots,
   within,
   type RedisConnectionOptions,
+  pingRedis,
 } from './redis-common.js';
 
 export interface RedisStreamsOptions extends RedisConnectionOptions {
@@ -666,6 +667,11 @@ export function redisStreams(options: RedisStreamsOptions = {}): Transport {
   return {
     name,
     capabilities,
+
+    async ping() {
+      assertOpen();
+      await pingRedis(await connection());
+    },
 
     async publish(messages: readonly OutgoingMessage[]) {
       assertOpen();

@@ -1,0 +1,236 @@
+import type { Counter as OtelCounter, Histogram as OtelHistogram, Meter } from '@opentelemetry/api';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { activeMetricsApi } from './otel.js';
+import { SCOPE } from './tracing.js';
+
+/**
+ * ferry's metrics, in a registry of its own (not prom-client's global one): served as
+ * Prometheus text by `serveMetrics` and `ferry relay --metrics`, and merged into an
+ * application's prom-client registry with `Registry.merge([registry, metricsRegistry])`.
+ * When an OpenTelemetry meter provider is registered, counters and histograms are recorded
+ * there too, under the conventions' dotted names.
+ */
+export const metricsRegistry = new Registry();
+
+type Labels = Record<string, string>;
+
+/** Seconds buckets the messaging conventions advise for durations. */
+const DURATION_BUCKETS = [
+  0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10,
+];
+
+interface Mirrored {
+  /** OpenTelemetry name (dotted). */
+  readonly otelName: string;
+  readonly description: string;
+  readonly unit: string;
+}
+
+const otelInstruments = new WeakMap<Meter, Map<string, OtelCounter | OtelHistogram>>();
+
+function otelAttributes(labels: Labels): Record<string, string> {
+  const attributes: Record<string, string> = {};
+  for (const [name, value] of Object.entries(labels)) {
+    if (value !== '') attributes[name.replaceAll('_', '.')] = value;
+  }
+  return attributes;
+}
+
+function otelInstrument(
+  spec: Mirrored,
+  kind: 'counter' | 'histogram',
+): OtelCounter | OtelHistogram | undefined {
+  const api = activeMetricsApi();
+  if (!api) return undefined;
+  const meter = api.metrics.getMeter(SCOPE);
+  let instruments = otelInstruments.get(meter);
+  if (!instruments) {
+    instruments = new Map<string, OtelCounter | OtelHistogram>();
+    otelInstruments.set(meter, instruments);
+  }
+  let instrument = instruments.get(spec.otelName);
+  if (!instrument) {
+    const options = { description: spec.description, unit: spec.unit };
+    instrument =
+      kind === 'counter'
+        ? meter.createCounter(spec.otelName, options)
+        : meter.createHistogram(spec.otelName, {
+            ...options,
+            advice: { explicitBucketBoundaries: DURATION_BUCKETS },
+          });
+    instruments.set(spec.otelName, instrument);
+  }
+  return instrument;
+}
+
+export interface CounterMetric {
+  add(labels: Labels, value?: number): void;
+}
+export interface HistogramMetric {
+  record(labels: Labels, value: number): void;
+}
+
+function counter(name: string, spec: Mirrored, labelNames: readonly string[]): CounterMetric {
+  const prom = new Counter({
+    name,
+    help: spec.description,
+    labelNames,
+    registers: [metricsRegistry],
+  });
+  return {
+    add(labels, value = 1) {
+      prom.inc(labels, value);
+      (otelInstrument(spec, 'counter') as OtelCounter | undefined)?.add(
+        value,
+        otelAttributes(labels),
+      );
+    },
+  };
+}
+
+function histogram(
+  name: string,
+  spec: Mirrored,
+  labelNames: readonly string[],
+  buckets: number[] = DURATION_BUCKETS,
+): HistogramMetric {
+  const prom = new Histogram({
+    name,
+    help: spec.description,
+    labelNames,
+    buckets,
+    registers: [metricsRegistry],
+  });
+  return {
+    record(labels, value) {
+      prom.observe(labels, value);
+      (otelInstrument(spec, 'histogram') as OtelHistogram | undefined)?.record(
+        value,
+        otelAttributes(labels),
+      );
+    },
+  };
+}
+
+// Label names are the conventions' attribute names with `.` as `_` (how OpenTelemetry's
+// Prometheus exporter writes them), so dashboards work on either path.
+const SYSTEM = 'messaging_system';
+const DESTINATION = 'messaging_destination_name';
+const OPERATION = 'messaging_operation_name';
+const GROUP = 'messaging_consumer_group_name';
+const ERROR_TYPE = 'error_type';
+
+/** The instruments ferry records into. */
+export const metrics = {
+  sent: counter(
+    'messaging_client_sent_messages_total',
+    {
+      otelName: 'messaging.client.sent.messages',
+      description: 'Messages a producer attempted to send to the broker',
+      unit: '{message}',
+    },
+    [SYSTEM, DESTINATION, OPERATION, ERROR_TYPE],
+  ),
+  consumed: counter(
+    'messaging_client_consumed_messages_total',
+    {
+      otelName: 'messaging.client.consumed.messages',
+      description: 'Messages delivered to a consumer',
+      unit: '{message}',
+    },
+    [SYSTEM, DESTINATION, GROUP, OPERATION, ERROR_TYPE],
+  ),
+  operationDuration: histogram(
+    'messaging_client_operation_duration_seconds',
+    {
+      otelName: 'messaging.client.operation.duration',
+      description: 'Duration of messaging operations initiated by a producer or consumer client',
+      unit: 's',
+    },
+    [SYSTEM, DESTINATION, OPERATION, ERROR_TYPE],
+  ),
+  processDuration: histogram(
+    'messaging_process_duration_seconds',
+    {
+      otelName: 'messaging.process.duration',
+      description: 'Duration of processing operations (all attempts of one delivery)',
+      unit: 's',
+    },
+    [SYSTEM, DESTINATION, GROUP, ERROR_TYPE],
+  ),
+  deadLetters: counter(
+    'ferry_dead_letters_total',
+    {
+      otelName: 'ferry.dead_letters',
+      description: 'Messages written to a dead-letter topic, per topic, group and reason',
+      unit: '{message}',
+    },
+    [DESTINATION, GROUP, 'reason'],
+  ),
+  retries: counter(
+    'ferry_consumer_retries_total',
+    {
+      otelName: 'ferry.consumer.retries',
+      description: 'Handler attempts that failed and were retried',
+      unit: '{attempt}',
+    },
+    [DESTINATION, GROUP],
+  ),
+  inboxDuplicates: counter(
+    'ferry_inbox_duplicates_total',
+    {
+      otelName: 'ferry.inbox.duplicates',
+      description: 'Deliveries the inbox recognised as already processed (handler not run)',
+      unit: '{message}',
+    },
+    [DESTINATION, GROUP],
+  ),
+  relayPublished: counter(
+    'ferry_relay_published_total',
+    {
+      otelName: 'ferry.relay.published',
+      description: 'Outbox rows a relay published (rate() of it is the publish rate)',
+      unit: '{message}',
+    },
+    ['relay'],
+  ),
+  relayFailures: counter(
+    'ferry_relay_publish_failures_total',
+    {
+      otelName: 'ferry.relay.publish_failures',
+      description: 'Outbox rows the broker refused, scheduled for retry or marked dead',
+      unit: '{message}',
+    },
+    ['relay', 'outcome'],
+  ),
+  relayBatch: histogram(
+    'ferry_relay_batch_size',
+    {
+      otelName: 'ferry.relay.batch_size',
+      description: 'Rows per batch a relay hands to the transport',
+      unit: '{message}',
+    },
+    ['relay'],
+    [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000],
+  ),
+};
+
+/** A gauge read when scraped. `read` returns its current samples. */
+export function scrapeGauge(
+  name: string,
+  help: string,
+  labelNames: readonly string[],
+  read: () => Promise<ReadonlyArray<readonly [Labels, number]>>,
+): Gauge {
+  return new Gauge({
+    name,
+    help,
+    labelNames,
+    registers: [metricsRegistry],
+    async collect() {
+      const samples = await read();
+      this.reset();
+      for (const [labels, value] of samples) this.set(labels, value);
+    },
+  });
+}
