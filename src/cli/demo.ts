@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, openSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import cliProgress from 'cli-progress';
+import { clearScreenDown, moveCursor } from 'node:readline';
 import type { Command } from 'commander';
 import { createBus, type Inbox } from '../bus.js';
 import { FerryError } from '../errors.js';
@@ -534,28 +534,42 @@ function progressBars(total: number): {
   log(text: string): void;
   stop(): void;
 } {
-  const multi = new cliProgress.MultiBar(
-    {
-      format: '  {label} {bar} {value}/{total}',
-      hideCursor: true,
-      clearOnComplete: false,
-      autopadding: true,
-    },
-    cliProgress.Presets.shades_classic,
-  );
-  const bars = new Map(
-    ['orders', 'published', ...GROUPS].map((label) => [
-      label,
-      multi.create(total, 0, { label: label.padEnd(12) }),
-    ]),
-  );
+  // Redrawn in place: move up over the lines drawn last time, then write them again.
+  const out = process.stdout;
+  const labels = ['orders', 'published', ...GROUPS];
+  let values = labels.map(() => 0);
+  let drawn = 0;
+  const bar = (value: number): string => {
+    const width = 30;
+    const filled = total > 0 ? Math.round((Math.min(value, total) / total) * width) : width;
+    return '█'.repeat(filled) + '░'.repeat(width - filled);
+  };
+  const erase = (): void => {
+    if (drawn === 0) return;
+    moveCursor(out, 0, -drawn);
+    clearScreenDown(out);
+    drawn = 0;
+  };
+  const draw = (): void => {
+    erase();
+    const lines = labels.map(
+      (label, i) => `  ${label.padEnd(12)} ${bar(values[i] ?? 0)} ${values[i] ?? 0}/${total}`,
+    );
+    out.write(`${lines.join('\n')}\n`);
+    drawn = lines.length;
+  };
   return {
     update(progress) {
-      bars.get('orders')?.update(progress.orders);
-      bars.get('published')?.update(progress.published);
-      for (const group of GROUPS) bars.get(group)?.update(progress.groups[group] ?? 0);
+      values = [progress.orders, progress.published, ...GROUPS.map((g) => progress.groups[g] ?? 0)];
+      draw();
     },
-    log: (text) => multi.log(`${text}\n`),
-    stop: () => multi.stop(),
+    log(text) {
+      erase();
+      out.write(`${text.replace(/\n$/, '')}\n`);
+      draw();
+    },
+    stop: () => {
+      drawn = 0;
+    },
   };
 }

@@ -24,7 +24,17 @@ export async function connectRedis(
   extra: RedisOptions = {},
 ): Promise<Redis> {
   const { Redis } = await loadDriver('ioredis', () => import('ioredis'));
-  const settings: RedisOptions = { ...options.redis, ...extra };
+  // ioredis 6 added `replyMapping` (RESP3-shaped replies); ferry parses the classic shape, so
+  // that option is ferry's to set, not the user's. Leaving it out keeps one call for 5 and 6.
+  const { replyMapping, ...settings } = { ...options.redis, ...extra } as RedisOptions & {
+    readonly replyMapping?: unknown;
+  };
+  if (replyMapping !== undefined && replyMapping !== 'legacy') {
+    throw new FerryError(
+      'INVALID_ARGUMENT',
+      `ferry reads Redis replies in the classic shape; remove replyMapping: ${JSON.stringify(replyMapping)}`,
+    );
+  }
   const client = options.url === undefined ? new Redis(settings) : new Redis(options.url, settings);
   // Without a listener ioredis prints every reconnect failure to the console.
   client.on('error', (error: unknown) => options.onError?.(error));
