@@ -163,7 +163,7 @@ describe('URLs and drivers', () => {
       const source = readFileSync(file, 'utf8');
       // Static imports only: drivers are loaded with dynamic import() on first use.
       for (const [, specifier] of source.matchAll(
-        /^(?:import|export)\s+(?!type\b)[^'"]*['"]([^'"]+)['"]/gm,
+        /^(?:import|export)\s+(?!type\b)(?:[^'";]*\sfrom\s+)?['"]([^'"]+)['"]/gm,
       )) {
         if (!specifier) continue;
         expect(drivers, `${file} imports ${specifier}`).not.toContain(specifier);
