@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { adviseCommand } from './advise.js';
 import { reportError } from './common.js';
+import { consoleCommand } from './console/index.js';
 import { demoCommand } from './demo.js';
 import { migrateCommand } from './migrate.js';
 import { USAGE_EXIT_CODE } from './options.js';
@@ -35,6 +36,7 @@ demoCommand(program);
 migrateCommand(program);
 relayCommand(program);
 outboxCommand(program);
+consoleCommand(program);
 
 try {
   await program.parseAsync();
