@@ -9,6 +9,7 @@ import { kafkaGroups } from './kafka.js';
 import { rabbitmqGroups } from './rabbitmq.js';
 import { redisGroups } from './redis.js';
 import { sqliteGroups } from './sqlite.js';
+import { tracingGroups } from './tracing.js';
 
 const { values } = parseArgs({
   options: {
@@ -27,6 +28,7 @@ const groups: BenchGroup[] = [
   ...kafkaGroups(),
   ...rabbitmqGroups(),
   ...redisGroups(),
+  ...tracingGroups(),
 ];
 const selected = groups.filter(
   (group) => !values.only || group.title.toLowerCase().includes(values.only.toLowerCase()),
