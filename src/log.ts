@@ -9,9 +9,34 @@ export interface LogOptions {
   destination?: string | DestinationStream;
 }
 
-/** Any `user:password@` in text (URLs in messages, errors) becomes `user:***@`. */
+/** Where a URL starts: its scheme and `//`. */
+const URL_START = /[a-z][a-z0-9+.-]*:\/\//gi;
+/** Query parameters that carry a secret (`?password=...`, `&sasl_password=...`, `token=...`). */
+const SECRET_PARAMETER =
+  /([?&;](?:[\w.-]*pass(?:word)?|pwd|[\w.-]*secret|[\w.-]*token|api[_-]?key|access[_-]?key)=)[^&#\s]*/gi;
+
+/**
+ * Any password in text (URLs in messages, errors, logs) becomes `***`: the `user:password@`
+ * of every URL and secret query parameters. A password typed without percent-encoding may
+ * hold `@`, `/`, `:` or spaces, so the password runs to the last `@` before the line or the
+ * next URL ends; text after a URL that holds an `@` is redacted too rather than risk a leak.
+ */
 export function redactSecrets(text: string): string {
-  return text.replace(/(\/\/[^/:@\s]*:)[^@/\s]*@/g, '$1***@');
+  const starts = [...text.matchAll(URL_START)].map((match) => match.index);
+  let out = '';
+  let done = 0;
+  starts.forEach((start, i) => {
+    const authority = text.indexOf('//', start) + 2;
+    const lineEnd = text.indexOf('\n', authority);
+    const end = Math.min(starts[i + 1] ?? text.length, lineEnd < 0 ? text.length : lineEnd);
+    const segment = text.slice(authority, end);
+    const user = /^[^/:@\s]*:/.exec(segment);
+    const at = segment.lastIndexOf('@');
+    if (!user || at < user[0].length) return;
+    out += `${text.slice(done, authority)}${user[0]}***`;
+    done = authority + at;
+  });
+  return (out + text.slice(done)).replace(SECRET_PARAMETER, '$1***');
 }
 
 /** A URL fit for logs and errors: the password replaced by `***`. */

@@ -4,13 +4,14 @@ import { mkdtempSync, openSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { clearScreenDown, moveCursor } from 'node:readline';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { createBus, type Inbox } from '../bus.js';
 import { FerryError } from '../errors.js';
 import { createLogger, redactUrl } from '../log.js';
 import { defineTopic } from '../topic.js';
 import { openStore, openTransport, type OpenedStore } from '../urls.js';
 import { action, positiveInteger, transportOption, untilSignal } from './common.js';
+import { dbOption } from './db.js';
 
 /** The seed's order flow: one order service, a relay, and three consumer groups. */
 const GROUPS = ['billing', 'shipping', 'notification'] as const;
@@ -78,7 +79,9 @@ export function demoCommand(program: Command): void {
     .description(
       'run the order flow: orders + outbox in one transaction, relays, three idempotent consumers; then reconcile',
     )
-    .option('-d, --db <url>', 'database URL (default: a new SQLite file)')
+    .addOption(
+      new Option('-d, --db <url>', 'database URL (default: a new SQLite file)').env('FERRY_DB'),
+    )
     .addOption(transportOption().default(undefined, 'a new SQLite log'))
     .option('--orders <n>', 'orders to place', positiveInteger('--orders'), 1000)
     .option('--relays <n>', 'relay processes', positiveInteger('--relays'), 2)
@@ -105,8 +108,10 @@ export function demoCommand(program: Command): void {
   program
     .command('demo-worker', { hidden: true })
     .argument('<role>', 'orders | consumer')
-    .requiredOption('--db <url>')
-    .requiredOption('--transport <url>')
+    // URLs come from FERRY_DB and FERRY_TRANSPORT, never the command line, where anyone
+    // running `ps` would read their passwords.
+    .addOption(dbOption())
+    .addOption(transportOption().makeOptionMandatory())
     .requiredOption('--run <id>')
     .requiredOption('--topic <name>')
     .option('--group <name>')
@@ -277,11 +282,19 @@ async function runDemo(flags: DemoFlags): Promise<DemoSummary> {
     say(`  transport ${redactUrl(transportUrl)}`);
     say(`  logs      ${logFile}`);
 
-    const common = ['--db', db, '--transport', transportUrl, '--run', run, '--topic', names.topic];
+    const common = ['--run', run, '--topic', names.topic];
+    // Children read the URLs from their environment (private to the user), not from
+    // their command line (readable by anyone through ps and /proc).
+    const env = {
+      ...process.env,
+      FERRY_DB: db,
+      FERRY_TRANSPORT: transportUrl,
+      FERRY_LOG_LEVEL: process.env.FERRY_LOG_LEVEL ?? 'warn',
+    };
     const start = (args: string[], pipe = false): ChildProcess => {
       const child = spawn(process.execPath, [...process.execArgv, process.argv[1] ?? '', ...args], {
         stdio: ['ignore', pipe ? 'pipe' : 'ignore', logFd],
-        env: { ...process.env, FERRY_LOG_LEVEL: process.env.FERRY_LOG_LEVEL ?? 'warn' },
+        env,
       });
       children.add(child);
       child.once('exit', () => children.delete(child));
@@ -308,10 +321,6 @@ async function runDemo(flags: DemoFlags): Promise<DemoSummary> {
     };
     const relayArgs = [
       'relay',
-      '--db',
-      db,
-      '--transport',
-      transportUrl,
       // Short enough that a killed relay's partitions move on soon, long enough to ride out
       // the lock waits of many processes writing one SQLite file.
       '--lease-ms',

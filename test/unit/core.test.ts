@@ -16,6 +16,7 @@ import {
   isFerryError,
   jsonCodec,
   partitionFor,
+  redactSecrets,
   redactUrl,
   resolveRetry,
   sleep,
@@ -136,6 +137,44 @@ describe('URLs and drivers', () => {
       'amqp://guest:***@127.0.0.1:5672/vhost',
     );
     expect(redactUrl('postgres://app:p%40ss@db/test')).toBe('postgres://app:***@db/test');
+  });
+
+  it.each([
+    // password as typed, without percent-encoding: `@`, `/`, space, `:`
+    [
+      'postgres://postgres:Zq9@SecretPw@127.0.0.1:5432/test',
+      'postgres://postgres:***@127.0.0.1:5432/test',
+    ],
+    ['mysql://root:a/b/Secret@127.0.0.1:3306/test', 'mysql://root:***@127.0.0.1:3306/test'],
+    ['amqp://guest:Secret word@127.0.0.1:5672', 'amqp://guest:***@127.0.0.1:5672'],
+    ['redis://:Se:cr:et@127.0.0.1:6379', 'redis://:***@127.0.0.1:6379'],
+    ['stomp://u:@/ :Secret@@h:61613', 'stomp://u:***@h:61613'],
+    // inside a sentence, beside another URL, over several lines
+    [
+      'migrated postgres://postgres:Zq9@Secret/Pw x@127.0.0.1/test: outbox with 16 partitions',
+      'migrated postgres://postgres:***@127.0.0.1/test: outbox with 16 partitions',
+    ],
+    [
+      'from postgres://a:Secret1@db/x to kafka://b:Secret2@k1:9092,k2:9092',
+      'from postgres://a:***@db/x to kafka://b:***@k1:9092,k2:9092',
+    ],
+    ['amqp://u:Secret@h\nsee ops@example.com', 'amqp://u:***@h\nsee ops@example.com'],
+    // secret query parameters
+    [
+      'postgres://db/test?user=app&password=Secret&sslmode=require',
+      'postgres://db/test?user=app&password=***&sslmode=require',
+    ],
+    ['kafka://k:9092?sasl_password=Secret', 'kafka://k:9092?sasl_password=***'],
+    ['redis://h:6379?token=Secret#x', 'redis://h:6379?token=***#x'],
+    // nothing to hide: unchanged
+    [
+      'kafka://127.0.0.1:9092 is down: ECONNREFUSED',
+      'kafka://127.0.0.1:9092 is down: ECONNREFUSED',
+    ],
+    ['sqlite:./app.db', 'sqlite:./app.db'],
+  ])('redacts %j', (text, redacted) => {
+    expect(redactSecrets(text)).toBe(redacted);
+    expect(redactSecrets(text)).not.toMatch(/Secret|Zq9/);
   });
 
   it('names the supported schemes when a URL has an unknown one', async () => {
