@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Single-node Apache Kafka broker (KRaft, combined broker + controller) run
-# from Maven Central jars, for tests and for machines without Docker.
+# from Maven Central jars, for tests and for machines without Docker. Beside the plain
+# listener it opens the ones managed Kafka services use: SASL (PLAIN, SCRAM-SHA-256 and
+# SCRAM-SHA-512, one user) without TLS, TLS alone, and SASL over TLS, with a self-signed
+# certificate the script makes (its PEM is the CA clients trust: $data/tls/ca.pem).
 #
 #   scripts/kafka/kafka.sh start    fetch jars if needed, start, wait until it answers
 #   scripts/kafka/kafka.sh stop     stop the broker started from the data dir
@@ -8,6 +11,11 @@
 #
 # Environment:
 #   FERRY_KAFKA_PORT           client port (default 9092); the controller uses port + 1
+#   FERRY_KAFKA_SASL_PORT      SASL_PLAINTEXT listener (default port + 2)
+#   FERRY_KAFKA_TLS_PORT       SSL listener (default port + 3)
+#   FERRY_KAFKA_SASL_TLS_PORT  SASL_SSL listener (default port + 4)
+#   FERRY_KAFKA_USER           SASL user (default ferry)
+#   FERRY_KAFKA_PASSWORD       its password, for every mechanism (default ferry-secret)
 #   FERRY_KAFKA_DIR            data dir (default <repo>/.kafka): config, logs, pid, log file
 #   FERRY_KAFKA_START_TIMEOUT  seconds to wait for the broker to answer (default 90)
 #   JAVA_HOME                  Java 17+ to use (default: java on PATH)
@@ -19,6 +27,14 @@ data="${FERRY_KAFKA_DIR:-$(cd "$here/../.." && pwd)/.kafka}"
 host=127.0.0.1
 port="${FERRY_KAFKA_PORT:-9092}"
 controller_port=$((port + 1))
+sasl_port="${FERRY_KAFKA_SASL_PORT:-$((port + 2))}"
+tls_port="${FERRY_KAFKA_TLS_PORT:-$((port + 3))}"
+sasl_tls_port="${FERRY_KAFKA_SASL_TLS_PORT:-$((port + 4))}"
+user="${FERRY_KAFKA_USER:-ferry}"
+password="${FERRY_KAFKA_PASSWORD:-ferry-secret}"
+tls_dir="$data/tls"
+# The keystore password only guards a file in the data dir; the certificate is for loopback.
+store_password=ferry-local
 bootstrap="$host:$port"
 start_timeout="${FERRY_KAFKA_START_TIMEOUT:-90}"
 java="${JAVA_HOME:+$JAVA_HOME/bin/}java"
@@ -96,11 +112,18 @@ write_config() {
 process.roles=broker,controller
 node.id=1
 controller.quorum.bootstrap.servers=$host:$controller_port
-listeners=PLAINTEXT://$host:$port,CONTROLLER://$host:$controller_port
-advertised.listeners=PLAINTEXT://$host:$port,CONTROLLER://$host:$controller_port
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listeners=PLAINTEXT://$host:$port,CONTROLLER://$host:$controller_port,SASL_PLAINTEXT://$host:$sasl_port,SSL://$host:$tls_port,SASL_SSL://$host:$sasl_tls_port
+advertised.listeners=PLAINTEXT://$host:$port,CONTROLLER://$host:$controller_port,SASL_PLAINTEXT://$host:$sasl_port,SSL://$host:$tls_port,SASL_SSL://$host:$sasl_tls_port
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SSL:SSL,SASL_SSL:SASL_SSL
 inter.broker.listener.name=PLAINTEXT
 controller.listener.names=CONTROLLER
+$(sasl_config sasl_plaintext)
+$(sasl_config sasl_ssl)
+ssl.keystore.type=PKCS12
+ssl.keystore.location=$tls_dir/broker.p12
+ssl.keystore.password=$store_password
+ssl.key.password=$store_password
+ssl.client.auth=none
 log.dirs=$data/logs
 
 num.partitions=1
@@ -120,6 +143,47 @@ share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 share.coordinator.state.topic.num.partitions=5
 EOF
+}
+
+# PLAIN checks the password from the JAAS line; SCRAM checks the credentials stored in the
+# cluster metadata (set after each start, see add_scram_user).
+sasl_config() {
+  local listener=$1
+  cat <<EOF
+listener.name.$listener.sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512
+listener.name.$listener.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="$user" password="$password" user_$user="$password";
+listener.name.$listener.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.$listener.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+EOF
+}
+
+# A self-signed certificate for 127.0.0.1 and localhost, made once per data dir.
+make_certificate() {
+  [[ -f $tls_dir/broker.p12 && -f $tls_dir/ca.pem ]] && return 0
+  command -v keytool >/dev/null || die "keytool (from the JDK) is needed to make the TLS certificate"
+  mkdir -p "$tls_dir"
+  rm -f "$tls_dir/broker.p12" "$tls_dir/ca.pem"
+  keytool -genkeypair -noprompt -alias broker -keyalg RSA -keysize 2048 -validity 3650 \
+    -dname "CN=localhost" -ext "SAN=ip:127.0.0.1,dns:localhost" \
+    -storetype PKCS12 -keystore "$tls_dir/broker.p12" \
+    -storepass "$store_password" -keypass "$store_password" >/dev/null 2>&1 ||
+    die "keytool could not make the certificate"
+  keytool -exportcert -rfc -alias broker -keystore "$tls_dir/broker.p12" \
+    -storepass "$store_password" -file "$tls_dir/ca.pem" >/dev/null 2>&1 ||
+    die "keytool could not export the certificate"
+}
+
+# SCRAM credentials live in the cluster metadata; setting them again is harmless, and it
+# brings a data dir formatted before SCRAM was configured up to date.
+# One mechanism per request: the broker refuses two changes to one user at once.
+add_scram_user() {
+  local mechanism
+  for mechanism in SCRAM-SHA-256 SCRAM-SHA-512; do
+    run_tool kafka.admin.ConfigCommand --bootstrap-server "$bootstrap" --alter \
+      --entity-type users --entity-name "$user" \
+      --add-config "$mechanism=[password=$password]" >/dev/null 2>&1 ||
+      die "could not add the $mechanism user $user"
+  done
 }
 
 format_storage() {
@@ -176,6 +240,7 @@ cmd_start() {
   rm -f "$pid_file"
   port_open && die "port $port is in use by something that does not answer as Kafka"
 
+  make_certificate
   write_config
   format_storage
   [[ -f $log_file ]] && mv -f "$log_file" "$log_file.1"
@@ -193,7 +258,9 @@ cmd_start() {
   echo "$pid" >"$pid_file"
 
   wait_ready "$pid"
+  add_scram_user
   say "running on $bootstrap (pid $pid, ready in $((SECONDS - t0))s, data in $data)"
+  say "SASL on $host:$sasl_port, TLS on $host:$tls_port, SASL over TLS on $host:$sasl_tls_port (user $user, CA $tls_dir/ca.pem)"
 }
 
 cmd_stop() {

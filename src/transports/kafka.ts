@@ -1,7 +1,10 @@
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { ConnectionOptions as TlsOptions } from 'node:tls';
 import type * as KafkaLib from '@platformatic/kafka';
 import { loadDriver } from '../driver.js';
 import { FerryError, isFerryError, type FerryErrorCode } from '../errors.js';
+import { redactSecrets } from '../log.js';
 import type { OutgoingMessage } from '../message.js';
 import type {
   CloseOptions,
@@ -20,9 +23,28 @@ type Lib = typeof KafkaLib;
 type Producer = KafkaLib.Producer<string, Buffer, string, string>;
 type ProduceRecord = KafkaLib.MessageToProduce<string, Buffer, string, string>;
 
+/** The SASL mechanisms ferry speaks to Kafka. */
+export type KafkaSaslMechanism = 'PLAIN' | 'SCRAM-SHA-256' | 'SCRAM-SHA-512';
+
+/** SASL credentials, as managed Kafka services hand them out. */
+export interface KafkaSaslOptions {
+  readonly mechanism: KafkaSaslMechanism;
+  readonly username: string;
+  /** The password, or a function that returns it (called on every new connection). */
+  readonly password: string | (() => string | Promise<string>);
+}
+
 export interface KafkaTransportOptions {
   /** Bootstrap brokers as `host:port`, an array or a comma-separated list. */
   readonly brokers: readonly string[] | string;
+  /** SASL authentication on every connection. Default none. */
+  readonly sasl?: KafkaSaslOptions;
+  /**
+   * TLS to the brokers: `true` trusts the system's CAs; node:tls options (`ca`, `cert`,
+   * `key`, `servername`, `rejectUnauthorized`, ...) for a private CA or client certificates.
+   * Default off.
+   */
+  readonly tls?: boolean | TlsOptions;
   /** Client id the brokers see (logs, quotas). Default `ferry`. */
   readonly clientId?: string;
   /** Partitions of the topics ferry creates on first use. Default 8. */
@@ -124,6 +146,7 @@ export function kafka(options: KafkaTransportOptions): Transport {
   const partitions = options.partitions ?? 8;
   assertPartitions(partitions);
   const clientId = options.clientId ?? 'ferry';
+  const security = securityOptions(options);
   const capabilities: TransportCapabilities = {
     persistent: true,
     groups: true,
@@ -139,6 +162,7 @@ export function kafka(options: KafkaTransportOptions): Transport {
     timeout: options.requestTimeoutMs ?? 10_000,
     retries: options.retries ?? 3,
     retryDelay: options.retryDelayMs ?? 250,
+    ...security,
   };
   const where = brokers.join(',');
   const onError = options.onError ?? (() => undefined);
@@ -497,6 +521,24 @@ function isNetworkError(error: unknown): boolean {
   return Boolean(e.findBy?.('code', 'PLT_KFK_NETWORK') ?? e.findBy?.('code', 'PLT_KFK_TIMEOUT'));
 }
 
+/** The innermost reason along the first of `errors` and `cause`: the broker's own text if it sent one. */
+function rootReason(error: unknown): string | undefined {
+  let reason: string | undefined;
+  let current: unknown = error;
+  for (let depth = 0; depth < 8 && typeof current === 'object' && current !== null; depth++) {
+    const e = current as {
+      message?: unknown;
+      cause?: unknown;
+      errors?: unknown[];
+      response?: { errorMessage?: unknown };
+    };
+    if (typeof e.response?.errorMessage === 'string') return e.response.errorMessage;
+    if (typeof e.message === 'string') reason = e.message;
+    current = e.cause ?? e.errors?.[0];
+  }
+  return reason === undefined ? undefined : redactSecrets(reason);
+}
+
 /** A client error as a FerryError: unreachable brokers, oversized records, else `code`. */
 export function toFerryError(
   error: unknown,
@@ -512,9 +554,11 @@ export function toFerryError(
     });
   }
   if (isNetworkError(error)) {
+    // "Cannot connect to any broker" alone hides a refused password or an untrusted certificate.
+    const root = rootReason(error);
     return new FerryError(
       'CONNECTION_FAILED',
-      `${what}: cannot reach Kafka at ${brokers} (${reason})`,
+      `${what}: cannot reach Kafka at ${brokers} (${root === undefined || root === reason ? reason : `${reason} ${root}`})`,
       {
         cause: error,
         details: { brokers },
@@ -524,9 +568,90 @@ export function toFerryError(
   return new FerryError(code, `${what}: ${reason}`, { cause: error, details: { brokers } });
 }
 
+const MECHANISMS: readonly KafkaSaslMechanism[] = ['PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512'];
+
+/** The client's `sasl` and `tls` options, after checking what a JavaScript caller passed. */
+function securityOptions(
+  options: KafkaTransportOptions,
+): Pick<KafkaLib.BaseOptions, 'sasl' | 'tls'> {
+  const { sasl, tls } = options;
+  if (sasl !== undefined && !MECHANISMS.includes(sasl.mechanism)) {
+    throw new FerryError(
+      'INVALID_ARGUMENT',
+      `kafka sasl.mechanism must be one of ${MECHANISMS.join(', ')}, got ${JSON.stringify(sasl.mechanism)}`,
+    );
+  }
+  if (sasl !== undefined && (typeof sasl.username !== 'string' || sasl.username === '')) {
+    throw new FerryError('INVALID_ARGUMENT', 'kafka sasl needs a username');
+  }
+  return {
+    ...(sasl === undefined
+      ? {}
+      : { sasl: { mechanism: sasl.mechanism, username: sasl.username, password: sasl.password } }),
+    ...(tls === undefined || tls === false ? {} : { tls: tls === true ? {} : tls }),
+  };
+}
+
+/** A yes/no query parameter: `1`, `true`, `0`, `false`, or absent. */
+function flagParam(url: URL, name: string): boolean | undefined {
+  const text = url.searchParams.get(name);
+  if (text === null) return undefined;
+  if (/^(1|true|yes)$/i.test(text)) return true;
+  if (/^(0|false|no)$/i.test(text)) return false;
+  throw new FerryError(
+    'INVALID_URL',
+    `Query parameter ${name} must be 1 or 0, got ${JSON.stringify(text)}`,
+  );
+}
+
 /**
- * `kafka://host:9092[,host2:9092]?partitions=8&clientId=app`. Hosts after the first may also
- * be given as repeated `host=` parameters.
+ * SASL and TLS from a URL: credentials in the user part, the mechanism in `sasl=`
+ * (`plain`, `scram-sha-256`, `scram-sha-512`), `tls=1` for TLS and `ca=<file>` for a private CA
+ * (which implies TLS). Credentials without a mechanism, or the reverse, are refused: guessing
+ * would send a password where the broker did not ask for one.
+ */
+function securityFromUrl(url: URL): Pick<KafkaTransportOptions, 'sasl' | 'tls'> {
+  const mechanism = url.searchParams.get('sasl');
+  const username = decodeURIComponent(url.username);
+  const password = decodeURIComponent(url.password);
+  let sasl: KafkaSaslOptions | undefined;
+  if (mechanism !== null) {
+    const upper = mechanism.toUpperCase() as KafkaSaslMechanism;
+    if (!MECHANISMS.includes(upper)) {
+      throw new FerryError(
+        'INVALID_URL',
+        `Query parameter sasl must be plain, scram-sha-256 or scram-sha-512, got ${JSON.stringify(mechanism)}`,
+      );
+    }
+    if (username === '') {
+      throw new FerryError(
+        'INVALID_URL',
+        `sasl=${mechanism} needs credentials in the URL: kafka://user:password@host:port`,
+      );
+    }
+    sasl = { mechanism: upper, username, password };
+  } else if (username !== '' || password !== '') {
+    throw new FerryError(
+      'INVALID_URL',
+      'A kafka URL with credentials needs the SASL mechanism: add ?sasl=plain, ?sasl=scram-sha-256 or ?sasl=scram-sha-512',
+    );
+  }
+  const ca = url.searchParams.get('ca');
+  let tls: boolean | TlsOptions | undefined = flagParam(url, 'tls');
+  if (ca !== null) {
+    if (tls === false) throw new FerryError('INVALID_URL', 'ca= needs TLS; drop tls=0');
+    try {
+      tls = { ca: readFileSync(ca, 'utf8') };
+    } catch (cause) {
+      throw new FerryError('INVALID_URL', `Cannot read the CA file ca=${ca}`, { cause });
+    }
+  }
+  return { ...(sasl === undefined ? {} : { sasl }), ...(tls === undefined ? {} : { tls }) };
+}
+
+/**
+ * `kafka://[user:password@]host:9092[,host2:9092]?partitions=8&clientId=app&sasl=scram-sha-512&tls=1&ca=/path/ca.pem`.
+ * Hosts after the first may also be given as repeated `host=` parameters.
  */
 export function kafkaFromUrl(url: URL): Transport {
   const brokers = [url.host, ...url.searchParams.getAll('host')].filter((h) => h.length > 0);
@@ -534,6 +659,7 @@ export function kafkaFromUrl(url: URL): Transport {
   const clientId = url.searchParams.get('clientId');
   return kafka({
     brokers,
+    ...securityFromUrl(url),
     ...(partitions === null ? {} : { partitions: Number(partitions) }),
     ...(clientId === null ? {} : { clientId }),
   });
