@@ -1,20 +1,33 @@
 import { performance } from 'node:perf_hooks';
 
+/** What one round did, when a case times itself or reports more than a rate. */
+export interface RoundResult {
+  /** Operations (messages) completed. */
+  readonly operations: number;
+  /** The timed part, when the case times it itself (e.g. leaving out a start and a stop). */
+  readonly seconds?: number;
+  /** Further figures of the round, by name (see {@link BenchGroup.metrics}). */
+  readonly metrics?: Readonly<Record<string, number>>;
+}
+
 /** One way of doing the work a group measures. */
 export interface BenchCase {
   readonly name: string;
   /** Untimed, before each round: a fresh topic, a filled queue, a connected client. */
   setup?(): Promise<void>;
   /** Runs one round and returns how many operations (messages) it completed. */
-  round(): Promise<number>;
+  round(): Promise<number | RoundResult>;
   /** Untimed, after each round: drop what `setup` and the round made. */
   teardown?(): Promise<void>;
 }
 
+/** How a metric's per-round values become one figure. */
+export type Aggregate = 'median' | 'sum' | 'max';
+
 /**
  * Cases that do the same work, measured side by side in one process: rounds interleave
- * (A, B, A, B, ...) so that machine noise hits every case alike. The first case is the
- * baseline the others are compared to.
+ * (A, B, A, B, ...) so that machine noise hits every case alike. Ratios are against the
+ * first case, or against the slowest of the `ceiling` cases.
  */
 export interface BenchGroup {
   readonly title: string;
@@ -22,6 +35,12 @@ export interface BenchGroup {
   readonly note?: string;
   /** Environment variable naming the service the group needs; the group is skipped without it. */
   readonly requires?: string | readonly string[];
+  /** Indexes of the cases whose slowest median is the baseline (default: the first case). */
+  readonly ceiling?: readonly number[];
+  /** Columns after the rate, by metric name, and how rounds combine (default median). */
+  readonly metrics?: Readonly<Record<string, Aggregate>>;
+  /** False where the rate is set by the load, not measured (the ratio column is left out). */
+  readonly ratio?: boolean;
   setup?(): Promise<void>;
   readonly cases: readonly BenchCase[];
   teardown?(): Promise<void>;
@@ -33,16 +52,20 @@ export interface CaseResult {
   readonly perSecond: number;
   /** perSecond / baseline perSecond. */
   readonly ratio: number;
+  readonly metrics: Readonly<Record<string, number>>;
 }
 
 export interface GroupResult {
   readonly title: string;
   readonly note: string | undefined;
   readonly skipped?: string;
+  readonly metrics?: Readonly<Record<string, Aggregate>>;
+  readonly ratio?: boolean;
+  readonly ceiling?: number;
   readonly results: readonly CaseResult[];
 }
 
-function median(values: readonly number[]): number {
+export function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const middle = Math.floor(sorted.length / 2);
   return sorted.length % 2
@@ -50,53 +73,96 @@ function median(values: readonly number[]): number {
     : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2;
 }
 
+/** The value below which `p` percent of `values` lie (nearest rank). */
+export function percentile(values: readonly number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? NaN;
+}
+
+export const sleep = (ms: number): Promise<void> =>
+  new Promise((resolve) => setTimeout(resolve, ms));
+
+interface Measured {
+  readonly perSecond: number;
+  readonly metrics: Readonly<Record<string, number>>;
+}
+
 /** Operations per second of one round; `setup` and `teardown` are not timed. */
-async function measure(benchCase: BenchCase): Promise<number> {
+async function measure(benchCase: BenchCase): Promise<Measured> {
   await benchCase.setup?.();
   try {
     const started = performance.now();
-    const operations = await benchCase.round();
-    return operations / ((performance.now() - started) / 1000);
+    const result = await benchCase.round();
+    const elapsed = (performance.now() - started) / 1000;
+    if (typeof result === 'number') return { perSecond: result / elapsed, metrics: {} };
+    return {
+      perSecond: result.operations / (result.seconds ?? elapsed),
+      metrics: result.metrics ?? {},
+    };
   } finally {
     await benchCase.teardown?.();
   }
 }
 
-export async function runGroup(group: BenchGroup, rounds: number): Promise<GroupResult> {
+const combine: Record<Aggregate, (values: readonly number[]) => number> = {
+  median,
+  sum: (values) => values.reduce((a, b) => a + b, 0),
+  max: (values) => Math.max(...values),
+};
+
+export async function runGroup(
+  group: BenchGroup,
+  rounds: number,
+  progress: (line: string) => void = () => {},
+): Promise<GroupResult> {
+  const base = {
+    title: group.title,
+    note: group.note,
+    ...(group.metrics ? { metrics: group.metrics } : {}),
+    ...(group.ratio === undefined ? {} : { ratio: group.ratio }),
+  };
   const missing = [group.requires ?? []].flat().filter((variable) => !process.env[variable]);
-  if (missing.length > 0) {
-    return {
-      title: group.title,
-      note: group.note,
-      skipped: `${missing.join(', ')} not set`,
-      results: [],
-    };
-  }
+  if (missing.length > 0) return { ...base, skipped: `${missing.join(', ')} not set`, results: [] };
   try {
     await group.setup?.();
     // One warm-up round each, not counted.
     for (const benchCase of group.cases) await measure(benchCase);
-    const rates = group.cases.map(() => [] as number[]);
+    const measured = group.cases.map(() => [] as Measured[]);
     for (let round = 0; round < rounds; round++) {
       for (const [index, benchCase] of group.cases.entries()) {
-        rates[index]?.push(await measure(benchCase));
+        measured[index]?.push(await measure(benchCase));
       }
+      progress(`  round ${round + 1}/${rounds}`);
     }
-    const perSecond = rates.map(median);
-    const baseline = perSecond[0] ?? 1;
+    const perSecond = measured.map((runs) => median(runs.map((run) => run.perSecond)));
+    const ceiling = Math.min(...(group.ceiling ?? [0]).map((index) => perSecond[index] ?? 0));
     return {
-      title: group.title,
-      note: group.note,
-      results: group.cases.map((benchCase, index) => ({
-        name: benchCase.name,
-        perSecond: perSecond[index] ?? 0,
-        ratio: (perSecond[index] ?? 0) / baseline,
-      })),
+      ...base,
+      ...(group.ceiling ? { ceiling } : {}),
+      results: group.cases.map((benchCase, index) => {
+        const runs = measured[index] ?? [];
+        const metrics: Record<string, number> = {};
+        for (const [name, aggregate] of Object.entries(group.metrics ?? {})) {
+          const values = runs.flatMap((run) => run.metrics[name] ?? []);
+          if (values.length > 0) metrics[name] = combine[aggregate](values);
+        }
+        return {
+          name: benchCase.name,
+          perSecond: perSecond[index] ?? 0,
+          ratio: (perSecond[index] ?? 0) / (ceiling || 1),
+          metrics,
+        };
+      }),
     };
   } finally {
     await group.teardown?.();
   }
 }
+
+const figure = (value: number): string =>
+  Number.isInteger(value) || Math.abs(value) >= 100
+    ? Math.round(value).toLocaleString('en')
+    : value.toFixed(value < 10 ? 2 : 1);
 
 export function formatTable(results: readonly GroupResult[]): string {
   const lines: string[] = [];
@@ -107,11 +173,37 @@ export function formatTable(results: readonly GroupResult[]): string {
       lines.push(`_skipped: ${group.skipped}_`, '');
       continue;
     }
-    lines.push('| case | msg/s (median) | ratio |', '|---|---:|---:|');
+    const metrics = Object.entries(group.metrics ?? {});
+    const withRatio = group.ratio !== false;
+    const head = [
+      'case',
+      'msg/s (median)',
+      ...(withRatio ? [group.ceiling === undefined ? 'ratio' : 'vs ceiling'] : []),
+      ...metrics.map(([name, aggregate]) =>
+        aggregate === 'median' ? name : `${name} (${aggregate})`,
+      ),
+    ];
+    lines.push(
+      `| ${head.join(' | ')} |`,
+      `|---|${head
+        .slice(1)
+        .map(() => '---:')
+        .join('|')}|`,
+    );
     for (const result of group.results) {
-      lines.push(
-        `| ${result.name} | ${Math.round(result.perSecond).toLocaleString('en')} | ${result.ratio.toFixed(2)}× |`,
-      );
+      const cells = [
+        result.name,
+        Math.round(result.perSecond).toLocaleString('en'),
+        ...(withRatio ? [`${result.ratio.toFixed(2)}×`] : []),
+        ...metrics.map(([name]) => {
+          const value = result.metrics[name];
+          return value === undefined ? '—' : figure(value);
+        }),
+      ];
+      lines.push(`| ${cells.join(' | ')} |`);
+    }
+    if (group.ceiling !== undefined) {
+      lines.push('', `Ceiling: ${Math.round(group.ceiling).toLocaleString('en')} msg/s.`);
     }
     lines.push('');
   }

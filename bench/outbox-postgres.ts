@@ -1,0 +1,853 @@
+// The PostgreSQL outbox, measured against what it is made of: the relay to Kafka against
+// its ceiling, its CPU at a light load, the writers' cost of enqueueing, scale-out to a
+// remote-like broker, commit → handler latency, and the inbox consumer.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import { createInterface } from 'node:readline';
+import { Admin, ProduceAcks, Producer, stringSerializer } from '@platformatic/kafka';
+import pg from 'pg';
+import {
+  buildOutgoing,
+  createBus,
+  createLogger,
+  defineTopic,
+  HEADER,
+  newMessageId,
+  partitionFor,
+  type Bus,
+  type Logger,
+  type OutgoingMessage,
+  type Subscription,
+  type Transport,
+} from '../src/index.js';
+import type { Relay } from '../src/outbox/relay.js';
+import { postgresInbox, postgresOutbox, type PostgresOutbox } from '../src/stores/postgres.js';
+import { kafka } from '../src/transports/kafka.js';
+import { createMemoryBroker, memory } from '../src/transports/memory.js';
+import {
+  median,
+  percentile,
+  sleep,
+  type BenchCase,
+  type BenchGroup,
+  type RoundResult,
+} from './harness.js';
+
+const size = (name: string, fallback: number): number => Number(process.env[name] ?? fallback);
+const PARTITIONS = 16;
+const KAFKA_PARTITIONS = 8;
+const BATCH = 500;
+const KEYS = 200;
+interface Order {
+  orderId: string;
+  amount: number;
+  note: string;
+}
+const Orders = (name: string) => defineTopic<Order>(name);
+const payload = (i: number): Order => ({
+  orderId: `o-${i}`,
+  amount: i % 997,
+  note: 'x'.repeat(100),
+});
+const items = (count: number) =>
+  Array.from({ length: count }, (_, i) => ({ key: `customer-${i % KEYS}`, payload: payload(i) }));
+const silent = (): Logger => createLogger({ level: 'silent' });
+const audited = (): Logger => createLogger({ level: 'info', destination: '/dev/null' });
+const pgUrl = (): string => process.env.FERRY_PG_URL ?? '';
+const brokers = (): string[] => (process.env.FERRY_KAFKA_BROKERS ?? '').split(',');
+const unique = (prefix: string): string =>
+  `${prefix}_${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`;
+
+/** An outbox and its table's name. */
+type TableOutbox = PostgresOutbox & { readonly table: string };
+
+/** Tables and topics one group made, dropped by its teardown. */
+function resources() {
+  const tables: string[] = [];
+  const topics: string[] = [];
+  let pool: pg.Pool | undefined;
+  return {
+    pool(): pg.Pool {
+      pool ??= new pg.Pool({ connectionString: pgUrl(), max: 20 });
+      return pool;
+    },
+    async outbox(options: { notify?: boolean } = {}): Promise<TableOutbox> {
+      const table = unique('bench_outbox');
+      tables.push(table, `${table}_lease`, `${table}_relay`);
+      const outbox = postgresOutbox({
+        pool: this.pool(),
+        table,
+        partitions: PARTITIONS,
+        notify: options.notify ?? false,
+      });
+      await outbox.migrate();
+      return { ...outbox, table };
+    },
+    table(prefix: string): string {
+      const table = unique(prefix);
+      tables.push(table);
+      return table;
+    },
+    topic(prefix: string): string {
+      const topic = `bench.${unique(prefix)}`;
+      topics.push(topic);
+      return topic;
+    },
+    async dropTables(): Promise<void> {
+      if (!pool) return;
+      for (const table of tables.splice(0)) await pool.query(`DROP TABLE IF EXISTS "${table}"`);
+    },
+    async close(): Promise<void> {
+      await this.dropTables();
+      if (topics.length > 0 && process.env.FERRY_KAFKA_BROKERS) {
+        const admin = new Admin({ clientId: 'bench-admin', bootstrapBrokers: brokers() });
+        await admin.deleteTopics({ topics: topics.splice(0) }).catch(() => undefined);
+        await admin.close();
+      }
+      await pool?.end();
+      pool = undefined;
+    },
+  };
+}
+
+async function enqueueAll(
+  pool: pg.Pool,
+  outbox: PostgresOutbox,
+  topic: string,
+  count: number,
+): Promise<void> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    await outbox.enqueueMany(client, Orders(topic), items(count));
+    await client.query('COMMIT');
+  } finally {
+    client.release();
+  }
+}
+
+async function until(check: () => boolean, timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('benchmark stalled');
+    await sleep(1);
+  }
+}
+
+/**
+ * `writers` connections commit message i at `started + i / rate`, for `seconds`; returns
+ * when the last commit returned, with each commit's time by message id.
+ */
+async function steadyWrites(
+  pool: pg.Pool,
+  rate: number,
+  seconds: number,
+  writers: number,
+  commit: (client: pg.PoolClient, i: number) => Promise<string>,
+): Promise<{ committed: Map<string, number>; seconds: number }> {
+  const total = rate * seconds;
+  const committed = new Map<string, number>();
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: writers }, async () => {
+      const client = await pool.connect();
+      try {
+        for (let i = next++; i < total; i = next++) {
+          const wait = started + (i * 1000) / rate - performance.now();
+          if (wait > 1) await sleep(wait);
+          const id = await commit(client, i);
+          committed.set(id, performance.now());
+        }
+      } finally {
+        client.release();
+      }
+    }),
+  );
+  return { committed, seconds: (performance.now() - started) / 1000 };
+}
+
+/** Relay PostgreSQL → Kafka against min(the database work alone, the producer alone). */
+function relayCeilingGroup(): BenchGroup {
+  const rows = size('BENCH_RELAY_ROWS', 20_000);
+  const r = resources();
+  let topic = '';
+  let transport: Transport | undefined;
+
+  // The database side alone: what the relay asks of PostgreSQL, in raw SQL on the same
+  // tables: take the 16 leases, then per partition (all at once) read 500 pending rows
+  // and mark them published under the lease, until none is left.
+  let table = '';
+  const databaseAlone: BenchCase = {
+    name: 'ceiling 1: raw pg, 16 lease claims, reads of 500 and fenced marks',
+    async setup() {
+      const outbox = await r.outbox();
+      table = outbox.table;
+      await enqueueAll(r.pool(), outbox, topic, rows);
+    },
+    async round() {
+      const pool = r.pool();
+      const T = `"${table}"`;
+      const L = `"${table}_lease"`;
+      const owner = `raw-${process.pid}`;
+      const leases = await pool.query<{ partition: number; fence: string }>(
+        `UPDATE ${L} SET owner = $1, fence = fence + 1, expires_at = now() + interval '30 seconds'
+         WHERE partition IN (SELECT partition FROM ${L} WHERE owner IS NULL OR expires_at <= now()
+                             ORDER BY partition LIMIT $2 FOR UPDATE SKIP LOCKED)
+         RETURNING partition, fence::text AS fence`,
+        [owner, PARTITIONS],
+      );
+      let done = 0;
+      await Promise.all(
+        leases.rows.map(async ({ partition, fence }) => {
+          for (;;) {
+            const read = await pool.query<{ id: string; ready: boolean }>(
+              `SELECT id, seq::text AS seq_text, topic, key, partition, payload, headers, created_at,
+                      attempts, available_at, available_at <= now() AS ready
+               FROM ${T} WHERE status = 'pending' AND partition = $1 ORDER BY seq LIMIT $2`,
+              [partition, BATCH],
+            );
+            if (read.rows.length === 0) return;
+            const marked = await pool.query(
+              `UPDATE ${T} SET status = 'published', published_at = now()
+               WHERE id = ANY($4::text[]) AND partition = $1 AND status = 'pending'
+                 AND EXISTS (SELECT 1 FROM ${L} WHERE partition = $1 AND owner = $2 AND fence = $3
+                             AND expires_at > now() FOR SHARE)`,
+              [partition, owner, fence, read.rows.map((row) => row.id)],
+            );
+            done += marked.rowCount ?? 0;
+          }
+        }),
+      );
+      return done;
+    },
+    teardown: () => r.dropTables(),
+  };
+
+  // The broker side alone: the same messages, in the same batches (per outbox partition,
+  // 500 at a time), sent by the raw producer with the same settings.
+  let producer: Producer<string, Buffer, string, string> | undefined;
+  let batches: OutgoingMessage[][][] = [];
+  const brokerAlone: BenchCase = {
+    name: 'ceiling 2: raw @platformatic/kafka producer, the same messages, ≤ 1 MB per request',
+    async setup() {
+      const byPartition: OutgoingMessage[][] = Array.from({ length: PARTITIONS }, () => []);
+      for (const [i, item] of items(rows).entries()) {
+        byPartition[partitionFor(item.key, PARTITIONS)]?.push(
+          buildOutgoing({
+            id: newMessageId(),
+            topic,
+            key: item.key,
+            body: Buffer.from(JSON.stringify(payload(i))),
+            contentType: 'application/json',
+            createdAt: new Date(),
+          }),
+        );
+      }
+      batches = byPartition.map((list) => {
+        const out: OutgoingMessage[][] = [];
+        for (let i = 0; i < list.length; i += BATCH) out.push(list.slice(i, i + BATCH));
+        return out;
+      });
+      producer ??= new Producer<string, Buffer, string, string>({
+        clientId: 'bench-raw',
+        bootstrapBrokers: brokers(),
+        idempotent: true,
+        acks: ProduceAcks.ALL,
+        serializers: {
+          key: stringSerializer,
+          headerKey: stringSerializer,
+          headerValue: stringSerializer,
+        },
+      });
+    },
+    async round() {
+      // An idempotent producer keeps one request in flight (as the transport does): the
+      // partitions' batches go out together, one request of at most 1 MB after another.
+      const rounds = Math.max(...batches.map((list) => list.length));
+      let request: OutgoingMessage[] = [];
+      let bytes = 0;
+      const flush = async (): Promise<void> => {
+        if (request.length === 0) return;
+        await producer?.send({
+          messages: request.map((m) => ({
+            topic,
+            key: m.key as string,
+            value: m.body,
+            headers: m.headers,
+          })),
+        });
+        request = [];
+        bytes = 0;
+      };
+      for (let i = 0; i < rounds; i++) {
+        for (const list of batches) {
+          for (const message of list[i] ?? []) {
+            const size = message.body.length + 200;
+            if (bytes + size > 1_000_000) await flush();
+            request.push(message);
+            bytes += size;
+          }
+        }
+      }
+      await flush();
+      return rows;
+    },
+  };
+
+  const relayCase = (label: string, logger: () => Logger): BenchCase => {
+    let outbox: PostgresOutbox | undefined;
+    let relay: Relay | undefined;
+    return {
+      name: `ferry relay, 1 relay, 16 partitions, ${label}`,
+      async setup() {
+        outbox = await r.outbox();
+        relay = outbox.relay({
+          transport: transport as Transport,
+          logger: logger(),
+          retention: 'keep',
+        });
+        await relay.start();
+      },
+      async round() {
+        await enqueueAll(r.pool(), outbox as PostgresOutbox, topic, rows);
+        const started = performance.now();
+        relay?.wake();
+        await until(() => (relay?.stats().published ?? 0) >= rows);
+        return { operations: rows, seconds: (performance.now() - started) / 1000 };
+      },
+      async teardown() {
+        await relay?.stop();
+        await r.dropTables();
+      },
+    };
+  };
+
+  return {
+    title: `Relay PostgreSQL → Kafka vs its ceiling (${rows.toLocaleString('en')} rows per round)`,
+    note: `The ceiling is the slower of the database work alone and the producer alone. The relay is started (leases taken) before the round and stopped after it; the round commits the rows in one transaction (untimed), wakes the relay and is timed until every row is published and marked. Kafka: ${KAFKA_PARTITIONS} partitions, idempotent, acks=all.`,
+    requires: ['FERRY_PG_URL', 'FERRY_KAFKA_BROKERS'],
+    ceiling: [0, 1],
+    async setup() {
+      topic = r.topic('relay');
+      const admin = new Admin({ clientId: 'bench-admin', bootstrapBrokers: brokers() });
+      await admin.createTopics({ topics: [topic], partitions: KAFKA_PARTITIONS });
+      await admin.close();
+      transport = kafka({ brokers: brokers(), partitions: KAFKA_PARTITIONS });
+    },
+    cases: [
+      databaseAlone,
+      brokerAlone,
+      relayCase('audit trail off', silent),
+      relayCase('audit trail on (info → /dev/null)', audited),
+    ],
+    async teardown() {
+      await producer?.close();
+      producer = undefined;
+      await transport?.close();
+      await r.close();
+    },
+  };
+}
+
+/** A relay process's CPU while writers commit 200 messages a second. */
+function relayCpuGroup(): BenchGroup {
+  const rate = size('BENCH_CPU_RATE', 200);
+  const seconds = size('BENCH_CPU_SECONDS', 5);
+  const r = resources();
+  let topic = '';
+
+  const relayCase = (label: string, notify: boolean): BenchCase => {
+    let outbox: TableOutbox | undefined;
+    let child: ChildProcess | undefined;
+    const lines: string[] = [];
+    let waiting: (() => void) | undefined;
+    const next = async (): Promise<string> => {
+      while (lines.length === 0) {
+        if (!child || child.exitCode !== null) throw new Error('relay process ended');
+        await new Promise<void>((resolve) => (waiting = resolve));
+      }
+      return lines.shift() as string;
+    };
+    const cpu = async (): Promise<{ cpu: number; at: number; published: number }> => {
+      child?.stdin?.write('cpu\n');
+      return JSON.parse(await next()) as { cpu: number; at: number; published: number };
+    };
+    return {
+      name: label,
+      async setup() {
+        outbox = await r.outbox({ notify });
+        child = spawn(process.execPath, ['--import', 'tsx', 'bench/relay-child.ts'], {
+          env: { ...process.env, OUTBOX_TABLE: outbox.table, NOTIFY: notify ? '1' : '0' },
+          stdio: ['pipe', 'pipe', 'inherit'],
+        });
+        lines.length = 0;
+        createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
+          lines.push(line);
+          waiting?.();
+        });
+        child.on('exit', () => waiting?.());
+
+        if ((await next()) !== 'ready') throw new Error('relay process did not start');
+        // Warm: a first message has gone all the way through before the window.
+        const client = await r.pool().connect();
+        try {
+          await client.query('BEGIN');
+          await outbox.enqueue(client, Orders(topic), payload(0), { key: 'warm' });
+          await client.query('COMMIT');
+        } finally {
+          client.release();
+        }
+        while ((await cpu()).published < 1) await sleep(50);
+      },
+      async round() {
+        const before = await cpu();
+        const written = await steadyWrites(r.pool(), rate, seconds, 4, async (client, i) => {
+          await client.query('BEGIN');
+          const { id } = await (outbox as TableOutbox).enqueue(client, Orders(topic), payload(i), {
+            key: `customer-${i % KEYS}`,
+          });
+          await client.query('COMMIT');
+          return id;
+        });
+        // The window ends when the relay has published everything written in it.
+        let after = await cpu();
+        while (after.published - before.published < written.committed.size) {
+          await sleep(20);
+          after = await cpu();
+        }
+
+        return {
+          operations: after.published - before.published,
+          seconds: (after.at - before.at) / 1000,
+          metrics: {
+            'relay CPU, % of a core':
+              ((after.cpu - before.cpu) / 1000 / (after.at - before.at)) * 100,
+          },
+        };
+      },
+      async teardown() {
+        child?.stdin?.end('stop\n');
+        if (child && child.exitCode === null) await once(child, 'exit');
+        await r.dropTables();
+      },
+    };
+  };
+
+  return {
+    title: `Relay CPU at a light load (${rate} msg/s for ${seconds} s, PostgreSQL → Kafka)`,
+    note: 'Four writers commit one message per transaction on a steady schedule; the relay runs in its own process and reports process.cpuUsage() over the window, from before the first commit to the last message published.',
+    requires: ['FERRY_PG_URL', 'FERRY_KAFKA_BROKERS'],
+    ratio: false,
+    metrics: { 'relay CPU, % of a core': 'median' },
+    async setup() {
+      topic = r.topic('cpu');
+    },
+    cases: [
+      relayCase('ferry relay, LISTEN/NOTIFY wake-ups', true),
+      relayCase('ferry relay, polling (10 ms … 1 s)', false),
+    ],
+    teardown: () => r.close(),
+  };
+}
+
+/** What enqueueing costs a writer, against the same transaction with a plain insert. */
+function enqueueCostGroup(clients: number): BenchGroup {
+  const durationMs = size('BENCH_WRITE_MS', 2000);
+  const r = resources();
+  let orders = '';
+  let plain = '';
+  const topic = Orders('bench.enqueue');
+  const body = Buffer.from(JSON.stringify(payload(1)));
+  const headers = JSON.stringify({ [HEADER.contentType]: 'application/json' });
+
+  const writers = async (
+    work: (client: pg.PoolClient, id: string, i: number) => Promise<void>,
+  ): Promise<RoundResult> => {
+    let commits = 0;
+    const started = performance.now();
+    const end = started + durationMs;
+    await Promise.all(
+      Array.from({ length: clients }, async () => {
+        const client = await r.pool().connect();
+        try {
+          while (performance.now() < end) {
+            const id = newMessageId();
+            await client.query('BEGIN');
+            await client.query(`INSERT INTO "${orders}" VALUES ($1, $2, $3)`, [id, 42, 'order']);
+            await work(client, id, commits);
+            await client.query('COMMIT');
+            commits++;
+          }
+        } finally {
+          client.release();
+        }
+      }),
+    );
+    return { operations: commits, seconds: (performance.now() - started) / 1000 };
+  };
+  const fresh = async (): Promise<void> => {
+    await r.pool().query(`TRUNCATE "${orders}", "${plain}"`);
+  };
+
+  const withOutbox = (label: string, notify: boolean): BenchCase => {
+    let outbox: TableOutbox | undefined;
+    return {
+      name: label,
+      async setup() {
+        await fresh();
+        outbox = await r.outbox({ notify });
+      },
+      round: () =>
+        writers(async (client, id) => {
+          await outbox?.enqueue(client, topic, payload(1), { key: id });
+        }),
+      async teardown() {
+        await r
+          .pool()
+          .query(
+            `DROP TABLE IF EXISTS "${outbox?.table ?? ''}", "${outbox?.table ?? ''}_lease", "${outbox?.table ?? ''}_relay"`,
+          );
+      },
+    };
+  };
+
+  return {
+    title: `Enqueue cost, ${clients} client${clients === 1 ? '' : 's'} (PostgreSQL)`,
+    note: `Each transaction is BEGIN; INSERT an order; (the case's insert); COMMIT, for ${durationMs / 1000} s. The baseline inserts the same bytes (id, topic, key, partition, payload, headers, created_at) with a plain one-row INSERT … VALUES into a table with one index.`,
+    requires: 'FERRY_PG_URL',
+    async setup() {
+      orders = r.table('bench_orders');
+      plain = r.table('bench_plain');
+      await r
+        .pool()
+        .query(`CREATE TABLE "${orders}" (id text PRIMARY KEY, total integer, body text)`);
+      await r.pool().query(
+        `CREATE TABLE "${plain}" (id text PRIMARY KEY, topic text NOT NULL, key text, partition integer NOT NULL,
+           payload bytea NOT NULL, headers jsonb NOT NULL, created_at timestamptz NOT NULL)`,
+      );
+    },
+    cases: [
+      {
+        name: 'business tx + plain one-row INSERT (baseline)',
+        setup: fresh,
+        round: () =>
+          writers(async (client, id) => {
+            await client.query(
+              `INSERT INTO "${plain}" (id, topic, key, partition, payload, headers, created_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+              [
+                newMessageId(),
+                topic.name,
+                id,
+                partitionFor(id, PARTITIONS),
+                body,
+                headers,
+                new Date(),
+              ],
+            );
+          }),
+      },
+      withOutbox('business tx + outbox.enqueue', false),
+      withOutbox('business tx + outbox.enqueue, NOTIFY on', true),
+      { name: 'business tx alone (reference)', setup: fresh, round: () => writers(async () => {}) },
+    ],
+    teardown: () => r.close(),
+  };
+}
+
+/** A transport that confirms each publish batch after a fixed delay, as a remote broker. */
+function delayedTransport(inner: Transport, delayMs: number, seen: Map<string, number>): Transport {
+  return {
+    ...inner,
+    name: `${inner.name}+${delayMs}ms`,
+    async publish(messages) {
+      await sleep(delayMs);
+      await inner.publish(messages);
+      for (const message of messages) {
+        const id = message.headers[HEADER.id] ?? '';
+        seen.set(id, (seen.get(id) ?? 0) + 1);
+      }
+    },
+  };
+}
+
+function scaleOutGroup(): BenchGroup {
+  const rows = size('BENCH_SCALE_ROWS', 20_000);
+  const delayMs = size('BENCH_DELAY_MS', 5);
+  const r = resources();
+  const scaleCase = (count: number): BenchCase => {
+    let outbox: PostgresOutbox | undefined;
+    let relays: Relay[] = [];
+    let transport: Transport | undefined;
+    const seen = new Map<string, number>();
+    return {
+      name: `${count} relay${count === 1 ? '' : 's'}`,
+      async setup() {
+        seen.clear();
+        outbox = await r.outbox();
+        transport = delayedTransport(memory({ broker: createMemoryBroker() }), delayMs, seen);
+        relays = Array.from({ length: count }, (_, i) =>
+          (outbox as PostgresOutbox).relay({
+            transport: transport as Transport,
+            owner: `scale-${i}-${randomBytes(2).toString('hex')}`,
+            leaseMs: 3000,
+            logger: silent(),
+            retention: 'keep',
+          }),
+        );
+        for (const relay of relays) await relay.start();
+        // Balanced: every partition held, none by more than its share.
+        const share = Math.ceil(PARTITIONS / count);
+        await until(() => {
+          const held = relays.map((relay) => relay.stats().partitions.length);
+          return held.reduce((a, b) => a + b, 0) === PARTITIONS && held.every((n) => n <= share);
+        }, 60_000);
+      },
+      async round() {
+        await enqueueAll(r.pool(), outbox as PostgresOutbox, 'bench.scale', rows);
+        const started = performance.now();
+        for (const relay of relays) relay.wake();
+        const published = (): number =>
+          relays.reduce((sum, relay) => sum + relay.stats().published, 0);
+        await until(() => published() >= rows);
+        const seconds = (performance.now() - started) / 1000;
+        let duplicates = 0;
+        for (const times of seen.values()) duplicates += times - 1;
+        return { operations: rows, seconds, metrics: { 'duplicate publishes': duplicates } };
+      },
+      async teardown() {
+        await Promise.all(relays.map((relay) => relay.stop()));
+        await transport?.close();
+        await r.dropTables();
+      },
+    };
+  };
+  return {
+    title: `Relay scale-out to a remote-like broker (${delayMs} ms per publish batch, ${rows.toLocaleString('en')} rows)`,
+    note: `Relays in one process share one PostgreSQL outbox of ${PARTITIONS} partitions; the transport (memory) confirms each batch after ${delayMs} ms, as a broker across a network would. Leases are balanced before the round. Duplicate publishes are counted by message id over all rounds.`,
+    requires: 'FERRY_PG_URL',
+    metrics: { 'duplicate publishes': 'sum' },
+    cases: [scaleCase(1), scaleCase(2), scaleCase(4)],
+    teardown: () => r.close(),
+  };
+}
+
+/** Commit → handler latency at a steady rate, PostgreSQL outbox → Kafka → bus consumer. */
+function latencyGroup(rate: number): BenchGroup {
+  const seconds = size('BENCH_LATENCY_SECONDS', 3);
+  const writerCount = 8;
+  const r = resources();
+  let relayTransport: Transport | undefined;
+
+  const latencyCase = (label: string, notify: boolean): BenchCase => {
+    let outbox: PostgresOutbox | undefined;
+    let relay: Relay | undefined;
+    let bus: Bus | undefined;
+    let subscription: Subscription | undefined;
+    let topic = '';
+    const received = new Map<string, number>();
+    const commit = async (client: pg.PoolClient, i: number): Promise<string> => {
+      await client.query('BEGIN');
+      const { id } = await (outbox as PostgresOutbox).enqueue(client, Orders(topic), payload(i), {
+        key: `customer-${i % KEYS}`,
+      });
+      await client.query('COMMIT');
+      return id;
+    };
+    return {
+      name: label,
+      async setup() {
+        received.clear();
+        topic = r.topic('latency');
+        outbox = await r.outbox({ notify });
+        relay = outbox.relay({
+          transport: relayTransport as Transport,
+          logger: silent(),
+          retention: 'keep',
+        });
+        await relay.start();
+        bus = createBus({
+          transport: kafka({ brokers: brokers(), partitions: KAFKA_PARTITIONS, maxWaitMs: 500 }),
+          logger: silent(),
+        });
+        subscription = await bus.subscribe(
+          Orders(topic),
+          { group: unique('latency'), from: 'earliest' },
+          async (message) => {
+            if (!received.has(message.id)) received.set(message.id, performance.now());
+          },
+        );
+        // The whole path is warm once a first message has gone through.
+        const client = await r.pool().connect();
+        try {
+          const id = await commit(client, -1);
+          await until(() => received.has(id), 60_000);
+        } finally {
+          client.release();
+        }
+      },
+      async round() {
+        const total = rate * seconds;
+        const { committed, seconds: window } = await steadyWrites(
+          r.pool(),
+          rate,
+          seconds,
+          writerCount,
+          commit,
+        );
+        await until(() => [...committed.keys()].every((id) => received.has(id)), 30_000);
+        // A message can reach the handler before the writer has read COMMIT's reply: 0 ms.
+        const latencies = [...committed].map(([id, at]) =>
+          Math.max(0, (received.get(id) ?? 0) - at),
+        );
+        return {
+          operations: total,
+          seconds: window,
+          metrics: { 'p50 ms': median(latencies), 'p99 ms': percentile(latencies, 99) },
+        };
+      },
+      async teardown() {
+        await subscription?.close();
+        await bus?.close();
+        await relay?.stop();
+        await r.dropTables();
+      },
+    };
+  };
+  return {
+    title: `Commit → handler latency at ${rate} msg/s (PostgreSQL outbox → Kafka → bus)`,
+    note: `${writerCount} writers commit one message per transaction on a steady schedule for ${seconds} s; one relay; a bus consumer (group) on Kafka records when each message reaches its handler. msg/s is the offered rate achieved.`,
+    requires: ['FERRY_PG_URL', 'FERRY_KAFKA_BROKERS'],
+    ratio: false,
+    metrics: { 'p50 ms': 'median', 'p99 ms': 'median' },
+    async setup() {
+      relayTransport = kafka({ brokers: brokers(), partitions: KAFKA_PARTITIONS });
+    },
+    cases: [
+      latencyCase('relay polling (10 ms … 1 s)', false),
+      latencyCase('relay with LISTEN/NOTIFY', true),
+    ],
+    async teardown() {
+      await relayTransport?.close();
+      await r.close();
+    },
+  };
+}
+
+/** The inbox consumer against a plain consumer making the same two inserts in one tx. */
+function inboxGroup(): BenchGroup {
+  const messages = size('BENCH_INBOX_MESSAGES', 5000);
+  const r = resources();
+  const broker = createMemoryBroker();
+  let bus: Bus | undefined;
+  let effects = '';
+  let processed = '';
+  const topic = Orders('bench.inbox');
+
+  const timed = async (
+    subscribe: (seen: () => void) => Promise<Subscription | undefined>,
+  ): Promise<RoundResult> => {
+    let count = 0;
+    let first = 0;
+    let finish!: (result: RoundResult) => void;
+    const done = new Promise<RoundResult>((resolve) => (finish = resolve));
+    const subscription = await subscribe(() => {
+      if (count === 0) first = performance.now();
+      if (++count === messages) {
+        finish({ operations: messages - 1, seconds: (performance.now() - first) / 1000 });
+      }
+    });
+    const result = await done;
+    await subscription?.close();
+    return result;
+  };
+  const truncate = async (): Promise<void> => {
+    await r.pool().query(`TRUNCATE "${effects}", "${processed}"`);
+  };
+  const effect = (message: { id: string; payload: Order }) => [
+    message.id,
+    message.payload.orderId,
+    message.payload.amount,
+  ];
+
+  return {
+    title: `Inbox consumer vs a plain consumer (${messages.toLocaleString('en')} messages, PostgreSQL)`,
+    note: 'Messages come from the memory transport (a new group per round, from the earliest); each handler writes one effect row. The plain consumer inserts the effect and a (group, message id) row into a table shaped like the inbox, in one transaction of its own.',
+    requires: 'FERRY_PG_URL',
+    async setup() {
+      effects = r.table('bench_effects');
+      processed = r.table('bench_processed');
+      await r
+        .pool()
+        .query(`CREATE TABLE "${effects}" (id text PRIMARY KEY, order_id text, amount integer)`);
+      await r.pool().query(
+        `CREATE TABLE "${processed}" (consumer_group text NOT NULL, message_id text NOT NULL,
+           processed_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (consumer_group, message_id));
+         CREATE INDEX ON "${processed}" (processed_at)`,
+      );
+      bus = createBus({ transport: memory({ broker }), logger: silent() });
+      await bus.publishMany(topic, items(messages));
+    },
+    cases: [
+      {
+        name: 'plain consumer: BEGIN; INSERT effect; INSERT processed; COMMIT',
+        setup: truncate,
+        round: () =>
+          timed(async (seen) => {
+            const group = unique('plain');
+            return bus?.subscribe(topic, { group, from: 'earliest' }, async (message) => {
+              const client = await r.pool().connect();
+              try {
+                await client.query('BEGIN');
+                await client.query(`INSERT INTO "${effects}" VALUES ($1, $2, $3)`, effect(message));
+                await client.query(
+                  `INSERT INTO "${processed}" (consumer_group, message_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
+                  [group, message.id],
+                );
+                await client.query('COMMIT');
+              } finally {
+                client.release();
+              }
+              seen();
+            });
+          }),
+      },
+      {
+        name: 'ferry inbox consumer (postgresInbox), effect through its tx',
+        setup: truncate,
+        round: () =>
+          timed(async (seen) => {
+            const inbox = postgresInbox({ pool: r.pool(), table: processed });
+            return bus?.subscribe(
+              topic,
+              { group: unique('inbox'), from: 'earliest', inbox },
+              async (message, { tx }) => {
+                await tx.query(`INSERT INTO "${effects}" VALUES ($1, $2, $3)`, effect(message));
+                seen();
+              },
+            );
+          }),
+      },
+    ],
+    async teardown() {
+      await bus?.close();
+      await r.close();
+    },
+  };
+}
+
+export function outboxPostgresGroups(): BenchGroup[] {
+  return [
+    relayCeilingGroup(),
+    relayCpuGroup(),
+    enqueueCostGroup(1),
+    enqueueCostGroup(16),
+    scaleOutGroup(),
+    latencyGroup(200),
+    latencyGroup(1000),
+    inboxGroup(),
+  ];
+}
