@@ -72,8 +72,8 @@ const name = (prefix: string): string =>
 const silent = (): Logger => createLogger({ level: 'silent' });
 const audited = (): Logger => createLogger({ level: 'info', destination: '/dev/null' });
 const trails = [
-  ['audit trail off', silent],
-  ['audit trail on (info → /dev/null)', audited],
+  ['audit trail off', silent, false],
+  ['audit trail on (info → /dev/null)', audited, true],
 ] as const;
 
 /** Counts deliveries and times the first to the last, leaving out joins and assignment. */
@@ -105,7 +105,7 @@ function chunks<T>(items: readonly T[], size: number): T[][] {
 /** Publish then consume through bus and raw client on one transport, as two groups. */
 interface Side {
   readonly raw: BenchCase;
-  bus(label: string, logger: () => Logger): BenchCase;
+  bus(label: string, logger: () => Logger, audit: boolean): BenchCase;
 }
 
 function pair(
@@ -121,7 +121,7 @@ function pair(
     note,
     ...(requires ? { requires } : {}),
     ...hooks,
-    cases: [side.raw, ...trails.map(([label, logger]) => side.bus(label, logger))],
+    cases: [side.raw, ...trails.map(([label, logger, audit]) => side.bus(label, logger, audit))],
   });
   return [make('publish', publish), make('consume', consume)];
 }
@@ -169,10 +169,11 @@ function sqliteGroups(): BenchGroup[] {
 
   let bus: Bus | undefined;
   const topic = defineTopic<Order>('orders');
-  const openBus = async (logger: () => Logger): Promise<Bus> =>
+  const openBus = async (logger: () => Logger, audit: boolean): Promise<Bus> =>
     (bus = createBus({
       transport: await sqlite({ path: path(), partitions: PARTITIONS }),
       logger: logger(),
+      audit,
     }));
   const closeBus = async (): Promise<void> => {
     await bus?.close();
@@ -189,9 +190,9 @@ function sqliteGroups(): BenchGroup[] {
       },
       teardown: closeRaw,
     },
-    bus: (label, logger) => ({
+    bus: (label, logger, audit) => ({
       name: `ferry bus publishMany, ${label}`,
-      setup: async () => void (await openBus(logger)),
+      setup: async () => void (await openBus(logger, audit)),
       round: async () => {
         for (const batch of chunks(items, BATCH)) await bus?.publishMany(topic, batch);
         return messages;
@@ -237,10 +238,10 @@ function sqliteGroups(): BenchGroup[] {
       },
       teardown: closeRaw,
     },
-    bus: (label, logger) => ({
+    bus: (label, logger, audit) => ({
       name: `ferry bus subscribe (group), ${label}`,
       setup: async () => {
-        const opened = await openBus(logger);
+        const opened = await openBus(logger, audit);
         const filler = createBus({ transport: opened.transport, logger: silent() });
         for (const batch of chunks(items, BATCH)) await filler.publishMany(topic, batch);
       },
@@ -333,10 +334,11 @@ function kafkaGroups(): BenchGroup[] {
   let topic = '';
   let producer: Producer<string, Buffer, string, string> | undefined;
   let bus: Bus | undefined;
-  const openBus = async (logger: () => Logger): Promise<void> => {
+  const openBus = async (logger: () => Logger, audit: boolean): Promise<void> => {
     bus = createBus({
       transport: kafka({ brokers, partitions: PARTITIONS, maxWaitMs: 500 }),
       logger: logger(),
+      audit,
     });
   };
   const closeBus = async (): Promise<void> => {
@@ -362,11 +364,11 @@ function kafkaGroups(): BenchGroup[] {
         producer = undefined;
       },
     },
-    bus: (label, logger) => ({
+    bus: (label, logger, audit) => ({
       name: `ferry bus publishMany, ${label}`,
       setup: async () => {
         topic = await createTopic('bus-produce');
-        await openBus(logger);
+        await openBus(logger, audit);
         await bus?.publishMany(defineTopic<Order>(topic), [warm]);
       },
       round: async () => {
@@ -412,9 +414,9 @@ function kafkaGroups(): BenchGroup[] {
         return result;
       },
     },
-    bus: (label, logger) => ({
+    bus: (label, logger, audit) => ({
       name: `ferry bus subscribe (group), ${label}`,
-      setup: () => openBus(logger),
+      setup: () => openBus(logger, audit),
       round: async () => {
         const seen = counter(consumed);
         const subscription = await bus?.subscribe(
@@ -478,9 +480,9 @@ function redisGroups(): BenchGroup[] {
     await raw().unlink(prefix + stream);
   };
   let bus: Bus | undefined;
-  const openBus = async (logger: () => Logger): Promise<void> => {
+  const openBus = async (logger: () => Logger, audit: boolean): Promise<void> => {
     fresh();
-    bus = createBus({ transport: redisStreams({ url, prefix }), logger: logger() });
+    bus = createBus({ transport: redisStreams({ url, prefix }), logger: logger(), audit });
   };
   const closeBus = async (): Promise<void> => {
     await bus?.close();
@@ -498,9 +500,9 @@ function redisGroups(): BenchGroup[] {
       },
       teardown: drop,
     },
-    bus: (label, logger) => ({
+    bus: (label, logger, audit) => ({
       name: `ferry bus publishMany, ${label}`,
-      setup: () => openBus(logger),
+      setup: () => openBus(logger, audit),
       round: async () => {
         const typed = defineTopic<Order>(stream);
         for (const batch of chunks(items, BATCH)) await bus?.publishMany(typed, batch);
@@ -549,10 +551,10 @@ function redisGroups(): BenchGroup[] {
       },
       teardown: drop,
     },
-    bus: (label, logger) => ({
+    bus: (label, logger, audit) => ({
       name: `ferry bus subscribe (group), ${label}`,
       setup: async () => {
-        await openBus(logger);
+        await openBus(logger, audit);
         await xadd(items);
       },
       round: async () => {

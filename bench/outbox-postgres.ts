@@ -297,7 +297,7 @@ function relayCeilingGroup(): BenchGroup {
     },
   };
 
-  const relayCase = (label: string, logger: () => Logger): BenchCase => {
+  const relayCase = (label: string, logger: () => Logger, audit: boolean): BenchCase => {
     let outbox: PostgresOutbox | undefined;
     let relay: Relay | undefined;
     return {
@@ -307,6 +307,7 @@ function relayCeilingGroup(): BenchGroup {
         relay = outbox.relay({
           transport: transport as Transport,
           logger: logger(),
+          audit,
           retention: 'keep',
         });
         await relay.start();
@@ -340,8 +341,8 @@ function relayCeilingGroup(): BenchGroup {
     cases: [
       databaseAlone,
       brokerAlone,
-      relayCase('audit trail off', silent),
-      relayCase('audit trail on (info → /dev/null)', audited),
+      relayCase('audit trail off', silent, false),
+      relayCase('audit trail on (info → /dev/null)', audited, true),
     ],
     async teardown() {
       await producer?.close();
