@@ -17,6 +17,7 @@ import { traceIdOf } from './observability/tracing.js';
 import { backoffDelay, resolveRetry, sleep, type RetryPolicy } from './retry.js';
 import { checkPayload, type Topic } from './topic.js';
 import type { CloseOptions, StartPosition, Subscription, Transport } from './transport.js';
+import { Subscriptions } from './transports/shared.js';
 
 /**
  * Idempotent-consumer store. `process` runs `work` in one database transaction together
@@ -56,6 +57,14 @@ export interface ConsumeOptions {
   readonly from?: StartPosition;
   readonly concurrency?: number;
   readonly retry?: Partial<RetryPolicy>;
+  /**
+   * The id of a delivery for the inbox and `Message.id`, for messages whose publisher is not
+   * ferry (a request id in a header, say). Return undefined to fall back to the transport's
+   * rule: the publisher's `ferry-id` / AMQP `message-id`, else the broker's durable position
+   * where it has one (`capabilities.identity`). A message with no id at all is handled
+   * without deduplication, under a fresh id, and a warning is logged once per subscription.
+   */
+  readonly messageId?: (delivery: Delivery) => string | undefined;
 }
 
 export interface PublishOptions {
@@ -138,7 +147,7 @@ export function createBus(options: BusOptions): Bus {
   const audit = options.audit ?? auditFromEnv();
   const logger = options.logger ?? createLogger(audit ? { level: 'info' } : {});
   const instrumentation = options.instrumentation ?? defaultInstrumentation();
-  const subscriptions = new Set<Subscription>();
+  const subscriptions = new Subscriptions();
 
   function encode<T>(
     topic: Topic<T>,
@@ -235,41 +244,92 @@ export function createBus(options: BusOptions): Bus {
     const closing = new AbortController();
     const base = { topic: topic.name, group };
 
+    /**
+     * Sends a delivery to `<topic>.dlq`. One that cannot go whole (its body over the limit)
+     * goes without its body, saying so, with its size and where the original was read.
+     */
     const deadLetter = async (
       delivery: Delivery,
       reason: 'failed' | 'permanent' | 'decode' | 'schema',
       error: unknown,
       attempts: number,
     ): Promise<void> => {
-      await transport.publish([
-        {
-          topic: deadLetterTopic(topic.name),
-          key: delivery.key,
-          body: delivery.body,
-          headers: {
-            ...delivery.headers,
-            [HEADER.dlqReason]: reason,
-            [HEADER.dlqError]: describeError(error).slice(0, 1000),
-            [HEADER.dlqAttempts]: String(attempts),
-            [HEADER.dlqTopic]: topic.name,
-            [HEADER.dlqAt]: new Date().toISOString(),
-            ...(group === undefined ? {} : { [HEADER.dlqGroup]: group }),
-          },
-        },
-      ]);
+      const { identity, maxMessageBytes } = transport.capabilities;
+      const headers: Headers = {
+        ...delivery.headers,
+        [HEADER.dlqReason]: reason,
+        [HEADER.dlqError]: describeError(error).slice(0, 1000),
+        [HEADER.dlqAttempts]: String(attempts),
+        [HEADER.dlqTopic]: topic.name,
+        [HEADER.dlqAt]: new Date().toISOString(),
+        [HEADER.dlqOrigin]:
+          identity === 'position'
+            ? `${delivery.topic}/${delivery.partition}/${delivery.offset}`
+            : delivery.topic,
+        ...(group === undefined ? {} : { [HEADER.dlqGroup]: group }),
+      };
+      const letter = { topic: deadLetterTopic(topic.name), key: delivery.key };
+      if (delivery.body.length <= maxMessageBytes) {
+        try {
+          await transport.publish([{ ...letter, body: delivery.body, headers }]);
+          return;
+        } catch (failure) {
+          if (!isFerryError(failure, 'MESSAGE_TOO_LARGE')) throw failure;
+        }
+      }
+      const bodyless = {
+        [HEADER.dlqBody]: 'omitted',
+        [HEADER.dlqSize]: String(delivery.body.length),
+      };
+      try {
+        await transport.publish([{ ...letter, body: EMPTY, headers: { ...headers, ...bodyless } }]);
+      } catch (failure) {
+        if (!isFerryError(failure, 'MESSAGE_TOO_LARGE')) throw failure;
+        // Even its headers are too many: keep only ferry's.
+        const own = Object.fromEntries(
+          Object.entries(headers).filter(([name]) => name.startsWith('ferry-')),
+        );
+        await transport.publish([{ ...letter, body: EMPTY, headers: { ...own, ...bodyless } }]);
+      }
+    };
+
+    let warnedNoId = false;
+    const idOf = (delivery: Delivery): string => {
+      const id =
+        consume.messageId?.(delivery) ?? deliveryId(delivery, transport.capabilities.identity);
+      if (id !== undefined) return id;
+      if (!warnedNoId && inbox) {
+        warnedNoId = true;
+        logger.warn(
+          { event: 'consume', ...base, offset: delivery.offset },
+          `${transport.name} gives messages without a publisher's id no stable id: they are handled without deduplication (give a messageId function to subscribe, or publish with message ids)`,
+        );
+      }
+      return newMessageId();
     };
 
     const onDelivery = async (delivery: Delivery): Promise<void> => {
       const started = performance.now();
-      const id = deliveryId(delivery);
+      let id: string;
+      let unreadable: Error | undefined;
+      try {
+        id = idOf(delivery);
+      } catch (error) {
+        // The subscriber's messageId failed on it: dead-lettered below as undecodable.
+        id = newMessageId();
+        unreadable =
+          error instanceof Error
+            ? error
+            : new FerryError('CODEC_FAILED', `messageId failed: ${describeError(error)}`);
+      }
       const observation = instrumentation.deliver({
         transport: transport.name,
         delivery,
         messageId: id,
         group,
       });
-      const outcome = (result: string, attempt: number, error?: unknown): void => {
-        if (result !== 'retry') observation.end(result, attempt, error);
+      const outcome = (result: string, attempt: number, error?: unknown, observed = true): void => {
+        if (observed && result !== 'retry') observation.end(result, attempt, error);
         if (error === undefined && !audit) return;
         if (!logger.isLevelEnabled(error === undefined ? 'info' : 'warn')) return;
         const line = {
@@ -290,6 +350,8 @@ export function createBus(options: BusOptions): Bus {
 
       let message: Message<T>;
       try {
+        if (unreadable !== undefined) throw unreadable;
+        if (delivery.defect !== undefined) throw new FerryError('CODEC_FAILED', delivery.defect);
         const checked = checkPayload(topic, topic.codec.decode(delivery.body));
         const payload = checked instanceof Promise ? await checked : checked;
         message = {
@@ -358,7 +420,13 @@ export function createBus(options: BusOptions): Bus {
         error: unknown,
         attempts: number,
       ): Promise<void> {
-        await deadLetter(target, reason, error, attempts);
+        try {
+          await deadLetter(target, reason, error, attempts);
+        } catch (failure) {
+          // The delivery's one outcome; it is left unacknowledged and handed out again.
+          outcome('dead-letter-failed', attempts, failure, false);
+          throw failure;
+        }
         observation.deadLetter(reason, attempts, error);
       }
     };
@@ -372,15 +440,10 @@ export function createBus(options: BusOptions): Bus {
       },
       onDelivery,
     );
-    const subscription: Subscription = {
-      async close(closeOptions) {
-        closing.abort();
-        subscriptions.delete(subscription);
-        await inner.close(closeOptions);
-      },
-    };
-    subscriptions.add(subscription);
-    return subscription;
+    return subscriptions.add(async (closeOptions) => {
+      closing.abort();
+      await inner.close(closeOptions);
+    });
   }
 
   return {
@@ -393,11 +456,13 @@ export function createBus(options: BusOptions): Bus {
     publishMany,
     subscribe,
     async close(closeOptions) {
-      await Promise.all([...subscriptions].map((subscription) => subscription.close(closeOptions)));
+      await subscriptions.closeAll(closeOptions);
       await transport.close(closeOptions);
     },
   };
 }
+
+const EMPTY = Buffer.alloc(0);
 
 function describe(message: OutgoingMessage): Record<string, unknown> {
   return {

@@ -124,7 +124,8 @@ function toDeadLetter(delivery: Delivery, topic: string): DeadLetter {
   const stamp = headers[HEADER.dlqAt];
   const at = stamp === undefined ? undefined : new Date(stamp);
   return {
-    id: deliveryId(delivery),
+    // Dead letters are read from a log: where the publisher gave no id, their position names them.
+    id: deliveryId(delivery, 'position'),
     topic: headers[HEADER.dlqTopic] ?? topic,
     key: delivery.key,
     group: headers[HEADER.dlqGroup],

@@ -28,6 +28,12 @@ export const HEADER = {
   dlqGroup: 'ferry-dlq-group',
   dlqTopic: 'ferry-dlq-topic',
   dlqAt: 'ferry-dlq-at',
+  /** `omitted` on a dead letter sent without its body (too large to send whole). */
+  dlqBody: 'ferry-dlq-body',
+  /** Size in bytes of the body of a dead letter sent without it. */
+  dlqSize: 'ferry-dlq-size',
+  /** Where the original was read: `<topic>/<partition>/<offset>`, or `<topic>` on queue brokers. */
+  dlqOrigin: 'ferry-dlq-origin',
 } as const;
 
 /** A new time-ordered message id (UUIDv7). */
@@ -52,13 +58,36 @@ export interface Delivery extends OutgoingMessage {
   readonly partition: number;
   /** The transport's position of the message within its partition, as text. */
   readonly offset: string;
+  /** When the broker took the message, where it records that (log time, record timestamp, stream id). */
+  readonly brokerTime?: Date | undefined;
+  /**
+   * What the transport could not read of this message (headers that are not what they must
+   * be). The consumer runtime dead-letters such a delivery with this reason.
+   */
+  readonly defect?: string | undefined;
 }
 
-/** The message id carried by a delivery, or a stable one derived from its position. */
-export function deliveryId(delivery: Delivery): string {
-  return (
-    delivery.headers[HEADER.id] ?? `${delivery.topic}/${delivery.partition}/${delivery.offset}`
-  );
+/**
+ * How a transport identifies a message whose publisher gave it no id (no `ferry-id`, no AMQP
+ * `message-id`). `position`: by the broker's durable position `<topic>/<partition>/<offset>`,
+ * unique and the same every time the message is handed out (a log offset, a stream id).
+ * `none`: the broker has no such position (a queue's delivery tag or an arrival count restarts
+ * with each connection), so such a message has no id and is handled without deduplication.
+ */
+export type MessageIdentity = 'position' | 'none';
+
+/**
+ * The id the inbox keys on: the publisher's (`ferry-id`), else the broker's durable position
+ * where `identity` is `position`, else undefined (no id: not deduplicated).
+ */
+export function deliveryId(delivery: Delivery, identity: 'position'): string;
+export function deliveryId(delivery: Delivery, identity: MessageIdentity): string | undefined;
+export function deliveryId(delivery: Delivery, identity: MessageIdentity): string | undefined {
+  const id = delivery.headers[HEADER.id];
+  if (id !== undefined) return id;
+  return identity === 'position'
+    ? `${delivery.topic}/${delivery.partition}/${delivery.offset}`
+    : undefined;
 }
 
 /** FNV-1a over UTF-8: the stable, fast key hash used to pick partitions everywhere in ferry. */
@@ -101,9 +130,10 @@ export function buildOutgoing(parts: OutgoingParts): OutgoingMessage {
   };
 }
 
-/** When the message was first made, from its header, else now. */
-export function deliveryCreatedAt(delivery: OutgoingMessage): Date {
+/** When the message was first made: its header, else when the broker took it, else now. */
+export function deliveryCreatedAt(delivery: Delivery): Date {
   const text = delivery.headers[HEADER.createdAt];
   const date = text === undefined ? new Date(NaN) : new Date(text);
-  return Number.isNaN(date.getTime()) ? new Date() : date;
+  if (!Number.isNaN(date.getTime())) return date;
+  return delivery.brokerTime ?? new Date();
 }

@@ -1,4 +1,4 @@
-import type { Delivery, OutgoingMessage } from './message.js';
+import type { Delivery, MessageIdentity, OutgoingMessage } from './message.js';
 
 /** What a transport promises. The consumer runtime and `ferry advise` read these. */
 export interface TransportCapabilities {
@@ -18,6 +18,12 @@ export interface TransportCapabilities {
   readonly delivery: 'at-least-once' | 'at-most-once';
   /** Largest body, in bytes, that `publish` accepts. */
   readonly maxMessageBytes: number;
+  /**
+   * The id of a message whose publisher gave none (see {@link MessageIdentity}): `position`
+   * (the broker's durable position) or `none` (handled without deduplication, unless the
+   * subscriber's `messageId` finds one). A publisher's `ferry-id` (AMQP `message-id`) always wins.
+   */
+  readonly identity: MessageIdentity;
 }
 
 export type StartPosition = 'earliest' | 'latest';
@@ -30,7 +36,11 @@ export interface SubscribeOptions {
    * lives, starting at `from`, and keeps no position after it closes.
    */
   readonly group?: string;
-  /** Where a group with no stored position (or a private subscription) starts. Default: groups `earliest`, private `latest`. */
+  /**
+   * Where a group with no stored position (or a private subscription) starts. Default: groups
+   * `earliest`, private `latest`. `earliest` where the broker keeps no past messages
+   * (`capabilities.replay` false) is `UNSUPPORTED`.
+   */
   readonly from?: StartPosition;
   /** Most partitions (ordering units) handled at once. Default: transport-specific. */
   readonly concurrency?: number;
@@ -116,7 +126,8 @@ export interface Transport {
   /**
    * Starts consuming. Resolves when the subscription is live (joined its group, queue
    * declared), so that messages published after it resolves are delivered to it.
-   * Rejects with `UNSUPPORTED` for a group on a transport without groups.
+   * Rejects with `UNSUPPORTED` for a group on a transport without groups, and for a `from`
+   * it cannot honour.
    */
   subscribe(options: SubscribeOptions, handler: DeliveryHandler): Promise<Subscription>;
 

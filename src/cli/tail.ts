@@ -125,7 +125,8 @@ function payloadOf(delivery: Delivery): unknown {
 
 function asJson(delivery: Delivery): Record<string, unknown> {
   return {
-    id: deliveryId(delivery),
+    // The publisher's id; where there is none, partition and offset say where it was read.
+    id: deliveryId(delivery, 'none') ?? null,
     topic: delivery.topic,
     partition: delivery.partition,
     offset: delivery.offset,
@@ -138,5 +139,5 @@ function asJson(delivery: Delivery): Record<string, unknown> {
 
 function asLine(delivery: Delivery): string {
   const key = delivery.key === undefined ? '' : `  key=${delivery.key}`;
-  return `${deliveryCreatedAt(delivery).toISOString()}  ${delivery.topic}[${delivery.partition}]@${delivery.offset}${key}  id=${deliveryId(delivery)}  ${JSON.stringify(payloadOf(delivery))}`;
+  return `${deliveryCreatedAt(delivery).toISOString()}  ${delivery.topic}[${delivery.partition}]@${delivery.offset}${key}  id=${deliveryId(delivery, 'none') ?? '-'}  ${JSON.stringify(payloadOf(delivery))}`;
 }

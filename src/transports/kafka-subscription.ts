@@ -1,7 +1,7 @@
 import type * as KafkaLib from '@platformatic/kafka';
 import { pause } from '../retry.js';
 import type { FerryError } from '../errors.js';
-import type { Delivery } from '../message.js';
+import { HEADER, type Delivery } from '../message.js';
 import type { CloseOptions, DeliveryHandler, StartPosition, Subscription } from '../transport.js';
 
 type Lib = typeof KafkaLib;
@@ -428,6 +428,9 @@ function toDelivery(record: Record): Delivery {
     body: record.value ?? EMPTY,
     partition: record.partition,
     offset: record.offset.toString(),
+    // Records from other producers carry no ferry-created-at: their own timestamp stands in.
+    brokerTime:
+      headers[HEADER.createdAt] === undefined ? new Date(Number(record.timestamp)) : undefined,
   };
 }
 

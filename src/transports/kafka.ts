@@ -12,12 +12,11 @@ import type {
   PartitionLag,
   SeekTarget,
   SubscribeOptions,
-  Subscription,
   Transport,
   TransportCapabilities,
 } from '../transport.js';
 import { KafkaSubscription } from './kafka-subscription.js';
-import { assertPartitions, checkSize } from './shared.js';
+import { assertPartitions, checkSize, Subscriptions } from './shared.js';
 
 type Lib = typeof KafkaLib;
 type Producer = KafkaLib.Producer<string, Buffer, string, string>;
@@ -153,6 +152,7 @@ export function kafka(options: KafkaTransportOptions): Transport {
     order: 'partition',
     replay: true,
     delivery: 'at-least-once',
+    identity: 'position',
     maxMessageBytes: options.maxMessageBytes ?? 1_000_000,
   };
   const clientOptions = {
@@ -171,7 +171,7 @@ export function kafka(options: KafkaTransportOptions): Transport {
   let producer: Promise<Producer> | undefined;
   let admin: Promise<KafkaLib.Admin> | undefined;
   const topics = new Map<string, Promise<void>>();
-  const subscriptions = new Set<Subscription>();
+  const subscriptions = new Subscriptions();
   const queue: PendingSend[] = [];
   let sending: Promise<void> | undefined;
   let closed = false;
@@ -387,14 +387,7 @@ export function kafka(options: KafkaTransportOptions): Transport {
         },
         handler,
       );
-      const tracked: Subscription = {
-        async close(closeOptions?: CloseOptions) {
-          subscriptions.delete(tracked);
-          await subscription.close(closeOptions);
-        },
-      };
-      subscriptions.add(tracked);
-      return tracked;
+      return subscriptions.add((closeOptions?: CloseOptions) => subscription.close(closeOptions));
     },
 
     async seek(topic: string, group: string, target: SeekTarget) {
@@ -490,7 +483,7 @@ export function kafka(options: KafkaTransportOptions): Transport {
     close(closeOptions?: CloseOptions) {
       done ??= (async () => {
         closed = true;
-        await Promise.all([...subscriptions].map((s) => s.close(closeOptions)));
+        await subscriptions.closeAll(closeOptions);
         await sending;
         const clients: Array<Promise<{ close(): Promise<void> } | undefined>> = [
           producer?.catch(() => undefined) ?? Promise.resolve(undefined),

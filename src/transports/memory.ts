@@ -7,15 +7,20 @@ import type {
   PartitionLag,
   SeekTarget,
   SubscribeOptions,
-  Subscription,
   Transport,
   TransportCapabilities,
 } from '../transport.js';
 import { PartitionPump } from './partition-pump.js';
-import { assertPartitions, checkSize, partitionOf, roundRobinShare } from './shared.js';
+import {
+  assertPartitions,
+  checkSize,
+  partitionOf,
+  roundRobinShare,
+  Subscriptions,
+} from './shared.js';
 
 interface Stored extends Delivery {
-  readonly at: number;
+  readonly brokerTime: Date;
 }
 
 interface GroupState {
@@ -45,6 +50,8 @@ export interface MemoryTransportOptions {
   /** Shared broker state; default a new one private to this transport. */
   readonly broker?: MemoryBroker;
   readonly maxMessageBytes?: number;
+  /** Told about handlers that rejected (their message is handed out again). */
+  readonly onError?: (error: unknown) => void;
 }
 
 const capabilitiesOf = (maxMessageBytes: number): TransportCapabilities => ({
@@ -53,6 +60,7 @@ const capabilitiesOf = (maxMessageBytes: number): TransportCapabilities => ({
   order: 'partition',
   replay: true,
   delivery: 'at-least-once',
+  identity: 'position',
   maxMessageBytes,
 });
 
@@ -64,7 +72,7 @@ const capabilitiesOf = (maxMessageBytes: number): TransportCapabilities => ({
 export function memory(options: MemoryTransportOptions = {}): Transport {
   const broker = options.broker ?? createMemoryBroker();
   const capabilities = capabilitiesOf(options.maxMessageBytes ?? 16 * 1024 * 1024);
-  const mine = new Set<Subscription>();
+  const mine = new Subscriptions();
   let closed = false;
 
   const log = (topic: string): Stored[][] => {
@@ -117,7 +125,12 @@ export function memory(options: MemoryTransportOptions = {}): Transport {
         const partitions = log(message.topic);
         const partition = partitionOf(message, broker.partitions);
         const entries = partitions[partition] as Stored[];
-        entries.push({ ...message, partition, offset: String(entries.length), at: Date.now() });
+        entries.push({
+          ...message,
+          partition,
+          offset: String(entries.length),
+          brokerTime: new Date(),
+        });
         touched.add(message.topic);
       }
       for (const topic of touched) for (const pump of broker.pumps.get(topic) ?? []) pump.wake();
@@ -150,6 +163,7 @@ export function memory(options: MemoryTransportOptions = {}): Transport {
           concurrency: subscribe.concurrency ?? broker.partitions,
           idleWaitMs: 1000,
           redeliveryDelayMs: 50,
+          ...(options.onError === undefined ? {} : { onError: options.onError }),
         },
       );
       let pumps = broker.pumps.get(subscribe.topic);
@@ -164,23 +178,14 @@ export function memory(options: MemoryTransportOptions = {}): Transport {
           offsets.set(partition, start(partition));
         await pump.assign(Array.from({ length: broker.partitions }, (_, partition) => partition));
       }
-      let done: Promise<void> | undefined;
-      const subscription: Subscription = {
-        close(closeOptions?: CloseOptions) {
-          done ??= (async () => {
-            mine.delete(subscription);
-            pumps.delete(pump);
-            await pump.close(closeOptions?.timeoutMs ?? 30_000);
-            if (group) {
-              group.members.delete(memberId);
-              await rebalance(group);
-            }
-          })();
-          return done;
-        },
-      };
-      mine.add(subscription);
-      return subscription;
+      return mine.add(async (closeOptions?: CloseOptions) => {
+        pumps.delete(pump);
+        await pump.close(closeOptions?.timeoutMs ?? 30_000);
+        if (group) {
+          group.members.delete(memberId);
+          await rebalance(group);
+        }
+      });
     },
 
     seek(topic: string, group: string, target: SeekTarget) {
@@ -191,7 +196,9 @@ export function memory(options: MemoryTransportOptions = {}): Transport {
         let next: number;
         if ('position' in target) next = target.position === 'earliest' ? 0 : entries.length;
         else if ('timestamp' in target) {
-          const index = entries.findIndex((entry) => entry.at >= target.timestamp.getTime());
+          const index = entries.findIndex(
+            (entry) => entry.brokerTime.getTime() >= target.timestamp.getTime(),
+          );
           next = index < 0 ? entries.length : index;
         } else {
           const offset = target.offsets[partition];
@@ -220,7 +227,7 @@ export function memory(options: MemoryTransportOptions = {}): Transport {
 
     async close(closeOptions?: CloseOptions) {
       closed = true;
-      await Promise.all([...mine].map((subscription) => subscription.close(closeOptions)));
+      await mine.closeAll(closeOptions);
     },
   };
 }

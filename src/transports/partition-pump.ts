@@ -9,7 +9,8 @@ export interface PumpSource {
   read(partition: number, offset: number, limit: number): Delivery[] | Promise<Delivery[]>;
   /**
    * Stores `nextOffset` as the position: every message before it is acknowledged. Called
-   * after each batch and before a partition stops, not after every message.
+   * after each batch, before a partition stops, and when a close abandons a handler (for the
+   * messages of its batch that had resolved), not after every message.
    */
   commit(partition: number, nextOffset: number): void | Promise<void>;
 }
@@ -22,13 +23,19 @@ export interface PumpOptions {
   /** Wait before handing out again a message whose handler rejected. */
   readonly redeliveryDelayMs: number;
   readonly batchSize?: number;
-  /** Told about failures of the source itself (the pump retries after `redeliveryDelayMs`). */
+  /**
+   * Told about failures of the source (the pump retries after `redeliveryDelayMs`) and about
+   * handlers that rejected (their message is handed out again after `redeliveryDelayMs`).
+   */
   readonly onError?: (error: unknown) => void;
 }
 
 interface Worker {
+  readonly partition: number;
   stopping: boolean;
   done: Promise<void>;
+  /** Position after the last message handled and not yet committed. */
+  handledUpTo: number | undefined;
 }
 
 /**
@@ -70,7 +77,12 @@ export class PartitionPump {
     }
     for (const partition of wanted) {
       if (!this.workers.has(partition)) {
-        const worker: Worker = { stopping: false, done: Promise.resolve() };
+        const worker: Worker = {
+          partition,
+          stopping: false,
+          done: Promise.resolve(),
+          handledUpTo: undefined,
+        };
         worker.done = this.work(partition, worker);
         this.workers.set(partition, worker);
       }
@@ -89,22 +101,34 @@ export class PartitionPump {
   async close(timeoutMs: number): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    const done = [...this.workers.values()].map((worker) => {
-      worker.stopping = true;
-      return worker.done;
-    });
+    const workers = [...this.workers.values()];
+    for (const worker of workers) worker.stopping = true;
     this.workers.clear();
     this.wake();
     for (const release of this.slotQueue.splice(0)) release();
     let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<void>((resolve) => {
-      timer = setTimeout(() => {
-        this.abandoned = true;
-        resolve();
-      }, timeoutMs);
+    const timedOut = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), timeoutMs);
     });
-    await Promise.race([Promise.all(done), timedOut]);
+    const finished = await Promise.race([
+      Promise.all(workers.map((worker) => worker.done)).then(() => true),
+      timedOut,
+    ]);
     clearTimeout(timer);
+    if (finished) return;
+    // Handlers still running are abandoned (their messages come back); what resolved before
+    // them in their batch is acknowledged now.
+    this.abandoned = true;
+    await Promise.all(
+      workers.map(async ({ partition, handledUpTo }) => {
+        if (handledUpTo === undefined) return;
+        try {
+          await this.source.commit(partition, handledUpTo);
+        } catch (error) {
+          this.options.onError?.(error);
+        }
+      }),
+    );
   }
 
   private async work(partition: number, worker: Worker): Promise<void> {
@@ -125,16 +149,19 @@ export class PartitionPump {
       }
       // The position is stored once per batch (and before stopping), not per message: a
       // crash redelivers at most the rest of a batch, which at-least-once allows.
-      let handledUpTo: number | undefined;
+      worker.handledUpTo = undefined;
       for (const delivery of batch) {
         if (worker.stopping) break;
         if (!(await this.handle(delivery, worker))) break;
-        handledUpTo = Number(delivery.offset) + 1;
+        if (this.abandoned) return;
+        worker.handledUpTo = Number(delivery.offset) + 1;
       }
       if (this.abandoned) return;
+      const handledUpTo = worker.handledUpTo;
       if (handledUpTo !== undefined) {
         try {
           await this.source.commit(partition, handledUpTo);
+          worker.handledUpTo = undefined;
           position = handledUpTo;
         } catch (error) {
           // Position not stored: those messages will be handed out again (at-least-once).
@@ -152,7 +179,8 @@ export class PartitionPump {
       try {
         await this.handler(delivery);
         return true;
-      } catch {
+      } catch (error) {
+        this.options.onError?.(error);
         if (worker.stopping) return false;
       } finally {
         this.release();

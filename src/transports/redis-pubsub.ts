@@ -6,11 +6,10 @@ import type {
   CloseOptions,
   DeliveryHandler,
   SubscribeOptions,
-  Subscription,
   Transport,
   TransportCapabilities,
 } from '../transport.js';
-import { checkSize, checkSubscribe, InFlight, unsupported } from './shared.js';
+import { checkSize, checkSubscribe, InFlight, Subscriptions, unsupported } from './shared.js';
 import {
   closeRedis,
   connectionFromUrl,
@@ -68,6 +67,7 @@ const capabilitiesOf = (maxMessageBytes: number): TransportCapabilities => ({
   order: 'channel',
   replay: false,
   delivery: 'at-most-once',
+  identity: 'none',
   maxMessageBytes,
 });
 
@@ -254,7 +254,7 @@ export function redisPubSub(options: RedisPubSubOptions = {}): Transport {
   const prefix = options.prefix ?? '';
   const maxQueued = options.maxQueued ?? 100_000;
   const channels = new Map<string, Channel>();
-  const subscriptions = new Set<Subscription>();
+  const subscriptions = new Subscriptions();
   const publishing = new InFlight();
   let publisher: Promise<Redis> | undefined;
   let subscriber: Promise<Redis> | undefined;
@@ -354,32 +354,23 @@ export function redisPubSub(options: RedisPubSubOptions = {}): Transport {
         throw redisError('CONNECTION_FAILED', `redis SUBSCRIBE ${channel} failed`, error);
       }
 
-      let done: Promise<void> | undefined;
-      const subscription: Subscription = {
-        close(closeOptions?: CloseOptions) {
-          done ??= (async () => {
-            subscriptions.delete(subscription);
-            const drained = listener.close(closeOptions?.timeoutMs ?? 30_000);
-            await serially(async () => {
-              const entry = channels.get(channel);
-              if (!entry?.listeners.delete(listener) || entry.listeners.size > 0) return;
-              channels.delete(channel);
-              const client = await getSubscriber();
-              try {
-                if (entry.pattern) await client.punsubscribe(channel);
-                else await client.unsubscribe(channel);
-              } catch (error) {
-                // The connection is gone; it will not resubscribe a channel nobody wants.
-                options.onError?.(error);
-              }
-            });
-            await drained;
-          })();
-          return done;
-        },
-      };
-      subscriptions.add(subscription);
-      return subscription;
+      return subscriptions.add(async (closeOptions?: CloseOptions) => {
+        const drained = listener.close(closeOptions?.timeoutMs ?? 30_000);
+        await serially(async () => {
+          const entry = channels.get(channel);
+          if (!entry?.listeners.delete(listener) || entry.listeners.size > 0) return;
+          channels.delete(channel);
+          const client = await getSubscriber();
+          try {
+            if (entry.pattern) await client.punsubscribe(channel);
+            else await client.unsubscribe(channel);
+          } catch (error) {
+            // The connection is gone; it will not resubscribe a channel nobody wants.
+            options.onError?.(error);
+          }
+        });
+        await drained;
+      });
     },
 
     seek() {
@@ -390,7 +381,7 @@ export function redisPubSub(options: RedisPubSubOptions = {}): Transport {
 
     async close(closeOptions?: CloseOptions) {
       closed = true;
-      await Promise.all([...subscriptions].map((subscription) => subscription.close(closeOptions)));
+      await subscriptions.closeAll(closeOptions);
       await publishing.settled();
       const [pub, sub] = [publisher, subscriber];
       publisher = subscriber = undefined;

@@ -8,12 +8,18 @@ import type {
   PartitionLag,
   SeekTarget,
   SubscribeOptions,
-  Subscription,
   Transport,
   TransportCapabilities,
 } from '../transport.js';
 import { pause } from '../retry.js';
-import { assertPartitions, checkSize, InFlight, partitionOf, roundRobinShare } from './shared.js';
+import {
+  assertPartitions,
+  checkSize,
+  InFlight,
+  partitionOf,
+  roundRobinShare,
+  Subscriptions,
+} from './shared.js';
 import {
   closeRedis,
   connectionFromUrl,
@@ -64,6 +70,7 @@ const capabilitiesOf = (maxMessageBytes: number): TransportCapabilities => ({
   order: 'stream',
   replay: true,
   delivery: 'at-least-once',
+  identity: 'position',
   maxMessageBytes,
 });
 
@@ -83,7 +90,8 @@ export function entryFields(message: OutgoingMessage): Array<string | Buffer> {
  * field) give that field as body, `ferry-key` as key and every other field as a header.
  * An entry with one field gives its value as body; one with several other fields gives
  * them as a JSON object (`content-type: application/json`). Entries without `ferry-id` get
- * their id from the stream position (see `deliveryId`).
+ * their id from the stream position (see `deliveryId`), and without `ferry-created-at` the
+ * time in their stream id.
  */
 export function decodeEntry(
   topic: string,
@@ -106,6 +114,7 @@ export function decodeEntry(
       body: Buffer.from(JSON.stringify(object)),
       partition,
       offset: id,
+      brokerTime: timeOf(id),
     };
   }
   const headers: Headers = {};
@@ -115,7 +124,20 @@ export function decodeEntry(
     if (name === KEY_FIELD) key = value(index).toString();
     else headers[name] = value(index).toString();
   });
-  return { topic, key, headers, body: value(bodyAt), partition, offset: id };
+  return {
+    topic,
+    key,
+    headers,
+    body: value(bodyAt),
+    partition,
+    offset: id,
+    brokerTime: headers[HEADER.createdAt] === undefined ? timeOf(id) : undefined,
+  };
+}
+
+/** The time in a stream id (`<ms>-<seq>`): when Redis added the entry. */
+function timeOf(id: string): Date {
+  return new Date(Number.parseInt(id, 10));
 }
 
 /** The stream id just before `id`, so that a group set to it reads `id` next. */
@@ -618,7 +640,7 @@ export function redisStreams(options: RedisStreamsOptions = {}): Transport {
   const prefix = options.prefix ?? '';
   const claimIdleMs = options.claimIdleMs ?? 30_000;
   const onError = options.onError ?? (() => undefined);
-  const subscriptions = new Set<Subscription>();
+  const subscriptions = new Subscriptions();
   const publishing = new InFlight();
   let command: Promise<Redis> | undefined;
   let closed = false;
@@ -733,18 +755,9 @@ export function redisStreams(options: RedisStreamsOptions = {}): Transport {
       } catch (error) {
         throw redisError('CONNECTION_FAILED', `redis-streams subscribe to ${topic} failed`, error);
       }
-      let done: Promise<void> | undefined;
-      const subscription: Subscription = {
-        close(closeOptions?: CloseOptions) {
-          done ??= (async () => {
-            subscriptions.delete(subscription);
-            await stop(closeOptions?.timeoutMs ?? 30_000);
-          })();
-          return done;
-        },
-      };
-      subscriptions.add(subscription);
-      return subscription;
+      return subscriptions.add((closeOptions?: CloseOptions) =>
+        stop(closeOptions?.timeoutMs ?? 30_000),
+      );
     },
 
     async seek(topic: string, group: string, target: SeekTarget) {
@@ -800,7 +813,7 @@ export function redisStreams(options: RedisStreamsOptions = {}): Transport {
 
     async close(closeOptions?: CloseOptions) {
       closed = true;
-      await Promise.all([...subscriptions].map((subscription) => subscription.close(closeOptions)));
+      await subscriptions.closeAll(closeOptions);
       await publishing.settled();
       const client = command;
       command = undefined;

@@ -1,6 +1,11 @@
 import { FerryError } from '../errors.js';
 import { HEADER, partitionFor, type OutgoingMessage } from '../message.js';
-import type { SubscribeOptions, TransportCapabilities } from '../transport.js';
+import type {
+  CloseOptions,
+  SubscribeOptions,
+  Subscription,
+  TransportCapabilities,
+} from '../transport.js';
 
 /** The partition of a message: by key, else by id, so keyless messages spread out. */
 export function partitionOf(message: OutgoingMessage, partitions: number): number {
@@ -23,6 +28,12 @@ export function checkSubscribe(
     throw new FerryError(
       'UNSUPPORTED',
       `${name} has no consumer groups: every subscriber gets every message. Use redis-streams or kafka for groups.`,
+    );
+  }
+  if (options.from === 'earliest' && !capabilities.replay) {
+    throw new FerryError(
+      'UNSUPPORTED',
+      `${name} keeps no messages to start from: a subscription gets what is published after it starts (leave 'from' out). Use kafka, sqlite or redis-streams to read from the earliest message.`,
     );
   }
 }
@@ -78,5 +89,36 @@ export class InFlight {
   /** Resolves when everything in flight has settled; failures are their callers' to handle. */
   async settled(): Promise<void> {
     await Promise.allSettled([...this.pending]);
+  }
+}
+
+/**
+ * The live subscriptions of a transport or bus. A subscription stays in the set until its
+ * close has finished, so closing the owner waits for closes already under way (their acks
+ * and lease releases still need the connection).
+ */
+export class Subscriptions {
+  private readonly live = new Set<Subscription>();
+
+  /** A subscription whose `close` runs `stop` once (later calls get the same promise). */
+  add(stop: (options?: CloseOptions) => Promise<void>): Subscription {
+    let done: Promise<void> | undefined;
+    const subscription: Subscription = {
+      close: (options) =>
+        (done ??= (async () => {
+          try {
+            await stop(options);
+          } finally {
+            this.live.delete(subscription);
+          }
+        })()),
+    };
+    this.live.add(subscription);
+    return subscription;
+  }
+
+  /** Closes every subscription, and waits for those already closing. */
+  async closeAll(options?: CloseOptions): Promise<void> {
+    await Promise.all([...this.live].map((subscription) => subscription.close(options)));
   }
 }

@@ -16,7 +16,7 @@ import type {
 } from '../transport.js';
 import { PartitionPump } from './partition-pump.js';
 import { sqliteFilePath } from '../urls.js';
-import { assertPartitions, checkSize, partitionOf } from './shared.js';
+import { assertPartitions, checkSize, partitionOf, Subscriptions } from './shared.js';
 
 type Database = BetterSqlite3.Database;
 
@@ -34,6 +34,8 @@ export interface SqliteTransportOptions {
   readonly maxMessageBytes?: number;
   /** Most partitions handled at once per subscription. Default: all. */
   readonly concurrency?: number;
+  /** Told about failures it recovers from: handlers that rejected, reads and commits that failed. */
+  readonly onError?: (error: unknown) => void;
 }
 
 const SCHEMA = `
@@ -88,6 +90,7 @@ interface MessageRow {
   key: string | null;
   headers: string;
   body: Buffer;
+  created_at: number;
 }
 
 /** Pumps of every open subscription in this process, per database file and topic. */
@@ -125,6 +128,7 @@ export async function sqlite(options: SqliteTransportOptions = {}): Promise<Tran
     retentionMs: options.retentionMs,
     maxMessageBytes: options.maxMessageBytes ?? 16 * 1024 * 1024,
     concurrency: options.concurrency,
+    onError: options.onError,
   });
 }
 
@@ -135,6 +139,7 @@ interface Settings {
   retentionMs: number | undefined;
   maxMessageBytes: number;
   concurrency: number | undefined;
+  onError: ((error: unknown) => void) | undefined;
 }
 
 function createSqliteTransport(db: Database, path: string, settings: Settings): Transport {
@@ -144,6 +149,7 @@ function createSqliteTransport(db: Database, path: string, settings: Settings): 
     order: 'partition',
     replay: true,
     delivery: 'at-least-once',
+    identity: 'position',
     maxMessageBytes: settings.maxMessageBytes,
   };
   const sql = {
@@ -161,7 +167,7 @@ function createSqliteTransport(db: Database, path: string, settings: Settings): 
       'insert into ferry_messages (topic, partition, offset, key, headers, body, created_at) values (?, ?, ?, ?, ?, ?, ?)',
     ),
     read: db.prepare<[string, number, number, number], MessageRow>(
-      'select partition, offset, key, headers, body from ferry_messages where topic = ? and partition = ? and offset >= ? order by offset limit ?',
+      'select partition, offset, key, headers, body, created_at from ferry_messages where topic = ? and partition = ? and offset >= ? order by offset limit ?',
     ),
     end: db.prepare<[string, number], { next_offset: number }>(
       'select next_offset from ferry_partitions where topic = ? and partition = ?',
@@ -267,14 +273,22 @@ function createSqliteTransport(db: Database, path: string, settings: Settings): 
     }
   });
 
-  const toDelivery = (topic: string, row: MessageRow): Delivery => ({
-    topic,
-    key: row.key ?? undefined,
-    headers: JSON.parse(row.headers) as Headers,
-    body: row.body,
-    partition: row.partition,
-    offset: String(row.offset),
-  });
+  // A row written by another program may hold headers that are not a JSON object of
+  // strings: it is delivered with what can be read, and the defect, to be dead-lettered.
+  const toDelivery = (topic: string, row: MessageRow): Delivery => {
+    const delivery = {
+      topic,
+      key: row.key ?? undefined,
+      body: row.body,
+      partition: row.partition,
+      offset: String(row.offset),
+      brokerTime: new Date(row.created_at),
+    };
+    const headers = readHeaders(row.headers);
+    return typeof headers === 'string'
+      ? { ...delivery, headers: {}, defect: headers }
+      : { ...delivery, headers };
+  };
 
   const wakeLocal = (topic: string): void => {
     for (const pump of localPumps.get(`${path}\u0000${topic}`) ?? []) pump.wake();
@@ -301,7 +315,7 @@ function createSqliteTransport(db: Database, path: string, settings: Settings): 
         }, 60_000);
   retention?.unref();
 
-  const subscriptions = new Set<Subscription>();
+  const subscriptions = new Subscriptions();
   let closed = false;
   const assertOpen = (): void => {
     if (closed) throw new FerryError('CLOSED', 'sqlite transport is closed');
@@ -349,6 +363,7 @@ function createSqliteTransport(db: Database, path: string, settings: Settings): 
         concurrency: options.concurrency ?? settings.concurrency ?? partitions,
         idleWaitMs: 1000,
         redeliveryDelayMs: 50,
+        ...(settings.onError === undefined ? {} : { onError: settings.onError }),
       },
     );
     const pumpKey = `${path}\u0000${topic}`;
@@ -406,32 +421,23 @@ function createSqliteTransport(db: Database, path: string, settings: Settings): 
       );
     }
 
-    let done: Promise<void> | undefined;
-    const subscription: Subscription = {
-      close(closeOptions?: CloseOptions) {
-        done ??= (async () => {
-          clearInterval(heartbeat);
-          await balancing.catch(() => undefined);
-          await pump.close(closeOptions?.timeoutMs ?? 30_000);
-          pumps.delete(pump);
-          const watchers = (watchedTopics.get(topic) ?? 1) - 1;
-          if (watchers === 0) watchedTopics.delete(topic);
-          else watchedTopics.set(topic, watchers);
-          if (group !== undefined) {
-            db.transaction(() => {
-              for (const { partition } of sql.myLeases.all(group, topic, member)) {
-                sql.give.run(group, topic, partition, member);
-              }
-              sql.leave.run(group, topic, member);
-            }).immediate();
+    return subscriptions.add(async (closeOptions?: CloseOptions) => {
+      clearInterval(heartbeat);
+      await balancing.catch(() => undefined);
+      await pump.close(closeOptions?.timeoutMs ?? 30_000);
+      pumps.delete(pump);
+      const watchers = (watchedTopics.get(topic) ?? 1) - 1;
+      if (watchers === 0) watchedTopics.delete(topic);
+      else watchedTopics.set(topic, watchers);
+      if (group !== undefined) {
+        db.transaction(() => {
+          for (const { partition } of sql.myLeases.all(group, topic, member)) {
+            sql.give.run(group, topic, partition, member);
           }
-          subscriptions.delete(subscription);
-        })();
-        return done;
-      },
-    };
-    subscriptions.add(subscription);
-    return subscription;
+          sql.leave.run(group, topic, member);
+        }).immediate();
+      }
+    });
   }
 
   return {
@@ -497,7 +503,7 @@ function createSqliteTransport(db: Database, path: string, settings: Settings): 
     async close(closeOptions?: CloseOptions) {
       if (closed) return;
       closed = true;
-      await Promise.all([...subscriptions].map((subscription) => subscription.close(closeOptions)));
+      await subscriptions.closeAll(closeOptions);
       clearInterval(poller);
       clearInterval(retention);
       db.close();
@@ -517,4 +523,23 @@ export function sqliteFromUrl(url: URL): Promise<Transport> {
     ...(retention === null ? {} : { retentionMs: Number(retention) }),
     ...(sessionTimeout === null ? {} : { sessionTimeoutMs: Number(sessionTimeout) }),
   });
+}
+
+/** A headers column as headers, or what is wrong with it. */
+function readHeaders(text: string): Headers | string {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    return `headers are not JSON (${error instanceof Error ? error.message : String(error)})`;
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    return 'headers are not a JSON object';
+  }
+  const headers: Headers = {};
+  for (const [name, value] of Object.entries(parsed)) {
+    if (typeof value !== 'string') return `header ${name} is not a string`;
+    headers[name] = value;
+  }
+  return headers;
 }

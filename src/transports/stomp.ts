@@ -24,7 +24,7 @@ import {
 } from './rabbitmq/topology.js';
 import { Window } from './rabbitmq/window.js';
 import { routingKeyOf } from './rabbitmq/wire.js';
-import { checkSize, InFlight } from './shared.js';
+import { checkSize, checkSubscribe, InFlight } from './shared.js';
 
 export type {
   AmqpBinding,
@@ -153,6 +153,7 @@ export function stomp(options: StompTransportOptions = {}): Transport {
     order: 'queue',
     replay: false,
     delivery: 'at-least-once',
+    identity: 'none',
     maxMessageBytes: options.maxMessageBytes ?? DEFAULT_STOMP_MAX_MESSAGE_BYTES,
   };
   const topology = new Topology(options);
@@ -370,6 +371,7 @@ export function stomp(options: StompTransportOptions = {}): Transport {
 
     async subscribe(subscribe: SubscribeOptions, handler: DeliveryHandler) {
       assertOpen();
+      checkSubscribe('stomp', capabilities, subscribe);
       if (subscribe.group === undefined && !connector) {
         throw new FerryError(
           'INVALID_ARGUMENT',

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { kafka } from '../../src/transports/kafka.js';
+import { kafkaPublisher } from '../helpers/foreign.js';
 import { serviceUrl } from '../helpers/services.js';
 import { deadLetterContract } from './dead-letters.js';
 import { transportContract } from './transport.js';
@@ -21,6 +22,7 @@ transportContract(
             rebalanceTimeoutMs: 10_000,
             maxWaitMs: 200,
           }),
+        foreign: () => kafkaPublisher(brokers, 3),
       },
 );
 

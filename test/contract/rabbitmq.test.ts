@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll } from 'vitest';
 import { rabbitmq } from '../../src/transports/rabbitmq/index.js';
+import { amqpPublisher } from '../helpers/foreign.js';
 import { deleteByPrefix } from '../helpers/rabbitmq.js';
 import { serviceUrl } from '../helpers/services.js';
 import { transportContract } from './transport.js';
@@ -14,6 +15,7 @@ transportContract(
     ? undefined
     : {
         create: () => rabbitmq({ url, prefix, queueArguments: { 'x-expires': 600_000 } }),
+        foreign: () => amqpPublisher(url, prefix),
       },
 );
 

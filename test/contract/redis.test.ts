@@ -1,6 +1,7 @@
 import { afterAll } from 'vitest';
 import { redisPubSub, redisStreams } from '../../src/transports/redis.js';
 import { deleteKeys } from '../helpers/redis.js';
+import { redisPublisher, redisStreamsPublisher } from '../helpers/foreign.js';
 import { serviceUrl } from '../helpers/services.js';
 import { uniqueName } from '../helpers/wait.js';
 import { deadLetterContract } from './dead-letters.js';
@@ -15,6 +16,7 @@ transportContract(
     ? undefined
     : {
         create: () => redisPubSub({ url, prefix }),
+        foreign: () => redisPublisher(url, prefix),
       },
 );
 
@@ -34,6 +36,7 @@ transportContract(
             blockMs: 1000,
             redeliveryDelayMs: 20,
           }),
+        foreign: () => redisStreamsPublisher(url, prefix, 4),
       },
 );
 

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll } from 'vitest';
 import { sqlite } from '../../src/transports/sqlite.js';
 import { deadLetterContract } from './dead-letters.js';
+import { sqliteLogPublisher } from '../helpers/foreign.js';
 import { transportContract } from './transport.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ferry-sqlite-'));
@@ -11,6 +12,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 transportContract('sqlite', {
   create: () => sqlite({ path: join(dir, 'log.db'), partitions: 4, sessionTimeoutMs: 1500 }),
+  foreign: () => sqliteLogPublisher(join(dir, 'log.db'), 4),
 });
 
 deadLetterContract('sqlite', {

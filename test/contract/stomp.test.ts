@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll } from 'vitest';
 import { stomp } from '../../src/transports/stomp.js';
+import { amqpPublisher } from '../helpers/foreign.js';
 import { deleteByPrefix } from '../helpers/rabbitmq.js';
 import { serviceUrl } from '../helpers/services.js';
 import { transportContract } from './transport.js';
@@ -22,6 +23,8 @@ transportContract(
             prefix,
             queueArguments: { 'x-expires': 600_000 },
           }),
+        // An AMQP client publishing to the exchanges STOMP consumers read.
+        ...(amqpUrl === undefined ? {} : { foreign: () => amqpPublisher(amqpUrl, prefix) }),
       },
 );
 

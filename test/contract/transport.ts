@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import {
   bytesCodec,
@@ -14,12 +14,50 @@ import {
   type Message,
   type Subscription,
   type Transport,
+  deliveryId,
 } from '../../src/index.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { sqliteInbox } from '../../src/stores/sqlite.js';
+import type { ForeignPublisher } from '../helpers/foreign.js';
 import { deferred, delay, uniqueName, waitFor } from '../helpers/wait.js';
 
 export interface TransportUnderTest {
   /** A new client of the broker under test. Several may be open at once; the suite closes them. */
   create(): Transport | Promise<Transport>;
+  /**
+   * A publisher that is not ferry (the broker's own client library), for the cases of
+   * messages from other systems. Called after `create`. The suite closes it.
+   */
+  foreign?(): ForeignPublisher | Promise<ForeignPublisher>;
+}
+
+/** For transports whose only client is ferry's own (memory): publish without ferry's headers. */
+export function publishingThrough(transport: Transport): ForeignPublisher {
+  return {
+    headers: true,
+    publish: (topic, messages) =>
+      transport.publish(
+        messages.map((m) => ({ topic, key: m.key, headers: { ...m.headers }, body: m.body })),
+      ),
+    close: () => transport.close({ timeoutMs: 1000 }),
+  };
+}
+
+/** Lines a logger wrote, parsed. */
+function captureLog(): {
+  logger: ReturnType<typeof createLogger>;
+  lines: Record<string, unknown>[];
+} {
+  const lines: Record<string, unknown>[] = [];
+  const logger = createLogger({
+    level: 'info',
+    destination: {
+      write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>),
+    },
+  });
+  return { logger, lines };
 }
 
 const silent = createLogger({ level: 'silent' });
@@ -34,6 +72,20 @@ export function transportContract(name: string, subject: TransportUnderTest | un
   describe.skipIf(subject === undefined)(`transport contract: ${name}`, () => {
     const open: Array<Transport | Bus> = [];
     const subscriptions: Subscription[] = [];
+    const foreigners: ForeignPublisher[] = [];
+    const scratch = mkdtempSync(join(tmpdir(), 'ferry-contract-'));
+
+    async function foreign(): Promise<ForeignPublisher | undefined> {
+      if (!subject?.foreign) return undefined;
+      const publisher = await subject.foreign();
+      foreigners.push(publisher);
+      return publisher;
+    }
+    async function inboxed(): Promise<ReturnType<typeof sqliteInbox>> {
+      const inbox = sqliteInbox(join(scratch, `${uniqueName('inbox')}.db`));
+      await inbox.migrate();
+      return inbox;
+    }
 
     async function client(): Promise<Transport> {
       const transport = await (subject as TransportUnderTest).create();
@@ -53,7 +105,9 @@ export function transportContract(name: string, subject: TransportUnderTest | un
     afterEach(async () => {
       await Promise.all(subscriptions.splice(0).map((s) => s.close({ timeoutMs: 1000 })));
       await Promise.all(open.splice(0).map((c) => c.close({ timeoutMs: 1000 })));
+      await Promise.all(foreigners.splice(0).map((f) => f.close()));
     });
+    afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
     it('delivers payload, key, headers and id as published', async () => {
       const b = await bus();
@@ -357,6 +411,277 @@ export function transportContract(name: string, subject: TransportUnderTest | un
         const big = defineTopic<string>(uniqueName('ct.big'));
         const error: unknown = await b.publish(big, 'x'.repeat(limit + 1)).catch((e: unknown) => e);
         expect(isFerryError(error, 'MESSAGE_TOO_LARGE')).toBe(true);
+      }
+    });
+
+    it('refuses an explicit start it cannot honour, with UNSUPPORTED', async (context) => {
+      const transport = await client();
+      if (transport.capabilities.replay) return context.skip();
+      const group = transport.capabilities.groups ? { group: uniqueName('g') } : {};
+      const error: unknown = await transport
+        .subscribe({ topic: uniqueName('ct.from'), ...group, from: 'earliest' }, async () => {})
+        .catch((e: unknown) => e);
+      expect(isFerryError(error, 'UNSUPPORTED')).toBe(true);
+    });
+
+    it('never takes two different foreign messages for one, across reconnects', async (context) => {
+      const publisher = await foreign();
+      if (!publisher) return context.skip();
+      const topic = defineTopic<string>(uniqueName('ct.foreign'));
+      const inbox = await inboxed();
+      const name = uniqueName('g');
+      const handled: string[] = [];
+      let duplicates = 0;
+      const counting: typeof inbox = {
+        ...inbox,
+        process: async (group, id, work) => {
+          const result = await inbox.process(group, id, work);
+          if (result.duplicate) duplicates++;
+          return result;
+        },
+      };
+      const consume = async (): Promise<Subscription> => {
+        const b = await bus();
+        const membership = b.transport.capabilities.groups ? { group: name } : { consumer: name };
+        return b.subscribe(topic, { ...membership, inbox: counting }, async (m) => {
+          handled.push(m.payload);
+        });
+      };
+      const send = (values: string[]): Promise<void> =>
+        publisher.publish(
+          topic.name,
+          values.map((value) => ({ body: Buffer.from(JSON.stringify(value)), key: 'k' })),
+        );
+      const first = await consume();
+      await send(['a', 'b', 'c']);
+      await waitFor('the first three', () => handled.length + duplicates >= 3);
+      await first.close();
+      // A new connection: per-connection counters (delivery tags, arrival counts) start again.
+      track(await consume());
+      await send(['d', 'e', 'f']);
+      await waitFor('the next three', () => handled.length + duplicates >= 6);
+      expect(duplicates).toBe(0);
+      expect(handled.sort()).toEqual(['a', 'b', 'c', 'd', 'e', 'f']);
+      await inbox.close();
+    });
+
+    it('keys the inbox on the id a messageId function finds', async (context) => {
+      const publisher = await foreign();
+      if (!publisher?.headers) return context.skip();
+      const b = await bus();
+      const topic = defineTopic<string>(uniqueName('ct.foreignid'));
+      const inbox = await inboxed();
+      const name = uniqueName('g');
+      const membership = b.transport.capabilities.groups ? { group: name } : { consumer: name };
+      const handled: string[] = [];
+      const ids: string[] = [];
+      track(
+        await b.subscribe(
+          topic,
+          {
+            ...membership,
+            inbox,
+            messageId: (delivery) => delivery.headers['x-request-id'],
+          },
+          async (m) => {
+            handled.push(m.payload);
+            ids.push(m.id);
+          },
+        ),
+      );
+      await publisher.publish(
+        topic.name,
+        ['first', 'again', 'other'].map((value, i) => ({
+          body: Buffer.from(JSON.stringify(value)),
+          key: 'k',
+          headers: { 'x-request-id': i < 2 ? 'r-1' : 'r-2' },
+        })),
+      );
+      await waitFor('the other request', () => handled.includes('other'));
+      expect(handled).toEqual(['first', 'other']);
+      expect(ids).toEqual(['r-1', 'r-2']);
+      await inbox.close();
+    });
+
+    it('gives a foreign message the same id each time it is handed out, where it has a position', async (context) => {
+      const transport = await client();
+      const publisher = await foreign();
+      if (!publisher || transport.capabilities.identity !== 'position') return context.skip();
+      const topic = uniqueName('ct.foreignpos');
+      const seen: string[] = [];
+      track(
+        await transport.subscribe({ topic, group: uniqueName('g') }, async (delivery) => {
+          seen.push(deliveryId(delivery, transport.capabilities.identity) ?? 'none');
+          if (seen.length === 1) throw new Error('first try fails');
+        }),
+      );
+      await publisher.publish(topic, [{ body: Buffer.from('"x"'), key: 'k' }]);
+      await waitFor('the second try', () => seen.length >= 2);
+      expect(seen[0]).not.toBe('none');
+      expect(seen[1]).toBe(seen[0]);
+    });
+
+    it('dead-letters what it cannot dead-letter whole without its body, and goes on', async (context) => {
+      const publisher = await foreign();
+      if (!publisher) return context.skip();
+      const { logger, lines } = captureLog();
+      const transport = await client();
+      const b = createBus({ transport, logger, audit: true, retry: fastRetry });
+      open.push(b);
+      const topic = defineTopic<string>(uniqueName('ct.huge'));
+      const group = transport.capabilities.groups ? { group: uniqueName('g') } : {};
+      const dead: Message<Uint8Array>[] = [];
+      const dlq = defineTopic(deadLetterTopic(topic.name), { codec: bytesCodec });
+      track(await b.subscribe(dlq, group, async (m) => void dead.push(m)));
+      const good: string[] = [];
+      track(await b.subscribe(topic, group, async (m) => void good.push(m.payload)));
+      const size = transport.capabilities.maxMessageBytes + 1;
+      const sent = await publisher
+        .publish(topic.name, [{ body: Buffer.alloc(size, 'x'), key: 'k' }])
+        .then(
+          () => true,
+          (error: unknown) => {
+            if (isFerryError(error, 'MESSAGE_TOO_LARGE')) return false;
+            throw error;
+          },
+        );
+      if (!sent) return context.skip(); // the broker itself takes nothing bigger
+      await publisher.publish(topic.name, [{ body: Buffer.from('"after"'), key: 'k' }]);
+      await waitFor(
+        'the dead letter and the next message',
+        () => dead.length === 1 && good.length === 1,
+        60_000,
+      );
+      const [letter] = dead;
+      expect(good).toEqual(['after']);
+      expect(letter?.payload.length).toBe(0);
+      expect(letter?.headers[HEADER.dlqReason]).toBe('decode');
+      expect(letter?.headers[HEADER.dlqBody]).toBe('omitted');
+      expect(letter?.headers[HEADER.dlqSize]).toBe(String(size));
+      expect(letter?.headers[HEADER.dlqOrigin]).toContain(topic.name);
+      const outcomes = lines.filter(
+        (line) => line.event === 'consume' && line.topic === topic.name,
+      );
+      expect(outcomes.map((line) => line.result).sort()).toEqual(['dead-lettered', 'ok']);
+    }, 90_000);
+
+    it('dead-letters a message whose envelope it cannot read, and goes on', async (context) => {
+      const publisher = await foreign();
+      if (!publisher?.publishUnreadable) return context.skip();
+      const b = await bus();
+      const topic = defineTopic<string>(uniqueName('ct.unreadable'));
+      const group = { group: uniqueName('g') };
+      const dead: Message<Uint8Array>[] = [];
+      const dlq = defineTopic(deadLetterTopic(topic.name), { codec: bytesCodec });
+      track(await b.subscribe(dlq, group, async (m) => void dead.push(m)));
+      const good: string[] = [];
+      track(await b.subscribe(topic, group, async (m) => void good.push(m.payload)));
+      await publisher.publishUnreadable(topic.name, 'k');
+      await publisher.publish(topic.name, [{ body: Buffer.from('"after"'), key: 'k' }]);
+      await waitFor(
+        'the dead letter and the next message',
+        () => dead.length === 1 && good.length === 1,
+      );
+      expect(dead[0]?.headers[HEADER.dlqReason]).toBe('decode');
+      expect(good).toEqual(['after']);
+    });
+
+    it('acknowledges what resolved before close abandoned a stuck handler', async (context) => {
+      const b = await bus();
+      const { groups, delivery } = b.transport.capabilities;
+      if (!groups || delivery !== 'at-least-once') return context.skip();
+      const topic = defineTopic<string>(uniqueName('ct.abandonbatch'));
+      const group = uniqueName('g');
+      const stuck = deferred();
+      const stuckSub = await b.subscribe(topic, { group }, async (m) => {
+        if (m.payload === 'stuck') {
+          stuck.resolve();
+          await new Promise(() => undefined);
+        }
+      });
+      await b.publishMany(
+        topic,
+        ['one', 'two', 'stuck'].map((payload) => ({ payload, key: 'k' })),
+      );
+      await stuck.promise;
+      await stuckSub.close({ timeoutMs: 100 });
+
+      const b2 = await bus();
+      const again: string[] = [];
+      track(await b2.subscribe(topic, { group }, async (m) => void again.push(m.payload)));
+      await b2.publish(topic, 'marker', { key: 'k' });
+      await waitFor('the marker', () => again.includes('marker'), 30_000);
+      expect(again).toEqual(['stuck', 'marker']);
+    });
+
+    it('finishes a subscription close under way before closing the connection', async (context) => {
+      const b = await bus();
+      const { groups, delivery } = b.transport.capabilities;
+      if (!groups || delivery !== 'at-least-once') return context.skip();
+      const topic = defineTopic<string>(uniqueName('ct.closeboth'));
+      const group = uniqueName('g');
+      const started = deferred();
+      let finished = false;
+      const subscription = await b.subscribe(topic, { group }, async () => {
+        started.resolve();
+        await delay(300);
+        finished = true;
+      });
+      await b.publish(topic, 'slow', { key: 'k' });
+      await started.promise;
+      const closing = subscription.close();
+      await b.close();
+      await closing;
+      expect(finished).toBe(true);
+
+      const b2 = await bus();
+      const again: string[] = [];
+      track(await b2.subscribe(topic, { group }, async (m) => void again.push(m.payload)));
+      await b2.publish(topic, 'marker', { key: 'k' });
+      // A message left unacknowledged would come back before the marker (same key).
+      await waitFor('the marker', () => again.includes('marker'), 30_000);
+      expect(again).toEqual(['marker']);
+    });
+
+    it('gives a foreign message the time the broker took it as createdAt', async (context) => {
+      const publisher = await foreign();
+      const b = await bus();
+      if (!publisher || !b.transport.capabilities.replay) return context.skip();
+      const topic = defineTopic<string>(uniqueName('ct.foreigntime'));
+      await publisher.publish(topic.name, [{ body: Buffer.from('"then"'), key: 'k' }]);
+      const afterPublish = Date.now();
+      await delay(50);
+      const got: Message<string>[] = [];
+      track(
+        await b.subscribe(topic, { group: uniqueName('g'), from: 'earliest' }, async (m) => {
+          got.push(m);
+        }),
+      );
+      await waitFor('the message', () => got.length === 1);
+      expect(got[0]?.createdAt.getTime()).toBeLessThanOrEqual(afterPublish);
+      expect(got[0]?.createdAt.getTime()).toBeGreaterThan(afterPublish - 60_000);
+    });
+
+    it('carries header values with newlines, colons and backslashes, from ferry and from others', async () => {
+      const b = await bus();
+      const publisher = await foreign();
+      const topic = defineTopic<string>(uniqueName('ct.headers'));
+      const group = b.transport.capabilities.groups ? { group: uniqueName('g') } : {};
+      const got: Message<string>[] = [];
+      track(await b.subscribe(topic, group, async (m) => void got.push(m)));
+      const headers = { 'x-text': 'line 1\nline 2: a\\b\\nc', 'x-colon:name': 'v:1' };
+      await b.publish(topic, 'ferry', { key: 'k', headers });
+      let expected = 1;
+      if (publisher?.headers) {
+        await publisher.publish(topic.name, [
+          { body: Buffer.from('"foreign"'), key: 'k', headers },
+        ]);
+        expected = 2;
+      }
+      await waitFor('the messages', () => got.length === expected);
+      for (const message of got) {
+        expect(message.headers['x-text']).toBe(headers['x-text']);
+        expect(message.headers['x-colon:name']).toBe(headers['x-colon:name']);
       }
     });
   });

@@ -89,6 +89,7 @@ const capabilitiesOf = (maxMessageBytes: number): TransportCapabilities => ({
   order: 'queue',
   replay: false,
   delivery: 'at-least-once',
+  identity: 'none',
   maxMessageBytes,
 });
 
