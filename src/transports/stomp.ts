@@ -1,5 +1,6 @@
 import type { Client, IMessage, StompHeaders } from '@stomp/stompjs';
 import type { Channel } from 'amqplib';
+import { isUtf8 } from 'node:buffer';
 import { randomUUID } from 'node:crypto';
 import { loadDriver } from '../driver.js';
 import { describeError, FerryError } from '../errors.js';
@@ -83,11 +84,31 @@ function segment(name: string): string {
   return name.replace(/%/g, '%25').replace(/\//g, '%2F');
 }
 
+/**
+ * STOMP 1.1 header escaping (`\\`, `\n`, `\c`), of names and values, in one pass. ferry
+ * speaks STOMP 1.1 and escapes itself: the client library escapes only values, and its
+ * unescaping in 1.2 replaces one escape after another, which corrupts values such as `a\\nb`.
+ */
+export function escapeHeader(text: string): string {
+  return text.replace(/[\\\n:]/g, (char) =>
+    char === '\\' ? '\\\\' : char === '\n' ? '\\n' : '\\c',
+  );
+}
+
+/** The reverse of {@link escapeHeader}; an unknown escape is left as it is. */
+export function unescapeHeader(text: string): string {
+  return text.replace(/\\([\\nc])/g, (_, char: string) =>
+    char === 'n' ? '\n' : char === 'c' ? ':' : '\\',
+  );
+}
+
 /** A STOMP MESSAGE frame as a ferry delivery (from ferry, AMQP clients or other STOMP clients). */
 export function stompToDelivery(topic: string, message: IMessage): Delivery {
   const headers: Headers = {};
   let key: string | undefined;
-  for (const [name, value] of Object.entries(message.headers)) {
+  for (const [escapedName, escapedValue] of Object.entries(message.headers)) {
+    const name = unescapeHeader(escapedName);
+    const value = unescapeHeader(escapedValue);
     if (name === KEY_HEADER) key = value;
     else if (!FRAME_HEADERS.has(name)) headers[name] = value;
   }
@@ -107,14 +128,17 @@ export function stompToDelivery(topic: string, message: IMessage): Delivery {
   };
 }
 
-/** ferry headers as STOMP SEND headers; RabbitMQ maps them onto the same AMQP properties. */
+/**
+ * ferry headers as STOMP SEND headers (escaped); RabbitMQ maps them onto the same AMQP
+ * properties, and every other SEND header onto an AMQP header.
+ */
 function sendHeaders(message: OutgoingMessage): StompHeaders {
   const headers: StompHeaders = { persistent: 'true' };
   for (const [name, value] of Object.entries(message.headers)) {
-    if (name === HEADER.id) headers['amqp-message-id'] = value;
-    else headers[name] = value;
+    if (name === HEADER.id) headers['amqp-message-id'] = escapeHeader(value);
+    else headers[escapeHeader(name)] = escapeHeader(value);
   }
-  if (message.key !== undefined) headers[KEY_HEADER] = message.key;
+  if (message.key !== undefined) headers[KEY_HEADER] = escapeHeader(message.key);
   const created = Date.parse(message.headers[HEADER.createdAt] ?? '');
   headers.timestamp = String(Math.floor((Number.isNaN(created) ? Date.now() : created) / 1000));
   return headers;
@@ -231,6 +255,8 @@ export function stomp(options: StompTransportOptions = {}): Transport {
     const client = new stompjs.Client({
       webSocketFactory: () => new tcp.TCPWrapper(url.hostname, port),
       connectHeaders: { login, passcode, host: vhost },
+      // 1.1: headers are escaped and unescaped here (see escapeHeader).
+      stompVersions: new stompjs.Versions([stompjs.Versions.V1_1]),
       heartbeatIncoming: heartbeat,
       heartbeatOutgoing: heartbeat,
       reconnectDelay: 100,
@@ -320,10 +346,17 @@ export function stomp(options: StompTransportOptions = {}): Transport {
         settle?.('ok');
       });
       try {
+        // RabbitMQ hands every SEND header on to AMQP consumers: a text body goes as text
+        // without content-length (the NUL ends the frame); other bodies need it.
+        const text = isUtf8(message.body) && !message.body.includes(0);
         state.client.publish({
-          destination: `/exchange/${segment(topology.exchangeName(message.topic))}/${segment(routingKeyOf(message))}`,
+          destination: escapeHeader(
+            `/exchange/${segment(topology.exchangeName(message.topic))}/${segment(routingKeyOf(message))}`,
+          ),
           headers: { ...sendHeaders(message), receipt },
-          binaryBody: message.body,
+          ...(text
+            ? { body: message.body.toString('utf8'), skipContentLengthHeader: true }
+            : { binaryBody: message.body }),
         });
       } catch {
         const settle = state.receipts.get(receipt);
@@ -410,7 +443,7 @@ export function stomp(options: StompTransportOptions = {}): Transport {
       }
       const subscription = new StompSubscription(
         subscribe.topic,
-        `/amq/queue/${segment(queue)}`,
+        escapeHeader(`/amq/queue/${segment(queue)}`),
         prefetch,
         new Lanes(handler, {
           lanes: subscribe.concurrency ?? 1,

@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
+import amqplib from 'amqplib';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import {
   createBus,
@@ -284,6 +285,32 @@ describe.skipIf(url === undefined)('rabbitmq', () => {
     expect(returned[0]?.headers['x-caused-by']).toBe(sent.id);
     expect(returned[0]?.id).not.toBe(sent.id);
   });
+
+  it.skipIf(stompUrl === undefined)(
+    'sends over STOMP reach AMQP clients with the message’s headers as they were',
+    async () => {
+      const viaStomp = stomp({ url: stompUrl as string, amqpUrl, prefix });
+      open.push(viaStomp);
+      const topic = uniqueName('it.stomp.headers');
+      const connection = await amqplib.connect(amqpUrl);
+      open.push({ close: () => connection.close() });
+      const channel = await connection.createChannel();
+      await channel.assertExchange(`${prefix}${topic}`, 'topic', { durable: true });
+      const { queue } = await channel.assertQueue('', { exclusive: true });
+      await channel.bindQueue(queue, `${prefix}${topic}`, '#');
+      const seen: Array<Record<string, unknown>> = [];
+      await channel.consume(queue, (message) => {
+        if (message) seen.push(message.properties.headers ?? {});
+      });
+      const headers = { 'x-text': 'line 1\nline 2: a\\b\\nc', 'x-colon:name': 'v:1' };
+      await viaStomp.publish([{ topic, key: 'k', headers, body: Buffer.from('{"n":1}') }]);
+      await waitFor('the message over AMQP', () => seen.length === 1);
+      expect(seen[0]?.['x-text']).toBe(headers['x-text']);
+      expect(seen[0]?.['x-colon:name']).toBe(headers['x-colon:name']);
+      // A text body is framed by its NUL: no content-length among the user's headers.
+      expect(seen[0]).not.toHaveProperty('content-length');
+    },
+  );
 
   it('keeps dead letters without consumers and redrives them to the failing group', async () => {
     const made = transport();
