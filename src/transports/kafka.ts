@@ -316,6 +316,12 @@ export function kafka(options: KafkaTransportOptions): Transport {
     name: 'kafka',
     capabilities,
 
+    async ping() {
+      assertOpen();
+      // A metadata request for no topic: the cluster answers with its brokers.
+      await (await adminClient()).metadata({ topics: [] });
+    },
+
     async publish(messages: readonly OutgoingMessage[]) {
       assertOpen();
       checkSize('kafka', capabilities, messages);

@@ -117,6 +117,10 @@ export function memory(options: MemoryTransportOptions = {}): Transport {
     name: 'memory',
     capabilities,
 
+    async ping() {
+      assertOpen();
+    },
+
     publish(messages: readonly OutgoingMessage[]) {
       assertOpen();
       checkSize('memory', capabilities, messages);

@@ -444,6 +444,11 @@ function createSqliteTransport(db: Database, path: string, settings: Settings): 
     name: 'sqlite',
     capabilities,
 
+    async ping() {
+      assertOpen();
+      db.prepare('select 1').get();
+    },
+
     publish(messages) {
       assertOpen();
       checkSize('sqlite', capabilities, messages);

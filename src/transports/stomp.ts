@@ -169,6 +169,9 @@ interface Session {
  *   `amqp-message-id` (= AMQP message-id), key as `ferry-key`, `content-type` as is.
  * - No replay (`seek` UNSUPPORTED); `redrive` is in `ferry/rabbitmq` (same queues).
  */
+/** How long `ping` waits for a STOMP session that is (re)connecting. */
+const PING_TIMEOUT_MS = 2000;
+
 export function stomp(options: StompTransportOptions = {}): Transport {
   const url = new URL(options.url ?? 'stomp://guest:guest@127.0.0.1:61613');
   const capabilities: TransportCapabilities = {
@@ -394,6 +397,12 @@ export function stomp(options: StompTransportOptions = {}): Transport {
   const transport: Transport = {
     name: 'stomp',
     capabilities,
+
+    async ping() {
+      assertOpen();
+      session ??= openSession({});
+      await connected(session, Date.now() + PING_TIMEOUT_MS);
+    },
 
     async publish(messages: readonly OutgoingMessage[]) {
       assertOpen();

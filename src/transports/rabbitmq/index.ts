@@ -322,6 +322,15 @@ export function rabbitmq(options: RabbitMqOptions = {}): RabbitMqTransport {
     name: 'rabbitmq',
     capabilities,
 
+    async ping() {
+      assertOpen();
+      // Opening and closing a channel is one round trip to the broker.
+      const model = await connector.get(Date.now() + 2000);
+      const channel = await model.createChannel();
+      channel.on('error', () => undefined);
+      await channel.close();
+    },
+
     async publish(messages: readonly OutgoingMessage[]) {
       assertOpen();
       checkSize('rabbitmq', capabilities, messages);
