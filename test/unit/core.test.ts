@@ -231,6 +231,30 @@ describe('advise profiles', () => {
   );
 });
 
+describe('README promises table', () => {
+  const readme = readFileSync(
+    resolve(dirname(fileURLToPath(import.meta.url)), '../../README.md'),
+    'utf8',
+  );
+  const rows = readme
+    .split('\n')
+    .filter((line) => /^\| [a-z].*\| `[a-z-]+:/.test(line))
+    .map((line) => line.split('|').map((cell) => cell.trim()));
+
+  it('states each transport’s rule for messages without an id as its capabilities do', async () => {
+    expect(rows.length).toBe(7);
+    for (const cells of rows) {
+      const url = /`([^`]+)`/.exec(cells[2] ?? '')?.[1] ?? '';
+      const transport = await openTransport(url === 'sqlite:./ferry.db' ? 'sqlite::memory:' : url);
+      const stated = cells[cells.length - 2] ?? '';
+      expect(stated.startsWith('position'), `${url}: ${stated}`).toBe(
+        transport.capabilities.identity === 'position',
+      );
+      await transport.close({ timeoutMs: 100 });
+    }
+  });
+});
+
 describe('bus', () => {
   it('refuses an inbox without a consumer group', async () => {
     const bus = createBus({ transport: memory(), logger: createLogger({ level: 'silent' }) });
