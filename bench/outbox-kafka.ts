@@ -82,7 +82,9 @@ export function outboxKafkaGroups(): BenchGroup[] {
       async teardown() {
         await transport.close();
         for (const table of tables) {
-          await pool.query(`DROP TABLE IF EXISTS ${table}, ${table}_lease, ${table}_relay`);
+          await pool.query(
+            `DROP TABLE IF EXISTS ${table}, ${table}_lease, ${table}_relay, ${table}_schema`,
+          );
         }
         await pool.end();
       },

@@ -29,6 +29,8 @@ export type FerryErrorCode =
   | 'TIMEOUT'
   /** A relay or consumer lost the lease it was working under (another took over). */
   | 'LEASE_LOST'
+  /** What was asked clashes with what others already hold (a relay to another transport on one outbox table). */
+  | 'CONFLICT'
   /** A store or migration step failed. */
   | 'STORE_FAILED';
 

@@ -1,6 +1,6 @@
 import type { PublishItem, PublishOptions, PublishReceipt } from '../bus.js';
 import { FerryError, isFerryError } from '../errors.js';
-import { HEADER, newMessageId, partitionFor } from '../message.js';
+import { HEADER, newMessageId } from '../message.js';
 import { defaultInstrumentation } from '../observability/instrumentation.js';
 import type { Topic } from '../topic.js';
 import { checkPayload } from '../topic.js';
@@ -51,7 +51,7 @@ export function createOutbox<Tx>(store: OutboxStore<Tx>): Outbox<Tx> {
   ): Promise<PublishReceipt[]> => {
     let prepared: NewOutboxRecord[] | Promise<NewOutboxRecord[]>;
     try {
-      prepared = prepareRecords(topic, items, store.partitions, false);
+      prepared = prepareRecords(topic, items, false);
     } catch (error) {
       return Promise.reject(error instanceof Error ? error : new Error(String(error)));
     }
@@ -77,25 +77,22 @@ export function createOutbox<Tx>(store: OutboxStore<Tx>): Outbox<Tx> {
 }
 
 /**
- * Validates and encodes outbox rows. Returns them synchronously when the schema validates
+ * Validates and encodes outbox rows (their partition is the store's to compute). Returns them synchronously when the schema validates
  * synchronously; with `sync`, throws `UNSUPPORTED` instead of returning a promise.
  */
 export function prepareRecords<T>(
   topic: Topic<T>,
   items: readonly PublishItem<T>[],
-  partitions: number,
   sync: true,
 ): NewOutboxRecord[];
 export function prepareRecords<T>(
   topic: Topic<T>,
   items: readonly PublishItem<T>[],
-  partitions: number,
   sync: boolean,
 ): NewOutboxRecord[] | Promise<NewOutboxRecord[]>;
 export function prepareRecords<T>(
   topic: Topic<T>,
   items: readonly PublishItem<T>[],
-  partitions: number,
   sync: boolean,
 ): NewOutboxRecord[] | Promise<NewOutboxRecord[]> {
   const values: Array<T | Promise<T>> = items.map((item) => checkPayload(topic, item.payload));
@@ -111,7 +108,6 @@ export function prepareRecords<T>(
         id,
         topic: topic.name,
         key,
-        partition: partitionFor(key ?? id, partitions),
         body,
         headers: { ...item.headers, ...trace, [HEADER.contentType]: topic.codec.contentType },
         createdAt: new Date(),

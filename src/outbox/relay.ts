@@ -18,16 +18,28 @@ export interface RelayRetention {
   readonly batchSize?: number;
 }
 
+/** Options of {@link createRelay}: where to publish, and how to share and retry the work. */
 export interface RelayOptions {
   /** Where messages go. The relay does not close it. */
   readonly transport: Transport;
+  /**
+   * The transport's identity, recorded with the relay's registration: scheme and host such
+   * as `kafka://10.0.0.1:9092`, never credentials. A relay refuses (`CONFLICT`) to join an
+   * outbox table whose live relays publish to another destination. Default: the
+   * transport's name (`ferry relay` passes the URL's scheme and host).
+   */
+  readonly destination?: string;
   /** This relay's identity in the lease table. Default `host:pid:random`. */
   readonly owner?: string;
   /** Lease time-to-live; renewed every third of it. Default 10 s. */
   readonly leaseMs?: number;
   /** Most rows read and published per partition per round. Default 500. */
   readonly batchSize?: number;
-  /** Publish attempts of one row before it is marked dead. Default 10. */
+  /**
+   * Publish attempts of one row the broker refuses before it is marked dead (a message too
+   * large is dead at once). A broker outage (connection failure, timeout) is never charged
+   * to a row: the relay waits and probes instead. Default 10.
+   */
   readonly maxAttempts?: number;
   /** Wait before a failed row is tried again: exponential from 1 s, capped at 5 min, with jitter. */
   readonly backoff?: Partial<Omit<RetryPolicy, 'maxAttempts'>>;
@@ -56,8 +68,12 @@ export interface RelayStats {
   readonly owner: string;
   /** Messages published and marked. */
   readonly published: number;
-  /** Publish attempts that failed (each scheduled for a retry or marked dead). */
+  /** Publishes the broker refused (each scheduled for a retry or marked dead). */
   readonly failed: number;
+  /** Broker outages seen (connection failures, timeouts); none is charged to a row. */
+  readonly outages: number;
+  /** Since when the broker has been unreachable, or undefined while it is reachable. */
+  readonly outageSince: Date | undefined;
   /** Messages marked dead. */
   readonly dead: number;
   /** Batches handed to the transport. */
@@ -101,8 +117,10 @@ interface HeldLease extends Lease {
   gone: boolean;
 }
 
+/** A relay over `store`: call `start()`; see {@link Relay}. */
 export function createRelay<Tx>(store: OutboxStore<Tx>, options: RelayOptions): Relay {
   const { transport } = options;
+  const destination = options.destination ?? transport.name;
   const owner = options.owner ?? defaultRelayOwner();
   const leaseMs = positive('leaseMs', options.leaseMs ?? 10_000);
   const batchSize = positive('batchSize', options.batchSize ?? 500);
@@ -149,8 +167,18 @@ export function createRelay<Tx>(store: OutboxStore<Tx>, options: RelayOptions): 
   const inFlight = new Map<number, Promise<number>>();
   /** Partitions given up for balance whose batch in flight has not been marked yet. */
   const releasing = new Set<number>();
-  const counters = { published: 0, failed: 0, dead: 0, batches: 0, leasesLost: 0, purged: 0 };
-  let state: 'new' | 'running' | 'stopping' | 'stopped' = 'new';
+  const counters = {
+    published: 0,
+    failed: 0,
+    outages: 0,
+    dead: 0,
+    batches: 0,
+    leasesLost: 0,
+    purged: 0,
+  };
+  /** While the broker is unreachable: rows wait uncharged and a probe runs every `delayMs`. */
+  let outage: { since: number; delayMs: number; probeAt: number } | undefined;
+  let state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new';
   let loop: Promise<void> | undefined;
   let leaseTimer: NodeJS.Timeout | undefined;
   let leaseWork: Promise<void> = Promise.resolve();
@@ -277,6 +305,29 @@ export function createRelay<Tx>(store: OutboxStore<Tx>, options: RelayOptions): 
     else logger.warn(line, `relay ${result}`);
   };
 
+  const noteOutage = (error: unknown): void => {
+    const now = Date.now();
+    if (outage === undefined) {
+      counters.outages++;
+      outage = { since: now, delayMs: OUTAGE_FIRST_PROBE_MS, probeAt: now + OUTAGE_FIRST_PROBE_MS };
+      logger.warn(
+        { event: 'relay-outage', result: 'down', destination, err: error },
+        'broker unreachable: rows wait, uncharged, and the relay probes',
+      );
+    } else if (now >= outage.probeAt) {
+      outage.delayMs = Math.min(outage.delayMs * 2, OUTAGE_MAX_PROBE_MS);
+      outage.probeAt = now + outage.delayMs;
+    }
+  };
+  const noteDelivered = (): void => {
+    if (outage === undefined) return;
+    logger.info(
+      { event: 'relay-outage', result: 'up', destination, downMs: Date.now() - outage.since },
+      'broker reachable again',
+    );
+    outage = undefined;
+  };
+
   /** Marks `rows` published; false when the lease was lost meanwhile. */
   async function markPublished(lease: HeldLease, rows: readonly OutboxRecord[]): Promise<boolean> {
     if (rows.length === 0) return true;
@@ -303,12 +354,17 @@ export function createRelay<Tx>(store: OutboxStore<Tx>, options: RelayOptions): 
       batchError = error;
     }
     if (batchError === undefined) {
+      noteDelivered();
       await afterPublish?.(
         lease.partition,
         rows.map((row) => row.id),
       );
       await markPublished(lease, rows);
       return rows.length;
+    }
+    if (isOutage(batchError)) {
+      noteOutage(batchError);
+      return 0;
     }
     // Find the row(s) the transport refuses: one by one, in order, stopping at the first
     // failure so that later rows of its keys do not overtake it.
@@ -317,6 +373,7 @@ export function createRelay<Tx>(store: OutboxStore<Tx>, options: RelayOptions): 
       if (lease.gone) break;
       try {
         await send([row]);
+        noteDelivered();
         sent.push(row);
         continue;
       } catch (error) {
@@ -325,6 +382,10 @@ export function createRelay<Tx>(store: OutboxStore<Tx>, options: RelayOptions): 
           sent.map((r) => r.id),
         );
         if (!(await markPublished(lease, sent))) return sent.length;
+        if (isOutage(error)) {
+          noteOutage(error);
+          return sent.length;
+        }
         const attempts = row.attempts + 1;
         const dead = attempts >= policy.maxAttempts || isFerryError(error, 'MESSAGE_TOO_LARGE');
         const retryInMs = dead ? 0 : backoffDelay(policy, attempts);
@@ -357,6 +418,8 @@ export function createRelay<Tx>(store: OutboxStore<Tx>, options: RelayOptions): 
   async function round(): Promise<number> {
     // Leases not renewed for a whole lease period may already belong to someone else.
     if (Date.now() - lastRenewal >= leaseMs) return 0;
+    // During an outage publishing waits for the next probe.
+    if (outage !== undefined && Date.now() < outage.probeAt) return 0;
     const work = [...held.values()].map((lease) => {
       const running = publishPartition(lease).finally(() => inFlight.delete(lease.partition));
       inFlight.set(lease.partition, running);
@@ -433,6 +496,19 @@ export function createRelay<Tx>(store: OutboxStore<Tx>, options: RelayOptions): 
     owner,
     async start() {
       if (state !== 'new') throw new FerryError('CLOSED', 'A relay can be started once');
+      state = 'starting';
+      const conflict = await store.register(owner, leaseMs, destination).catch((error: unknown) => {
+        state = 'stopped';
+        throw error;
+      });
+      if (conflict !== undefined) {
+        state = 'stopped';
+        throw new FerryError(
+          'CONFLICT',
+          `This outbox table feeds ${conflict}: a relay publishing to ${destination} may not join it (one outbox table feeds one transport; give the other transport its own table)`,
+          { details: { destination, existing: conflict } },
+        );
+      }
       state = 'running';
       if (transport.capabilities.delivery === 'at-most-once') {
         logger.warn(
@@ -486,9 +562,50 @@ export function createRelay<Tx>(store: OutboxStore<Tx>, options: RelayOptions): 
     return {
       owner,
       ...counters,
+      outageSince: outage === undefined ? undefined : new Date(outage.since),
       partitions: [...held.keys()].sort((a, b) => a - b),
     };
   }
+}
+
+const OUTAGE_FIRST_PROBE_MS = 250;
+/** Probes at least this often, so publishing resumes within seconds of the broker's return. */
+const OUTAGE_MAX_PROBE_MS = 2000;
+
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+]);
+// Drivers that give no code say it in words (ioredis: "Connection is closed", "Reached the
+// max retries per request limit" while it reconnects).
+const NETWORK_TEXT =
+  /connection (is )?closed|connection lost|socket hang up|timed? ?out|max retries per request|ECONNREFUSED|ECONNRESET|ETIMEDOUT/i;
+
+/**
+ * Whether a publish failed because the broker could not be reached (connection failure,
+ * timeout), not because it refused the message: such a failure is not the row's fault.
+ * Looks through the `cause` chain, since drivers wrap socket errors in their own.
+ */
+export function isOutage(error: unknown): boolean {
+  let current: unknown = error;
+  for (let depth = 0; depth < 8 && current !== undefined && current !== null; depth++) {
+    if (isFerryError(current)) {
+      if (['CONNECTION_FAILED', 'TIMEOUT', 'CLOSED'].includes(current.code)) return true;
+      if (current.code === 'MESSAGE_TOO_LARGE') return false;
+    }
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === 'string' && NETWORK_CODES.has(code)) return true;
+    if (current instanceof Error && NETWORK_TEXT.test(current.message)) return true;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return false;
 }
 
 function positive(name: string, value: number): number {

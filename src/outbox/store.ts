@@ -21,11 +21,15 @@ export interface OutboxRecord {
   readonly availableAt: Date;
 }
 
-/** A row to insert: the outbox fills in seq, attempts, status and times. */
+/**
+ * A row to insert: the outbox fills in seq, attempts, status and times. Leave `partition`
+ * out and the store computes hash(key ?? id) mod P with the P it reads from the database,
+ * so a writer never needs to know P (and cannot be configured with a wrong one).
+ */
 export type NewOutboxRecord = Pick<
   OutboxRecord,
-  'id' | 'topic' | 'key' | 'partition' | 'body' | 'headers' | 'createdAt'
->;
+  'id' | 'topic' | 'key' | 'body' | 'headers' | 'createdAt'
+> & { readonly partition?: number };
 
 /** A partition lease held by one relay. */
 export interface Lease {
@@ -38,6 +42,10 @@ export interface PartitionStatus {
   readonly partition: number;
   readonly pending: number;
   readonly dead: number;
+  /** Pending rows held back because an earlier row of their key is dead. */
+  readonly blocked: number;
+  /** Keys held back by a dead row. */
+  readonly blockedKeys: number;
   /** Age of the oldest pending row, in ms; undefined when none is pending. */
   readonly oldestPendingMs: number | undefined;
   readonly owner: string | undefined;
@@ -59,10 +67,16 @@ export interface PartitionStatus {
 export interface OutboxStore<Tx> {
   /** Dialect name for logs: `sqlite`, `postgres`, `mysql`. */
   readonly dialect: string;
-  /** P: fixed when the tables are created; read back from the database by `migrate`. */
+  /**
+   * P: fixed when the tables are created. Read back from the database by `migrate` and by
+   * the first operation of a store opened without it; until then the configured value.
+   */
   readonly partitions: number;
 
-  /** Creates the tables if missing (idempotent, safe to run from many processes). */
+  /**
+   * Creates the tables if missing and applies the schema versions an older installation
+   * lacks, keeping its rows (idempotent, safe to run from many processes).
+   */
   migrate(): Promise<void>;
 
   /** Inserts rows inside the caller's open transaction `tx`; commits nothing itself. */
@@ -73,6 +87,13 @@ export interface OutboxStore<Tx> {
    * leases still held (an expired lease another relay took over is not among them).
    */
   heartbeat(owner: string, ttlMs: number): Promise<Lease[]>;
+  /**
+   * Registers `owner` as a live relay publishing to `destination` (a transport's identity,
+   * such as `kafka://host:9092`, never credentials) unless a live relay of another
+   * destination is registered: then registers nothing and returns that destination. One
+   * outbox table feeds one transport.
+   */
+  register(owner: string, ttlMs: number, destination: string): Promise<string | undefined>;
   /** Number of relays whose registration has not expired (including `owner`). */
   liveRelays(): Promise<number>;
   /**
@@ -85,7 +106,9 @@ export interface OutboxStore<Tx> {
 
   /**
    * Up to `limit` pending rows of `partition` in `seq` order, stopping before the first row
-   * that is not yet available (so a row in backoff holds back the rows behind it).
+   * that is not yet available (so a row in backoff holds back the rows behind it), and
+   * leaving out rows behind a dead row of the same key (a dead row blocks its key until it
+   * is retried or skipped; a dead row without a key blocks nothing).
    */
   readPending(partition: number, limit: number): Promise<OutboxRecord[]>;
   /**
@@ -111,6 +134,8 @@ export interface OutboxStore<Tx> {
   status(): Promise<PartitionStatus[]>;
   /** Dead rows (all, or these ids) back to pending with attempts reset; returns how many. */
   retryDead(ids?: readonly string[]): Promise<number>;
+  /** Dead rows with these ids become `skipped`: never published, no longer blocking their key. */
+  skipDead(ids: readonly string[]): Promise<number>;
   /** Published rows created at or after `since` back to pending (publish again); returns how many. */
   republish(since: Date): Promise<number>;
   /** Deletes up to `limit` published rows published before `before`; returns how many. */

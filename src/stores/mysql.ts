@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Inbox } from '../bus.js';
 import { loadDriver } from '../driver.js';
 import { FerryError } from '../errors.js';
+import { partitionFor } from '../message.js';
 import { createOutbox, type Outbox } from '../outbox/outbox.js';
 import type { OpenedStore } from '../urls.js';
 import type {
@@ -183,17 +184,32 @@ const toLease = (row: Row): Lease => ({
  */
 export function mysqlOutboxStore(options: MysqlOutboxOptions): MysqlOutboxStore {
   const table = assertIdentifier(options.table ?? 'ferry_outbox');
-  let partitions = checkPartitions(options.partitions ?? DEFAULT_PARTITIONS);
+  const configured = checkPartitions(options.partitions ?? DEFAULT_PARTITIONS);
+  /** P as the database has it, once read (fixed from the first migration on). */
+  let partitions: number | undefined;
   const conn = connection(options);
   const T = q(table);
   const L = q(suffixIdentifier(table, 'lease'));
   const R = q(suffixIdentifier(table, 'relay'));
+  const S = q(suffixIdentifier(table, 'schema'));
   let closed = false;
+
+  const countLeases = async (c: MysqlQueryable): Promise<number> =>
+    Number(
+      rowsOf((await c.query(`SELECT COUNT(*) AS n FROM ${L}`)) as [unknown, unknown])[0]?.n ?? 0,
+    );
 
   const run = async <X>(operation: string, work: (pool: MysqlPool) => Promise<X>): Promise<X> => {
     if (closed) throw new FerryError('CLOSED', 'The mysql outbox store is closed');
     return guarded(DIALECT, operation, async () => {
       const pool = await conn.pool();
+      if (partitions === undefined && operation !== 'migrate') {
+        const stored = await countLeases(pool);
+        if (stored === 0) {
+          throw new FerryError('STORE_FAILED', `The outbox ${table} is not migrated: run migrate`);
+        }
+        partitions = stored;
+      }
       // InnoDB may pick ferry's own statements as deadlock victims (rolled back whole):
       // they are safe to run again.
       for (let attempt = 1; ; attempt++) {
@@ -227,14 +243,18 @@ export function mysqlOutboxStore(options: MysqlOutboxOptions): MysqlOutboxStore 
     availableAt: new Date(row.available_at as string),
   });
 
-  const insertChunk = async (tx: MysqlQueryable, rows: NewOutboxRecord[]): Promise<void> => {
+  const insertChunk = async (
+    tx: MysqlQueryable,
+    rows: NewOutboxRecord[],
+    p: number,
+  ): Promise<void> => {
     const values: unknown[] = [];
     for (const r of rows) {
       values.push(
         r.id,
         r.topic,
         r.key ?? null,
-        r.partition,
+        r.partition ?? partitionFor(r.key ?? r.id, p),
         r.body,
         JSON.stringify(r.headers),
         utc(r.createdAt),
@@ -247,10 +267,10 @@ export function mysqlOutboxStore(options: MysqlOutboxOptions): MysqlOutboxStore 
     );
   };
 
-  return {
+  const store: MysqlOutboxStore = {
     dialect: DIALECT,
     get partitions() {
-      return partitions;
+      return partitions ?? configured;
     },
 
     migrate: () =>
@@ -286,23 +306,46 @@ export function mysqlOutboxStore(options: MysqlOutboxOptions): MysqlOutboxStore 
               owner VARCHAR(255) NOT NULL PRIMARY KEY,
               expires_at DATETIME(6) NOT NULL
             ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`);
+          await c.query(`
+            CREATE TABLE IF NOT EXISTS ${S} (
+              version INT NOT NULL PRIMARY KEY,
+              applied_at DATETIME(6) NOT NULL
+            ) ENGINE=InnoDB`);
+          // Versions after the first: each applied once, recorded in the schema table. DDL
+          // commits on its own here, so each step checks what is already done.
+          const applied = Number(
+            rowsOf(await c.query(`SELECT COALESCE(MAX(version), 1) AS v FROM ${S}`))[0]?.v,
+          );
+          if (applied < 2) {
+            const [relayName, relaySchema] = splitName(suffixIdentifier(table, 'relay'));
+            const has = rowsOf(
+              await c.query(
+                `SELECT 1 FROM information_schema.columns WHERE table_schema = COALESCE(?, DATABASE())
+                 AND table_name = ? AND column_name = 'destination'`,
+                [relaySchema, relayName],
+              ),
+            );
+            if (has.length === 0) {
+              await c.query(`ALTER TABLE ${R} ADD COLUMN destination VARCHAR(1024) NULL`);
+            }
+            await c.query(`INSERT IGNORE INTO ${S} (version, applied_at) VALUES (2, ${NOW})`);
+          }
           // One lease row per partition: their count is P, fixed from the first migration on.
-          const count = async (): Promise<number> =>
-            Number(rowsOf(await c.query(`SELECT COUNT(*) AS n FROM ${L}`))[0]?.n ?? 0);
-          if ((await count()) === 0) {
+          if ((await countLeases(c)) === 0) {
             await c.query(
               `INSERT IGNORE INTO ${L} (\`partition\`) VALUES ` +
-                Array.from({ length: partitions }, (_, i) => `(${i})`).join(', '),
+                Array.from({ length: configured }, (_, i) => `(${i})`).join(', '),
             );
           }
-          partitions = await count();
+          partitions = await countLeases(c);
         }),
       ),
 
     insert: async (tx, records) => {
       if (records.length === 0) return;
+      const p = await run('insert', async () => store.partitions);
       await guarded(DIALECT, 'insert', async () => {
-        for (const chunk of chunks(records, INSERT_CHUNK)) await insertChunk(tx, chunk);
+        for (const chunk of chunks(records, INSERT_CHUNK)) await insertChunk(tx, chunk, p);
       });
     },
 
@@ -335,6 +378,29 @@ export function mysqlOutboxStore(options: MysqlOutboxOptions): MysqlOutboxStore 
         );
         return rowsOf(held).map(toLease);
       }),
+
+    register: (owner, ttlMs, destination) =>
+      run('register', (pool) =>
+        // Registrations of one table one at a time: two relays starting at once with
+        // different transports cannot both get in.
+        withNamedLock(pool, `register.${table}`, async (c) => {
+          const other = rowsOf(
+            await c.query(
+              `SELECT destination FROM ${R} WHERE owner <> ? AND expires_at > ${NOW}
+               AND destination IS NOT NULL AND destination <> ? LIMIT 1`,
+              [owner, destination],
+            ),
+          )[0];
+          if (other) return String(other.destination);
+          const micros = checkMs(ttlMs, 'ttlMs') * 1000;
+          await c.query(
+            `INSERT INTO ${R} (owner, expires_at, destination) VALUES (?, ${inMs()}, ?)
+             ON DUPLICATE KEY UPDATE expires_at = ${inMs()}, destination = ?`,
+            [owner, micros, destination, micros, destination],
+          );
+          return undefined;
+        }),
+      ),
 
     liveRelays: () =>
       run('liveRelays', async (pool) => {
@@ -391,7 +457,11 @@ export function mysqlOutboxStore(options: MysqlOutboxOptions): MysqlOutboxStore 
                   DATE_FORMAT(created_at, ${ISO}) AS created_at, attempts,
                   DATE_FORMAT(available_at, ${ISO}) AS available_at,
                   available_at <= ${NOW} AS ready
-           FROM ${T} WHERE status = 'pending' AND \`partition\` = ? ORDER BY seq LIMIT ?`,
+           FROM ${T} o WHERE status = 'pending' AND \`partition\` = ?
+             AND NOT EXISTS (SELECT 1 FROM ${T} d WHERE d.status = 'dead'
+               AND d.\`partition\` = o.\`partition\` AND d.seq < o.seq
+               AND CAST(d.\`key\` AS BINARY) = CAST(o.\`key\` AS BINARY))
+           ORDER BY seq LIMIT ?`,
           [partition, limit],
         );
         const out: OutboxRecord[] = [];
@@ -440,26 +510,52 @@ export function mysqlOutboxStore(options: MysqlOutboxOptions): MysqlOutboxStore 
     status: () =>
       run('status', async (pool) => {
         const result = await pool.query(
-          `SELECT l.\`partition\`, l.owner, CAST(l.fence AS CHAR) AS fence,
+          `SELECT parts.p AS \`partition\`, l.owner, CAST(l.fence AS CHAR) AS fence,
                   DATE_FORMAT(l.expires_at, ${ISO}) AS expires_at,
                   COALESCE(c.pending, 0) AS pending, COALESCE(c.dead, 0) AS dead,
+                  COALESCE(b.blocked, 0) AS blocked, COALESCE(b.\`keys\`, 0) AS \`keys\`,
                   TIMESTAMPDIFF(MICROSECOND, c.oldest, ${NOW}) / 1000 AS oldest_ms
-           FROM ${L} l LEFT JOIN (
-             SELECT \`partition\`, SUM(status = 'pending') AS pending, SUM(status = 'dead') AS dead,
+           FROM (
+             SELECT \`partition\` AS p FROM ${L}
+             UNION SELECT DISTINCT \`partition\` FROM ${T} WHERE status IN ('pending', 'dead')
+           ) parts
+           LEFT JOIN ${L} l ON l.\`partition\` = parts.p
+           LEFT JOIN (
+             SELECT \`partition\` AS p, SUM(status = 'pending') AS pending, SUM(status = 'dead') AS dead,
                     MIN(CASE WHEN status = 'pending' THEN created_at END) AS oldest
-             FROM ${T} WHERE status <> 'published' GROUP BY \`partition\`
-           ) c ON c.\`partition\` = l.\`partition\`
-           ORDER BY l.\`partition\``,
+             FROM ${T} WHERE status IN ('pending', 'dead') GROUP BY \`partition\`
+           ) c ON c.p = parts.p
+           LEFT JOIN (
+             SELECT o.\`partition\` AS p, COUNT(*) AS blocked,
+                    COUNT(DISTINCT CAST(o.\`key\` AS BINARY)) AS \`keys\`
+             FROM ${T} o WHERE o.status = 'pending' AND EXISTS (
+               SELECT 1 FROM ${T} d WHERE d.status = 'dead' AND d.\`partition\` = o.\`partition\`
+                 AND d.seq < o.seq AND CAST(d.\`key\` AS BINARY) = CAST(o.\`key\` AS BINARY))
+             GROUP BY o.\`partition\`
+           ) b ON b.p = parts.p
+           ORDER BY parts.p`,
         );
         return rowsOf(result).map((row): PartitionStatus => ({
           partition: Number(row.partition),
           pending: Number(row.pending),
           dead: Number(row.dead),
+          blocked: Number(row.blocked),
+          blockedKeys: Number(row.keys),
           oldestPendingMs: row.oldest_ms === null ? undefined : Math.max(0, Number(row.oldest_ms)),
           owner: (row.owner as string | null) ?? undefined,
           fence: row.owner === null ? undefined : toBigInt(row.fence),
           leaseExpiresAt: row.owner === null ? undefined : new Date(row.expires_at as string),
         }));
+      }),
+
+    skipDead: (ids) =>
+      run('skipDead', async (pool) => {
+        if (ids.length === 0) return 0;
+        const result = await pool.query(
+          `UPDATE ${T} SET status = 'skipped' WHERE status = 'dead' AND id IN (?)`,
+          [[...ids]],
+        );
+        return affected(result);
       }),
 
     retryDead: (ids) =>
@@ -508,6 +604,13 @@ export function mysqlOutboxStore(options: MysqlOutboxOptions): MysqlOutboxStore 
       await conn.end();
     },
   };
+  return store;
+}
+
+/** `[name, schema]` of `schema.table` (schema null when unqualified). */
+function splitName(name: string): [string, string | null] {
+  const dot = name.lastIndexOf('.');
+  return dot < 0 ? [name, null] : [name.slice(dot + 1), name.slice(0, dot)];
 }
 
 /** The MySQL/MariaDB outbox: `createOutbox` over {@link mysqlOutboxStore}. */
@@ -583,8 +686,13 @@ export interface MysqlInbox<C extends MysqlPoolConnection = MysqlPoolConnection>
   close(): Promise<void>;
 }
 
-const MAX_GROUP = 191;
-const MAX_MESSAGE_ID = 255;
+/** UTF-8 bytes of a group name and of a message id the inbox keeps. */
+const MAX_GROUP = 764;
+const MAX_MESSAGE_ID = 1020;
+// Binary, not a `_bin` collation: those still ignore trailing spaces (PAD SPACE). Ids that
+// differ in case, accents or trailing spaces are distinct messages.
+const GROUP_COLUMN = `VARBINARY(${MAX_GROUP}) NOT NULL`;
+const MESSAGE_ID_COLUMN = `VARBINARY(${MAX_MESSAGE_ID}) NOT NULL`;
 
 /**
  * Effectively-once consumption on MySQL/MariaDB: `process` borrows a pool connection, begins
@@ -609,21 +717,37 @@ export function mysqlInbox<C extends MysqlPoolConnection = MysqlPoolConnection>(
         withNamedLock(await pool(), `migrate.${table}`, async (c) => {
           await c.query(`
             CREATE TABLE IF NOT EXISTS ${I} (
-              consumer_group VARCHAR(${MAX_GROUP}) NOT NULL,
-              message_id VARCHAR(${MAX_MESSAGE_ID}) NOT NULL,
+              consumer_group ${GROUP_COLUMN},
+              message_id ${MESSAGE_ID_COLUMN},
               processed_at DATETIME(6) NOT NULL,
               PRIMARY KEY (consumer_group, message_id),
               KEY inbox_processed (processed_at)
             ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`);
+          // Tables made before ids were compared byte for byte: binary columns only tell
+          // more values apart, so existing rows stay valid.
+          const [name, schema] = splitName(table);
+          const types = rowsOf(
+            await c.query(
+              `SELECT data_type AS t FROM information_schema.columns
+               WHERE table_schema = COALESCE(?, DATABASE()) AND table_name = ?
+                 AND column_name IN ('consumer_group', 'message_id')`,
+              [schema, name],
+            ),
+          );
+          if (types.some((row) => String(row.t).toLowerCase() !== 'varbinary')) {
+            await c.query(
+              `ALTER TABLE ${I} MODIFY consumer_group ${GROUP_COLUMN}, MODIFY message_id ${MESSAGE_ID_COLUMN}`,
+            );
+          }
         }),
       ),
 
     process: async (group, messageId, work) => {
       // INSERT IGNORE would truncate an over-long value into a false duplicate: refuse it.
-      if (group.length > MAX_GROUP || messageId.length > MAX_MESSAGE_ID) {
+      if (Buffer.byteLength(group) > MAX_GROUP || Buffer.byteLength(messageId) > MAX_MESSAGE_ID) {
         throw new FerryError(
           'INVALID_ARGUMENT',
-          `The mysql inbox keeps groups up to ${MAX_GROUP} and message ids up to ${MAX_MESSAGE_ID} characters`,
+          `The mysql inbox keeps groups up to ${MAX_GROUP} and message ids up to ${MAX_MESSAGE_ID} UTF-8 bytes`,
           { details: { group } },
         );
       }

@@ -1,6 +1,7 @@
 import type { Inbox } from '../bus.js';
 import { loadDriver } from '../driver.js';
 import { FerryError } from '../errors.js';
+import { partitionFor } from '../message.js';
 import { createOutbox, type Outbox } from '../outbox/outbox.js';
 import { createRelay, type Relay } from '../outbox/relay.js';
 import type { OpenedStore } from '../urls.js';
@@ -166,7 +167,9 @@ const toLease = (row: Row): Lease => ({
  */
 export function postgresOutboxStore(options: PostgresOutboxOptions): PostgresOutboxStore {
   const table = assertIdentifier(options.table ?? 'ferry_outbox');
-  let partitions = checkPartitions(options.partitions ?? DEFAULT_PARTITIONS);
+  const configured = checkPartitions(options.partitions ?? DEFAULT_PARTITIONS);
+  /** P as the database has it, once read (fixed from the first migration on). */
+  let partitions: number | undefined;
   const channel =
     options.notify === true
       ? `${baseName(table)}_wake`
@@ -177,12 +180,26 @@ export function postgresOutboxStore(options: PostgresOutboxOptions): PostgresOut
   const T = q(table);
   const L = q(suffixIdentifier(table, 'lease'));
   const R = q(suffixIdentifier(table, 'relay'));
+  const S = q(suffixIdentifier(table, 'schema'));
   const listeners = new Set<WakeSubscription>();
   let closed = false;
 
+  const countLeases = async (client: PgQueryable): Promise<number> =>
+    Number(rowsOf((await client.query(`SELECT count(*)::int AS n FROM ${L}`)) as PgResult)[0]?.n);
+
   const run = async <X>(operation: string, work: (pool: PgPool) => Promise<X>): Promise<X> => {
     if (closed) throw new FerryError('CLOSED', 'The postgres outbox store is closed');
-    return guarded(DIALECT, operation, async () => work(await conn.pool()));
+    return guarded(DIALECT, operation, async () => {
+      const pool = await conn.pool();
+      if (partitions === undefined && operation !== 'migrate') {
+        const stored = await countLeases(pool);
+        if (stored === 0) {
+          throw new FerryError('STORE_FAILED', `The outbox ${table} is not migrated: run migrate`);
+        }
+        partitions = stored;
+      }
+      return work(pool);
+    });
   };
 
   const insertSql =
@@ -216,7 +233,7 @@ export function postgresOutboxStore(options: PostgresOutboxOptions): PostgresOut
   const store: PostgresOutboxStore = {
     dialect: DIALECT,
     get partitions() {
-      return partitions;
+      return partitions ?? configured;
     },
     channel,
 
@@ -254,19 +271,47 @@ export function postgresOutboxStore(options: PostgresOutboxOptions): PostgresOut
               owner text PRIMARY KEY,
               expires_at timestamptz NOT NULL
             );
+            CREATE TABLE IF NOT EXISTS ${S} (
+              version integer PRIMARY KEY,
+              applied_at timestamptz NOT NULL DEFAULT now()
+            );
           `);
+          // Versions after the first: each applied once, recorded in the schema table.
+          const applied = Number(
+            rowsOf(await client.query(`SELECT coalesce(max(version), 1) AS v FROM ${S}`))[0]?.v,
+          );
+          if (applied < 2) {
+            await client.query(`ALTER TABLE ${R} ADD COLUMN IF NOT EXISTS destination text`);
+            // A dead row can now also be `skipped`: replace the status check.
+            const checks = await client.query(
+              `SELECT conname FROM pg_constraint WHERE conrelid = $1::regclass AND contype = 'c'
+               AND pg_get_constraintdef(oid) LIKE '%status%'`,
+              [T],
+            );
+            for (const row of rowsOf(checks)) {
+              await client.query(`ALTER TABLE ${T} DROP CONSTRAINT ${q(String(row.conname))}`);
+            }
+            await client.query(
+              `ALTER TABLE ${T} ADD CONSTRAINT ${q(`${baseName(table)}_status`)}
+               CHECK (status IN ('pending', 'published', 'dead', 'skipped'))`,
+            );
+            await client.query(
+              `CREATE INDEX IF NOT EXISTS ${q(`${baseName(table)}_dead`)} ON ${T} (partition, key, seq) WHERE status = 'dead'`,
+            );
+            await client.query(`INSERT INTO ${S} (version) VALUES (2)`);
+          }
           // One lease row per partition: their count is P, fixed from the first migration on.
           await client.query(
             `INSERT INTO ${L} (partition) SELECT generate_series(0, $1::int - 1) WHERE NOT EXISTS (SELECT 1 FROM ${L})`,
-            [partitions],
+            [configured],
           );
-          const result = await client.query(`SELECT count(*)::int AS n FROM ${L}`);
-          partitions = Number(rowsOf(result)[0]?.n);
+          partitions = await countLeases(client);
         }),
       ),
 
     insert: async (tx, records) => {
       if (records.length === 0) return;
+      const p = await run('insert', async () => store.partitions);
       const n = records.length;
       const ids = new Array<string>(n);
       const topics = new Array<string>(n);
@@ -279,7 +324,7 @@ export function postgresOutboxStore(options: PostgresOutboxOptions): PostgresOut
         ids[i] = r.id;
         topics[i] = r.topic;
         keys[i] = r.key ?? null;
-        parts[i] = r.partition;
+        parts[i] = r.partition ?? partitionFor(r.key ?? r.id, p);
         bodies[i] = r.body;
         headers[i] = JSON.stringify(r.headers);
         created[i] = r.createdAt;
@@ -306,6 +351,32 @@ export function postgresOutboxStore(options: PostgresOutboxOptions): PostgresOut
           .map(toLease)
           .sort((a, b) => a.partition - b.partition);
       }),
+
+    register: (owner, ttlMs, destination) =>
+      run('register', (pool) =>
+        transaction(pool, async (client) => {
+          // Registrations of one table one at a time: two relays starting at once with
+          // different transports cannot both get in.
+          await client.query(`SELECT pg_advisory_xact_lock(hashtext($1))`, [
+            `ferry.register.${table}`,
+          ]);
+          const other = await client.query(
+            `SELECT destination FROM ${R} WHERE owner <> $1 AND expires_at > now()
+             AND destination IS NOT NULL AND destination <> $2 LIMIT 1`,
+            [owner, destination],
+          );
+          const found = rowsOf(other)[0];
+          if (found) return String(found.destination);
+          await client.query(
+            `INSERT INTO ${R} (owner, expires_at, destination)
+             VALUES ($1, now() + $2 * interval '1 millisecond', $3)
+             ON CONFLICT (owner) DO UPDATE SET expires_at = excluded.expires_at,
+               destination = excluded.destination`,
+            [owner, checkMs(ttlMs, 'ttlMs'), destination],
+          );
+          return undefined;
+        }),
+      ),
 
     liveRelays: () =>
       run('liveRelays', async (pool) => {
@@ -350,8 +421,11 @@ export function postgresOutboxStore(options: PostgresOutboxOptions): PostgresOut
       run('readPending', async (pool) => {
         if (checkLimit(limit, 'limit') === 0) return [];
         const result = await pool.query(
-          `SELECT ${selectColumns}, available_at <= now() AS ready FROM ${T}
-           WHERE status = 'pending' AND partition = $1 ORDER BY seq LIMIT $2`,
+          `SELECT ${selectColumns}, available_at <= now() AS ready FROM ${T} o
+           WHERE status = 'pending' AND partition = $1
+             AND NOT EXISTS (SELECT 1 FROM ${T} d WHERE d.status = 'dead'
+               AND d.partition = o.partition AND d.key = o.key AND d.seq < o.seq)
+           ORDER BY seq LIMIT $2`,
           [partition, limit],
         );
         const out: OutboxRecord[] = [];
@@ -397,27 +471,48 @@ export function postgresOutboxStore(options: PostgresOutboxOptions): PostgresOut
     status: () =>
       run('status', async (pool) => {
         const result = await pool.query(
-          `SELECT l.partition, l.owner, l.fence::text AS fence, l.expires_at,
-                  coalesce(c.pending, 0)::int AS pending, coalesce(c.dead, 0)::int AS dead,
-                  (extract(epoch FROM now() - c.oldest) * 1000)::float8 AS oldest_ms
-           FROM ${L} l LEFT JOIN (
+          `WITH counts AS (
              SELECT partition,
                     count(*) FILTER (WHERE status = 'pending') AS pending,
                     count(*) FILTER (WHERE status = 'dead') AS dead,
                     min(created_at) FILTER (WHERE status = 'pending') AS oldest
-             FROM ${T} WHERE status <> 'published' GROUP BY partition
-           ) c ON c.partition = l.partition
-           ORDER BY l.partition`,
+             FROM ${T} WHERE status IN ('pending', 'dead') GROUP BY partition
+           ), blocked AS (
+             SELECT o.partition, count(*) AS blocked, count(DISTINCT o.key) AS keys
+             FROM ${T} o WHERE o.status = 'pending' AND EXISTS (
+               SELECT 1 FROM ${T} d WHERE d.status = 'dead' AND d.partition = o.partition
+                 AND d.key = o.key AND d.seq < o.seq)
+             GROUP BY o.partition
+           ), parts AS (SELECT partition FROM ${L} UNION SELECT partition FROM counts)
+           SELECT parts.partition, l.owner, l.fence::text AS fence, l.expires_at,
+                  coalesce(c.pending, 0)::int AS pending, coalesce(c.dead, 0)::int AS dead,
+                  coalesce(b.blocked, 0)::int AS blocked, coalesce(b.keys, 0)::int AS keys,
+                  (extract(epoch FROM now() - c.oldest) * 1000)::float8 AS oldest_ms
+           FROM parts LEFT JOIN ${L} l ON l.partition = parts.partition
+             LEFT JOIN counts c ON c.partition = parts.partition
+             LEFT JOIN blocked b ON b.partition = parts.partition
+           ORDER BY parts.partition`,
         );
         return rowsOf(result).map((row): PartitionStatus => ({
           partition: Number(row.partition),
           pending: Number(row.pending),
           dead: Number(row.dead),
+          blocked: Number(row.blocked),
+          blockedKeys: Number(row.keys),
           oldestPendingMs: row.oldest_ms === null ? undefined : Math.max(0, Number(row.oldest_ms)),
           owner: (row.owner as string | null) ?? undefined,
           fence: row.owner === null ? undefined : toBigInt(row.fence),
           leaseExpiresAt: row.owner === null ? undefined : (row.expires_at as Date),
         }));
+      }),
+
+    skipDead: (ids) =>
+      run('skipDead', async (pool) => {
+        const result = await pool.query(
+          `UPDATE ${T} SET status = 'skipped' WHERE status = 'dead' AND id = ANY($1::text[])`,
+          [[...ids]],
+        );
+        return result.rowCount ?? 0;
       }),
 
     retryDead: (ids) =>

@@ -201,6 +201,8 @@ export function sqliteOutboxStore(
   const lease = quoteIdentifier(`${table}_lease`);
   const relay = quoteIdentifier(`${table}_relay`);
   const pendingIndex = quoteIdentifier(`${table}_pending`);
+  const deadIndex = quoteIdentifier(`${table}_dead`);
+  const schema = quoteIdentifier(`${table}_schema`);
   const connection = connector(source);
   let partitions: number | undefined;
 
@@ -278,7 +280,27 @@ export function sqliteOutboxStore(
             owner TEXT PRIMARY KEY,
             expires_at INTEGER NOT NULL
           ) WITHOUT ROWID;
+          CREATE TABLE IF NOT EXISTS ${schema} (
+            version INTEGER PRIMARY KEY,
+            applied_at INTEGER NOT NULL
+          );
         `);
+        // Versions after the first: each applied once, recorded in the schema table.
+        const applied = (
+          db.prepare(`SELECT coalesce(max(version), 1) AS v FROM ${schema}`).get() as { v: number }
+        ).v;
+        if (applied < 2) {
+          const columns = db.prepare(`PRAGMA table_info(${relay})`).all() as Array<{
+            name: string;
+          }>;
+          if (!columns.some((column) => column.name === 'destination')) {
+            db.exec(`ALTER TABLE ${relay} ADD COLUMN destination TEXT`);
+          }
+          db.exec(
+            `CREATE INDEX IF NOT EXISTS ${deadIndex} ON ${t} ("partition", "key", seq) WHERE status = 'dead'`,
+          );
+          db.prepare(`INSERT INTO ${schema} (version, applied_at) VALUES (2, ?)`).run(Date.now());
+        }
         if (readPartitions(db) === undefined) {
           const insert = db.prepare(`INSERT INTO ${lease} ("partition") VALUES (?)`);
           for (let p = 0; p < configured; p++) insert.run(p);
@@ -304,11 +326,9 @@ export function sqliteOutboxStore(
             `The outbox table ${table} does not exist: run migrate`,
           );
         }
-        if (stored !== configured) {
-          records = records.map((r) => ({ ...r, partition: partitionFor(r.key ?? r.id, stored) }));
-        }
         partitions = stored;
       }
+      const p = partitions;
       const insert = sql(
         tx,
         `INSERT INTO ${t} (id, topic, "key", "partition", payload, headers, created_at, available_at)
@@ -320,7 +340,7 @@ export function sqliteOutboxStore(
           record.id,
           record.topic,
           record.key ?? null,
-          record.partition,
+          record.partition ?? partitionFor(record.key ?? record.id, p),
           record.body,
           JSON.stringify(record.headers),
           createdAt,
@@ -339,13 +359,32 @@ export function sqliteOutboxStore(
           `INSERT INTO ${relay} (owner, expires_at) VALUES (?, ?)
            ON CONFLICT (owner) DO UPDATE SET expires_at = excluded.expires_at`,
         ).run(owner, now + ttlMs);
-        sql(db, `DELETE FROM ${relay} WHERE expires_at < ?`).run(now - 3_600_000);
+        sql(db, `DELETE FROM ${relay} WHERE expires_at < ?`).run(now - 60_000);
         const rows = sql(
           db,
           `UPDATE ${lease} SET expires_at = ? WHERE owner = ?
            RETURNING "partition", CAST(fence AS TEXT) AS fence`,
         ).all(now + ttlMs, owner) as LeaseRow[];
         return rows.map(toLease).sort((a, b) => a.partition - b.partition);
+      }),
+
+    register: (owner, ttlMs, destination) =>
+      write((db) => {
+        const now = Date.now();
+        const other = sql(
+          db,
+          `SELECT destination FROM ${relay}
+           WHERE owner <> ? AND expires_at > ? AND destination IS NOT NULL AND destination <> ?
+           LIMIT 1`,
+        ).get(owner, now, destination) as { destination: string } | undefined;
+        if (other) return other.destination;
+        sql(
+          db,
+          `INSERT INTO ${relay} (owner, expires_at, destination) VALUES (?, ?, ?)
+           ON CONFLICT (owner) DO UPDATE SET expires_at = excluded.expires_at,
+             destination = excluded.destination`,
+        ).run(owner, now + ttlMs, destination);
+        return undefined;
       }),
 
     liveRelays: () =>
@@ -389,7 +428,10 @@ export function sqliteOutboxStore(
           db,
           `SELECT id, CAST(seq AS TEXT) AS seq_text, topic, "key", "partition", payload, headers,
                   created_at, available_at, attempts
-           FROM ${t} WHERE "partition" = ? AND status = 'pending' ORDER BY seq LIMIT ?`,
+           FROM ${t} o WHERE "partition" = ? AND status = 'pending'
+             AND NOT EXISTS (SELECT 1 FROM ${t} d WHERE d.status = 'dead'
+               AND d."partition" = o."partition" AND d."key" = o."key" AND d.seq < o.seq)
+           ORDER BY seq LIMIT ?`,
         ).all(partition, limit) as Row[];
         const now = Date.now();
         const records: OutboxRecord[] = [];
@@ -456,32 +498,59 @@ export function sqliteOutboxStore(
       run((db) => {
         const rows = sql(
           db,
-          `SELECT l."partition" AS partition, l.owner AS owner, CAST(l.fence AS TEXT) AS fence,
-                  l.expires_at AS expires_at,
-                  (SELECT count(*) FROM ${t} o WHERE o."partition" = l."partition" AND o.status = 'pending') AS pending,
-                  (SELECT count(*) FROM ${t} o WHERE o."partition" = l."partition" AND o.status = 'dead') AS dead,
-                  (SELECT min(created_at) FROM ${t} o WHERE o."partition" = l."partition" AND o.status = 'pending') AS oldest
-           FROM ${lease} l ORDER BY l."partition"`,
+          `WITH counts AS (
+             SELECT "partition" AS p, sum(status = 'pending') AS pending, sum(status = 'dead') AS dead,
+                    min(CASE WHEN status = 'pending' THEN created_at END) AS oldest
+             FROM ${t} WHERE status IN ('pending', 'dead') GROUP BY "partition"
+           ), blocked AS (
+             SELECT o."partition" AS p, count(*) AS blocked, count(DISTINCT o."key") AS keys
+             FROM ${t} o WHERE o.status = 'pending' AND EXISTS (
+               SELECT 1 FROM ${t} d WHERE d.status = 'dead' AND d."partition" = o."partition"
+                 AND d."key" = o."key" AND d.seq < o.seq)
+             GROUP BY o."partition"
+           ), parts AS (SELECT "partition" AS p FROM ${lease} UNION SELECT p FROM counts)
+           SELECT parts.p AS partition, l.owner AS owner, CAST(l.fence AS TEXT) AS fence,
+                  l.expires_at AS expires_at, coalesce(c.pending, 0) AS pending,
+                  coalesce(c.dead, 0) AS dead, c.oldest AS oldest,
+                  coalesce(b.blocked, 0) AS blocked, coalesce(b.keys, 0) AS keys
+           FROM parts LEFT JOIN ${lease} l ON l."partition" = parts.p
+             LEFT JOIN counts c ON c.p = parts.p LEFT JOIN blocked b ON b.p = parts.p
+           ORDER BY parts.p`,
         ).all() as Array<{
           partition: number;
           owner: string | null;
-          fence: string;
-          expires_at: number;
+          fence: string | null;
+          expires_at: number | null;
           pending: number;
           dead: number;
           oldest: number | null;
+          blocked: number;
+          keys: number;
         }>;
         const now = Date.now();
         return rows.map((row): PartitionStatus => ({
           partition: row.partition,
           pending: row.pending,
           dead: row.dead,
+          blocked: row.blocked,
+          blockedKeys: row.keys,
           oldestPendingMs: row.oldest === null ? undefined : Math.max(0, now - row.oldest),
           owner: row.owner ?? undefined,
-          fence: BigInt(row.fence),
-          leaseExpiresAt: row.owner === null ? undefined : new Date(row.expires_at),
+          fence: row.fence === null ? undefined : BigInt(row.fence),
+          leaseExpiresAt:
+            row.owner === null || row.expires_at === null ? undefined : new Date(row.expires_at),
         }));
       }),
+
+    skipDead: (ids) =>
+      run(
+        (db) =>
+          sql(
+            db,
+            `UPDATE ${t} SET status = 'skipped'
+             WHERE status = 'dead' AND id IN (SELECT value FROM json_each(?))`,
+          ).run(JSON.stringify(ids)).changes,
+      ),
 
     retryDead: (ids) =>
       run((db) => {
@@ -554,7 +623,7 @@ export function sqliteOutbox(
     topic: Topic<T>,
     items: readonly PublishItem<T>[],
   ): PublishReceipt[] => {
-    const records = prepareRecords(topic, items, store.partitions, true);
+    const records = prepareRecords(topic, items, true);
     store.insertSync(tx, records);
     return records.map((record) => ({ id: record.id }));
   };

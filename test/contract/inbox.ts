@@ -89,6 +89,30 @@ export function inboxContract<Tx>(
       expect(await readEffects()).toEqual([{ message_id: 'm3', grp: 'billing' }]);
     });
 
+    it('tells apart ids and groups that differ only in case, accents or trailing spaces', async () => {
+      const { inbox, writeEffect, readEffects } = await open();
+      const pairs: Array<[string, string]> = [
+        ['billing', 'm-a'],
+        ['billing', 'M-A'],
+        ['billing', 'm-\u00e1'],
+        ['billing', 'm-a '],
+        ['Billing', 'm-a'],
+        ['billing ', 'm-a'],
+      ];
+      for (const [group, id] of pairs) {
+        expect(await inbox.process(group, id, (tx) => writeEffect(tx, id, group))).toEqual({
+          duplicate: false,
+        });
+      }
+      for (const [group, id] of pairs) {
+        expect(await inbox.process(group, id, (tx) => writeEffect(tx, id, group))).toEqual({
+          duplicate: true,
+        });
+      }
+      const effects = (await readEffects()).map((e) => `${e.grp}|${e.message_id}`).sort();
+      expect(effects).toEqual(pairs.map(([group, id]) => `${group}|${id}`).sort());
+    });
+
     it('purges old rows, at most the limit at a time, where it can', async (context) => {
       const { inbox, writeEffect } = await open();
       if (!inbox.purge) return context.skip();

@@ -2,7 +2,8 @@ import mysql from 'mysql2/promise';
 import { afterAll } from 'vitest';
 import { mysqlOutboxStore, type MysqlQueryable } from '../../src/stores/mysql.js';
 import { serviceUrl } from '../helpers/services.js';
-import { outboxStoreContract } from './outbox-store.js';
+import { outboxStoreContract, type OutboxStoreUnderTest } from './outbox-store.js';
+import { relayContract } from './relay.js';
 import { inMysqlTransaction } from '../helpers/sql.js';
 
 const url = serviceUrl('FERRY_MYSQL_URL');
@@ -10,8 +11,7 @@ const pool = url === undefined ? undefined : mysql.createPool({ uri: url, connec
 const tables = new Set<string>();
 
 // Each instance opens its own pool, as separate relay processes would.
-outboxStoreContract<MysqlQueryable>(
-  'mysql',
+const subject: OutboxStoreUnderTest<MysqlQueryable> | undefined =
   pool === undefined
     ? undefined
     : {
@@ -22,13 +22,17 @@ outboxStoreContract<MysqlQueryable>(
             transaction: (work) => inMysqlTransaction(pool, work),
           };
         },
-      },
-);
+      };
+
+outboxStoreContract('mysql', subject);
+relayContract('mysql', subject);
 
 afterAll(async () => {
   if (!pool) return;
   for (const table of tables) {
-    await pool.query(`DROP TABLE IF EXISTS \`${table}\`, \`${table}_lease\`, \`${table}_relay\``);
+    await pool.query(
+      `DROP TABLE IF EXISTS \`${table}\`, \`${table}_lease\`, \`${table}_relay\`, \`${table}_schema\``,
+    );
   }
   await pool.end();
 });

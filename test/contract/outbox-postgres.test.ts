@@ -2,7 +2,8 @@ import pg from 'pg';
 import { afterAll } from 'vitest';
 import { postgresOutboxStore, type PgQueryable } from '../../src/stores/postgres.js';
 import { serviceUrl } from '../helpers/services.js';
-import { outboxStoreContract } from './outbox-store.js';
+import { outboxStoreContract, type OutboxStoreUnderTest } from './outbox-store.js';
+import { relayContract } from './relay.js';
 import { inPgTransaction } from '../helpers/sql.js';
 
 const url = serviceUrl('FERRY_PG_URL');
@@ -10,8 +11,7 @@ const pool = url === undefined ? undefined : new pg.Pool({ connectionString: url
 const tables = new Set<string>();
 
 // Each instance opens its own pool, as separate relay processes would.
-outboxStoreContract<PgQueryable>(
-  'postgres',
+const subject: OutboxStoreUnderTest<PgQueryable> | undefined =
   pool === undefined
     ? undefined
     : {
@@ -22,13 +22,17 @@ outboxStoreContract<PgQueryable>(
             transaction: (work) => inPgTransaction(pool, work),
           };
         },
-      },
-);
+      };
+
+outboxStoreContract('postgres', subject);
+relayContract('postgres', subject);
 
 afterAll(async () => {
   if (!pool) return;
   for (const table of tables) {
-    await pool.query(`DROP TABLE IF EXISTS "${table}", "${table}_lease", "${table}_relay"`);
+    await pool.query(
+      `DROP TABLE IF EXISTS "${table}", "${table}_lease", "${table}_relay", "${table}_schema"`,
+    );
   }
   await pool.end();
 });

@@ -7,12 +7,13 @@ import {
   sqliteTransaction,
   type SqliteDatabase,
 } from '../../src/stores/sqlite.js';
-import { outboxStoreContract } from './outbox-store.js';
+import { outboxStoreContract, type OutboxStoreUnderTest } from './outbox-store.js';
+import { relayContract } from './relay.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ferry-outbox-contract-'));
 
 // Each instance opens its own connection to one file, as separate relay processes would.
-outboxStoreContract<SqliteDatabase>('sqlite', {
+const subject: OutboxStoreUnderTest<SqliteDatabase> = {
   async create({ table, partitions }) {
     const file = join(dir, `${table}.db`);
     const db = await openSqliteDatabase(file);
@@ -22,4 +23,7 @@ outboxStoreContract<SqliteDatabase>('sqlite', {
       close: async () => void db.close(),
     };
   },
-});
+};
+
+outboxStoreContract('sqlite', subject);
+relayContract('sqlite', subject);

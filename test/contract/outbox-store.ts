@@ -1,5 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import {
+  createOutbox,
+  defineTopic,
   newMessageId,
   type Lease,
   type NewOutboxRecord,
@@ -102,6 +104,106 @@ export function outboxStoreContract<Tx>(
       await other.store.migrate();
       expect(other.store.partitions).toBe(4);
       expect(await other.store.status()).toHaveLength(4);
+    });
+
+    it('reads the partition count from the database when opened without migrate', async () => {
+      const table = uniqueName('ob');
+      const installer = await instance(table, 4);
+      await installer.store.migrate();
+      // An application started later, configured (or defaulted) to another count.
+      const app = await instance(table, 16);
+      const outbox = createOutbox(app.store);
+      const topic = defineTopic<{ n: number }>('contract.partitions');
+      await app.transaction((tx) =>
+        outbox.enqueueMany(
+          tx,
+          topic,
+          Array.from({ length: 10 }, (_, n) => ({ payload: { n }, key: `customer-${n}` })),
+        ),
+      );
+      expect(app.store.partitions).toBe(4);
+      const readable = await Promise.all(
+        [0, 1, 2, 3].map((partition) => installer.store.readPending(partition, 100)),
+      );
+      expect(readable.flat()).toHaveLength(10);
+      const status = await app.store.status();
+      expect(status.map((s) => s.partition)).toEqual([0, 1, 2, 3]);
+      expect(status.reduce((sum, s) => sum + s.pending, 0)).toBe(10);
+    });
+
+    it('counts pending rows from the rows, also in partitions without a lease row', async () => {
+      const { a, store } = await fresh(4);
+      // A row written under a wrong partition count (by an older writer) stays visible.
+      await enqueue(a, [record(1), record(9), record(9)]);
+      const status = await store.status();
+      expect(status.find((s) => s.partition === 9)).toMatchObject({
+        pending: 2,
+        dead: 0,
+        owner: undefined,
+      });
+      expect(status.reduce((sum, s) => sum + s.pending, 0)).toBe(3);
+    });
+
+    it('blocks the key of a dead row, and only that key, until it is retried or skipped', async () => {
+      const { a, store } = await fresh(1);
+      const a1 = record(0, 'a');
+      const a2 = record(0, 'a');
+      const b1 = record(0, 'b');
+      const a3 = record(0, 'a');
+      const loose = record(0);
+      const a4 = record(0, 'a');
+      await enqueue(a, [a1, a2, b1, a3, loose, a4]);
+      const lease = the((await leaseOf(store, 'relay-a')).get(0));
+      expect(
+        await store.markFailed('relay-a', lease, a2.id, 'refused', { dead: true, retryInMs: 0 }),
+      ).toBe(true);
+      expect(ids(await store.readPending(0, 10))).toEqual([a1.id, b1.id, loose.id]);
+      expect((await store.status())[0]).toMatchObject({
+        pending: 5,
+        dead: 1,
+        blocked: 2,
+        blockedKeys: 1,
+      });
+
+      // A dead row without a key holds back nothing.
+      expect(
+        await store.markFailed('relay-a', lease, loose.id, 'refused', { dead: true, retryInMs: 0 }),
+      ).toBe(true);
+      expect(ids(await store.readPending(0, 10))).toEqual([a1.id, b1.id]);
+      expect((await store.status())[0]).toMatchObject({ dead: 2, blocked: 2, blockedKeys: 1 });
+
+      // Skipping is explicit and only for dead rows; the key flows again, in order.
+      expect(await store.skipDead([a3.id])).toBe(0);
+      expect(await store.skipDead([a2.id])).toBe(1);
+      expect(ids(await store.readPending(0, 10))).toEqual([a1.id, b1.id, a3.id, a4.id]);
+      expect((await store.status())[0]).toMatchObject({ dead: 1, blocked: 0, blockedKeys: 0 });
+      expect(await store.retryDead([a2.id])).toBe(0);
+      expect(await store.retryDead()).toBe(1);
+      expect(ids(await store.readPending(0, 10))).toEqual([a1.id, b1.id, a3.id, loose.id, a4.id]);
+    });
+
+    it('registers relays with their transport and refuses a second transport', async () => {
+      const { a, b } = await fresh(2);
+      expect(await a.store.register('relay-a', 60_000, 'kafka://10.0.0.1:9092')).toBeUndefined();
+      expect(await b.store.register('relay-b', 60_000, 'amqp://10.0.0.2:5672')).toBe(
+        'kafka://10.0.0.1:9092',
+      );
+      expect(await a.store.liveRelays()).toBe(1);
+      expect(await b.store.register('relay-c', 60_000, 'kafka://10.0.0.1:9092')).toBeUndefined();
+      expect(await a.store.liveRelays()).toBe(2);
+      // Heartbeats keep the registration (and its transport).
+      await a.store.heartbeat('relay-a', 60_000);
+      expect(await b.store.register('relay-b', 60_000, 'amqp://10.0.0.2:5672')).toBe(
+        'kafka://10.0.0.1:9092',
+      );
+      await a.store.release('relay-a', [], true);
+      await b.store.release('relay-c', [], true);
+      expect(await b.store.register('relay-b', 60_000, 'amqp://10.0.0.2:5672')).toBeUndefined();
+      // An expired registration does not hold the table.
+      const { a: c } = await fresh(1);
+      expect(await c.store.register('relay-x', 100, 'kafka://10.0.0.1:9092')).toBeUndefined();
+      await delay(400);
+      expect(await c.store.register('relay-y', 60_000, 'amqp://10.0.0.2:5672')).toBeUndefined();
     });
 
     it('round-trips every field of a record', async () => {

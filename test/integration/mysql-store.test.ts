@@ -12,7 +12,12 @@ const url = serviceUrl('FERRY_MYSQL_URL');
 describe.skipIf(url === undefined)('mysql store and inbox', () => {
   const pool = mysql.createPool({ uri: url as string, connectionLimit: 6 });
   const drops: string[] = [];
-  const outboxTables = (table: string): string[] => [table, `${table}_lease`, `${table}_relay`];
+  const outboxTables = (table: string): string[] => [
+    table,
+    `${table}_lease`,
+    `${table}_relay`,
+    `${table}_schema`,
+  ];
 
   afterAll(async () => {
     for (const table of drops) await pool.query(`DROP TABLE IF EXISTS \`${table}\``);
@@ -96,7 +101,7 @@ describe.skipIf(url === undefined)('mysql store and inbox', () => {
     drops.push(table);
     const inbox = mysqlInbox({ pool, table });
     await inbox.migrate();
-    await expect(inbox.process('billing', 'x'.repeat(300), async () => {})).rejects.toMatchObject({
+    await expect(inbox.process('billing', 'x'.repeat(1100), async () => {})).rejects.toMatchObject({
       code: 'INVALID_ARGUMENT',
     });
     await inbox.close();

@@ -30,7 +30,12 @@ describe('postgres store: invalid names', () => {
 describe.skipIf(url === undefined)('postgres store and inbox', () => {
   const pool = new pg.Pool({ connectionString: url, max: 6 });
   const drops: string[] = [];
-  const outboxTables = (table: string): string[] => [table, `${table}_lease`, `${table}_relay`];
+  const outboxTables = (table: string): string[] => [
+    table,
+    `${table}_lease`,
+    `${table}_relay`,
+    `${table}_schema`,
+  ];
 
   afterAll(async () => {
     for (const table of drops) await pool.query(`DROP TABLE IF EXISTS ${table}`);

@@ -38,7 +38,13 @@ describe.skipIf(url === undefined)('relay scale-out: 4 relay processes on Postgr
   async function setUp(): Promise<{ outboxTable: string; sinkTable: string }> {
     const outboxTable = uniqueName('scale');
     const sinkTable = `${outboxTable}_sink`;
-    drops.push(outboxTable, `${outboxTable}_lease`, `${outboxTable}_relay`, sinkTable);
+    drops.push(
+      outboxTable,
+      `${outboxTable}_lease`,
+      `${outboxTable}_relay`,
+      `${outboxTable}_schema`,
+      sinkTable,
+    );
     await postgresOutbox({ pool, table: outboxTable, partitions: 16 }).migrate();
     await createSinkTable(pool, sinkTable);
     return { outboxTable, sinkTable };

@@ -1,0 +1,366 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  createLogger,
+  createOutbox,
+  defineTopic,
+  FerryError,
+  HEADER,
+  isFerryError,
+  type Delivery,
+  type OutgoingMessage,
+  type Relay,
+  type Transport,
+} from '../../src/index.js';
+import { createMemoryBroker, memory } from '../../src/transports/memory.js';
+import { redisStreams } from '../../src/transports/redis.js';
+import { serviceUrl } from '../helpers/services.js';
+import { tcpProxy } from '../helpers/tcp-proxy.js';
+import type { OutboxStoreUnderTest, StoreInstance } from './outbox-store.js';
+import { uniqueName, waitFor } from '../helpers/wait.js';
+
+const silent = createLogger({ level: 'silent' });
+const redisUrl = serviceUrl('FERRY_REDIS_URL');
+
+interface Order {
+  readonly key: string;
+  readonly n: number;
+}
+
+/**
+ * A real (in-process) transport whose publishes can be made to fail: `fail` decides, per
+ * batch, which error the broker answers with, or none.
+ */
+function faulty(
+  inner: Transport,
+  fail: (messages: readonly OutgoingMessage[]) => Error | undefined,
+): Transport & { calls: number; failures: number } {
+  const wrapper = {
+    ...inner,
+    calls: 0,
+    failures: 0,
+    name: inner.name,
+    capabilities: inner.capabilities,
+    publish: async (messages: readonly OutgoingMessage[]) => {
+      wrapper.calls++;
+      const error = fail(messages);
+      if (error !== undefined) {
+        wrapper.failures++;
+        throw error;
+      }
+      await inner.publish(messages);
+    },
+    subscribe: inner.subscribe.bind(inner),
+    seek: inner.seek.bind(inner),
+    close: inner.close.bind(inner),
+  };
+  return wrapper;
+}
+
+/**
+ * What a relay promises over every outbox store (SQLite, PostgreSQL, MySQL/MariaDB): an
+ * outage costs no attempts, an undeliverable row blocks its key and only its key, and one
+ * outbox table feeds one transport.
+ */
+export function relayContract<Tx>(
+  name: string,
+  subject: OutboxStoreUnderTest<Tx> | undefined,
+): void {
+  describe.skipIf(subject === undefined)(`relay contract: ${name}`, () => {
+    const cleanup: Array<() => Promise<unknown>> = [];
+    afterEach(async () => {
+      for (const step of cleanup.splice(0).reverse()) await step();
+    });
+
+    async function fresh(partitions: number): Promise<{ made: StoreInstance<Tx>; table: string }> {
+      const table = uniqueName('rl');
+      const made = await (subject as OutboxStoreUnderTest<Tx>).create({ table, partitions });
+      cleanup.push(async () => {
+        await made.store.close();
+        await made.close?.();
+      });
+      await made.store.migrate();
+      return { made, table };
+    }
+
+    function memoryTransport(): Transport {
+      const transport = memory({ broker: createMemoryBroker({ partitions: 2 }) });
+      cleanup.push(() => transport.close({ timeoutMs: 1000 }));
+      return transport;
+    }
+
+    async function collect(transport: Transport, topic: string): Promise<Delivery[]> {
+      const seen: Delivery[] = [];
+      const subscription = await transport.subscribe(
+        { topic, group: uniqueName('g') },
+        async (delivery) => {
+          seen.push(delivery);
+        },
+      );
+      cleanup.push(() => subscription.close({ timeoutMs: 1000 }));
+      return seen;
+    }
+
+    async function enqueue(
+      made: StoreInstance<Tx>,
+      topicName: string,
+      orders: readonly Order[],
+    ): Promise<string[]> {
+      const outbox = createOutbox(made.store);
+      const topic = defineTopic<Order>(topicName);
+      const receipts = await made.transaction((tx) =>
+        outbox.enqueueMany(
+          tx,
+          topic,
+          orders.map((order) => ({ payload: order, key: order.key })),
+        ),
+      );
+      return receipts.map((receipt) => receipt.id);
+    }
+
+    function start(relay: Relay): Promise<void> {
+      cleanup.push(() => relay.stop({ timeoutMs: 2000 }));
+      return relay.start();
+    }
+
+    const idOf = (delivery: Delivery): string => delivery.headers[HEADER.id] ?? '';
+    const payloadOf = (delivery: Delivery): Order =>
+      JSON.parse(delivery.body.toString('utf8')) as Order;
+
+    it('charges no attempt for a broker outage, kills no row, and resumes in key order', async () => {
+      const { made } = await fresh(2);
+      const topic = uniqueName('outage');
+      const inner = memoryTransport();
+      const seen = await collect(inner, topic);
+      let down = true;
+      // The ways an unreachable broker shows: ferry's codes, and a raw socket error.
+      const outages = [
+        () => new FerryError('CONNECTION_FAILED', 'cannot reach the broker'),
+        () => new FerryError('TIMEOUT', 'the broker did not answer in time'),
+        () => Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }),
+      ];
+      let n = 0;
+      const transport = faulty(inner, () => (down ? outages[n++ % outages.length]?.() : undefined));
+      const orders = Array.from({ length: 24 }, (_, i) => ({ key: `k${i % 4}`, n: i }));
+      const ids = await enqueue(made, topic, orders);
+
+      const relay = createOutbox(made.store).relay({
+        transport,
+        logger: silent,
+        maxAttempts: 2,
+        backoff: { initialDelayMs: 1, maxDelayMs: 1, jitter: 0 },
+        pollMaxMs: 20,
+      });
+      await start(relay);
+      // Many more failed publishes than maxAttempts allows per row.
+      await waitFor('publishes failing during the outage', () => transport.failures >= 6);
+      const status = await made.store.status();
+      expect(status.reduce((sum, s) => sum + s.dead, 0)).toBe(0);
+      expect(status.reduce((sum, s) => sum + s.pending, 0)).toBe(orders.length);
+      const rows = (
+        await Promise.all([0, 1].map((partition) => made.store.readPending(partition, 100)))
+      ).flat();
+      // Nothing charged and nothing pushed into backoff: every row is ready the moment the
+      // broker is back.
+      expect(rows).toHaveLength(orders.length);
+      expect(rows.every((row) => row.attempts === 0)).toBe(true);
+
+      down = false;
+      await waitFor('every row published after the outage', () =>
+        ids.every((id) => seen.some((d) => idOf(d) === id)),
+      );
+      for (const key of ['k0', 'k1', 'k2', 'k3']) {
+        const order = seen.map(payloadOf).filter((p) => p.key === key);
+        const numbers = [...new Set(order.map((p) => p.n))];
+        expect(numbers).toEqual([...numbers].sort((a, b) => a - b));
+      }
+      // Marked after the broker confirmed: wait for the marks, then nothing is left.
+      await waitFor('every row marked published', async () =>
+        (await made.store.status()).every((s) => s.pending === 0),
+      );
+      expect((await made.store.status()).every((s) => s.dead === 0)).toBe(true);
+      expect(relay.stats()).toMatchObject({ dead: 0, failed: 0 });
+      expect(relay.stats().outages).toBeGreaterThan(0);
+    });
+
+    it.skipIf(redisUrl === undefined)(
+      'rides out a real broker outage (Redis Streams cut off, then back) without charging rows',
+      async () => {
+        const { made } = await fresh(2);
+        const topic = uniqueName('cut');
+        const target = new URL(redisUrl as string);
+        const proxy = await tcpProxy(target.hostname, Number(target.port || 6379));
+        cleanup.push(() => proxy.close());
+        const direct = redisStreams({ url: target.href });
+        cleanup.push(() => direct.close({ timeoutMs: 1000 }));
+        const seen = await collect(direct, topic);
+        const proxied = new URL(target.href);
+        proxied.hostname = '127.0.0.1';
+        proxied.port = String(proxy.port);
+        // Commands fail soon after the link drops, instead of queueing for the reconnection:
+        // the relay sees the client's own outage errors.
+        const transport = redisStreams({ url: proxied.href, redis: { maxRetriesPerRequest: 1 } });
+        cleanup.push(() => transport.close({ timeoutMs: 1000 }));
+
+        proxy.cut();
+        const orders = Array.from({ length: 12 }, (_, i) => ({ key: `k${i % 3}`, n: i }));
+        const ids = await enqueue(made, topic, orders);
+        const relay = createOutbox(made.store).relay({
+          transport,
+          logger: silent,
+          maxAttempts: 2,
+          backoff: { initialDelayMs: 1, maxDelayMs: 1, jitter: 0 },
+          pollMaxMs: 20,
+        });
+        await start(relay);
+        await waitFor(
+          'publishes failing on the cut connection',
+          () => proxy.refused >= 5 && relay.stats().outages + relay.stats().failed > 0,
+        );
+        const status = await made.store.status();
+        expect(status.reduce((sum, s) => sum + s.dead, 0)).toBe(0);
+        const rows = (
+          await Promise.all([0, 1].map((partition) => made.store.readPending(partition, 100)))
+        ).flat();
+        expect(rows).toHaveLength(orders.length);
+        expect(rows.every((row) => row.attempts === 0)).toBe(true);
+        expect(seen).toEqual([]);
+
+        proxy.restore();
+        await waitFor('every row published after the outage', () =>
+          ids.every((id) => seen.some((d) => idOf(d) === id)),
+        );
+        for (const key of ['k0', 'k1', 'k2']) {
+          const numbers = [
+            ...new Set(
+              seen
+                .map(payloadOf)
+                .filter((p) => p.key === key)
+                .map((p) => p.n),
+            ),
+          ];
+          expect(numbers).toEqual([...numbers].sort((a, b) => a - b));
+        }
+        await waitFor('every row marked published', async () =>
+          (await made.store.status()).every((s) => s.pending === 0),
+        );
+        expect(relay.stats()).toMatchObject({ dead: 0, failed: 0 });
+      },
+    );
+
+    it('kills an undeliverable row after its attempts and blocks its key until retried', async () => {
+      const { made } = await fresh(1);
+      const topic = uniqueName('poison');
+      const inner = memoryTransport();
+      const seen = await collect(inner, topic);
+      let poison: string | undefined;
+      const transport = faulty(inner, (messages) =>
+        messages.some((m) => m.headers[HEADER.id] === poison)
+          ? new FerryError('PUBLISH_FAILED', 'the broker refused the message')
+          : undefined,
+      );
+      const [a1, a2, a3, b1, b2] = (await enqueue(made, topic, [
+        { key: 'a', n: 1 },
+        { key: 'a', n: 2 },
+        { key: 'a', n: 3 },
+        { key: 'b', n: 1 },
+        { key: 'b', n: 2 },
+      ])) as [string, string, string, string, string];
+      poison = a2;
+      const relay = createOutbox(made.store).relay({
+        transport,
+        logger: silent,
+        maxAttempts: 2,
+        backoff: { initialDelayMs: 1, maxDelayMs: 1, jitter: 0 },
+        pollMaxMs: 20,
+      });
+      await start(relay);
+      // b1 and b2 come after a3 in insert order: once they are out, a3 has been passed over.
+      await waitFor('the other key published', () =>
+        [a1, b1, b2].every((id) => seen.some((d) => idOf(d) === id)),
+      );
+      expect(seen.map(idOf)).toEqual([a1, b1, b2]);
+      const [status] = await made.store.status();
+      expect(status).toMatchObject({ dead: 1, pending: 1, blocked: 1, blockedKeys: 1 });
+      expect(relay.stats()).toMatchObject({ dead: 1, failed: 2 });
+      expect((await made.store.readPending(0, 10)).map((row) => row.id)).toEqual([]);
+
+      poison = undefined;
+      expect(await made.store.retryDead([a2])).toBe(1);
+      await waitFor('the blocked key published after the retry', () =>
+        [a2, a3].every((id) => seen.some((d) => idOf(d) === id)),
+      );
+      expect(seen.map(idOf)).toEqual([a1, b1, b2, a2, a3]);
+    });
+
+    it('lets a dead row be skipped, releasing the rows behind it', async () => {
+      const { made } = await fresh(1);
+      const topic = uniqueName('skip');
+      const inner = memoryTransport();
+      const seen = await collect(inner, topic);
+      const poison = new Set<string>();
+      const transport = faulty(inner, (messages) =>
+        messages.some((m) => poison.has(m.headers[HEADER.id] ?? ''))
+          ? new FerryError('MESSAGE_TOO_LARGE', 'the broker refused the size')
+          : undefined,
+      );
+      const [c1, c2] = (await enqueue(made, topic, [
+        { key: 'c', n: 1 },
+        { key: 'c', n: 2 },
+      ])) as [string, string];
+      poison.add(c1);
+      await start(
+        createOutbox(made.store).relay({
+          transport,
+          logger: silent,
+          maxAttempts: 5,
+          pollMaxMs: 20,
+        }),
+      );
+      // Too large never fits: dead at the first attempt, with its key blocked.
+      await waitFor('the oversized row dead', async () =>
+        (await made.store.status()).some((s) => s.dead === 1),
+      );
+      expect((await made.store.status())[0]).toMatchObject({ dead: 1, blocked: 1 });
+      expect(await made.store.skipDead([c2])).toBe(0);
+      expect(await made.store.skipDead([c1])).toBe(1);
+      await waitFor('the row behind the skipped one published', () =>
+        seen.some((d) => idOf(d) === c2),
+      );
+      expect(seen.map(idOf)).toEqual([c2]);
+      await waitFor('the row marked published', async () =>
+        (await made.store.status()).every((s) => s.pending === 0),
+      );
+      expect((await made.store.status())[0]).toMatchObject({ dead: 0, blocked: 0 });
+      // A skipped row is not dead any more: retry has nothing to bring back.
+      expect(await made.store.retryDead()).toBe(0);
+    });
+
+    it('refuses to join a table whose live relays publish to another transport', async () => {
+      const { made } = await fresh(2);
+      const transport = memoryTransport();
+      const relay = (destination: string): Relay =>
+        createOutbox(made.store).relay({ transport, destination, logger: silent, leaseMs: 60_000 });
+      const first = relay('kafka://10.0.0.1:9092');
+      await start(first);
+      const other = relay('amqp://10.0.0.2:5672');
+      const refused = await other.start().then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      expect(isFerryError(refused, 'CONFLICT')).toBe(true);
+      expect((refused as Error).message).toContain('kafka://10.0.0.1:9092');
+      expect((refused as Error).message).toContain('amqp://10.0.0.2:5672');
+      expect(await made.store.liveRelays()).toBe(1);
+
+      const twin = relay('kafka://10.0.0.1:9092');
+      await start(twin);
+      expect(await made.store.liveRelays()).toBe(2);
+
+      await first.stop();
+      await twin.stop();
+      const later = relay('amqp://10.0.0.2:5672');
+      await start(later);
+      expect(await made.store.liveRelays()).toBe(1);
+    });
+  });
+}
