@@ -9,7 +9,7 @@ import { createBus, type Inbox } from '../bus.js';
 import { FerryError } from '../errors.js';
 import { createLogger, redactUrl } from '../log.js';
 import { defineTopic } from '../topic.js';
-import { openStore, openTransport, type OpenedStore } from '../urls.js';
+import { openStore, openTransport, parseUrl, type OpenedStore } from '../urls.js';
 import { action, positiveInteger, transportOption, untilSignal } from './common.js';
 import { dbOption } from './db.js';
 
@@ -29,6 +29,14 @@ interface Names {
   readonly orders: string;
   readonly effects: string;
   readonly duplicates: string;
+}
+
+/** The database URL with this run's outbox and inbox tables, unless the URL names its own. */
+function ownTables(db: string, run: string): string {
+  const url = parseUrl(db, 'database');
+  if (!url.searchParams.has('table')) url.searchParams.set('table', `demo_${run}_outbox`);
+  if (!url.searchParams.has('inbox')) url.searchParams.set('inbox', `demo_${run}_inbox`);
+  return url.href;
 }
 
 const namesOf = (run: string, topic: string): Names => ({
@@ -236,7 +244,9 @@ async function runDemo(flags: DemoFlags): Promise<DemoSummary> {
   const run = randomBytes(3).toString('hex');
   const dir = mkdtempSync(join(tmpdir(), 'ferry-demo-'));
   const embedded = flags.db === undefined && flags.transport === undefined;
-  const db = flags.db ?? `sqlite:${join(dir, 'app.db')}`;
+  // Outbox and inbox tables of this run alone: an outbox table feeds one transport, and
+  // another run on the same database may publish elsewhere.
+  const db = ownTables(flags.db ?? `sqlite:${join(dir, 'app.db')}`, run);
   const transportUrl = flags.transport ?? `sqlite:${join(dir, 'log.db')}`;
   const names = namesOf(run, embedded ? 'order.created' : `order.created.${run}`);
   const logFile = join(dir, 'demo.log');

@@ -19,11 +19,13 @@ export function outboxCommand(program: Command): void {
 
   outbox
     .command('status')
-    .description('pending and dead messages and lease owners per partition')
+    .description(
+      'pending, dead and blocked messages (held behind a dead one of their key) and lease owners per partition',
+    )
     .addOption(dbOption())
     .option(
       '--json',
-      'one JSON object {partitions: [{partition, pending, dead, oldestPendingMs, owner, fence, leaseExpiresAt}], total: {pending, dead}}',
+      'one JSON object {partitions: [{partition, pending, dead, blocked, blockedKeys, oldestPendingMs, owner, fence, leaseExpiresAt}], total: {pending, dead, blocked}}',
     )
     .action(
       action(async (flags: { db: string; json?: boolean }) => {
@@ -49,6 +51,20 @@ export function outboxCommand(program: Command): void {
           opened.store.retryDead(ids.length > 0 ? ids : undefined),
         );
         process.stdout.write(`${count} dead message(s) back to pending\n`);
+      }),
+    );
+
+  outbox
+    .command('skip')
+    .description(
+      'give up on dead messages: never published, they stop holding back the messages of their key',
+    )
+    .argument('<ids...>', 'ids of dead messages')
+    .addOption(dbOption())
+    .action(
+      action(async (ids: string[], flags: { db: string }) => {
+        const count = await withStore(flags.db, (opened) => opened.store.skipDead(ids));
+        process.stdout.write(`${count} dead message(s) skipped\n`);
       }),
     );
 
@@ -79,6 +95,8 @@ function asJson(status: PartitionStatus): Record<string, unknown> {
     partition: status.partition,
     pending: status.pending,
     dead: status.dead,
+    blocked: status.blocked,
+    blockedKeys: status.blockedKeys,
     oldestPendingMs: status.oldestPendingMs ?? null,
     owner: status.owner ?? null,
     fence: status.fence === undefined ? null : String(status.fence),
@@ -86,10 +104,18 @@ function asJson(status: PartitionStatus): Record<string, unknown> {
   };
 }
 
-function totalOf(status: readonly PartitionStatus[]): { pending: number; dead: number } {
+function totalOf(status: readonly PartitionStatus[]): {
+  pending: number;
+  dead: number;
+  blocked: number;
+} {
   return status.reduce(
-    (sum, s) => ({ pending: sum.pending + s.pending, dead: sum.dead + s.dead }),
-    { pending: 0, dead: 0 },
+    (sum, s) => ({
+      pending: sum.pending + s.pending,
+      dead: sum.dead + s.dead,
+      blocked: sum.blocked + s.blocked,
+    }),
+    { pending: 0, dead: 0, blocked: 0 },
   );
 }
 
@@ -99,6 +125,7 @@ function formatStatus(status: readonly PartitionStatus[]): string {
     String(s.partition),
     String(s.pending),
     String(s.dead),
+    s.blocked === 0 ? '0' : `${s.blocked} (${s.blockedKeys} key${s.blockedKeys === 1 ? '' : 's'})`,
     s.oldestPendingMs === undefined ? '-' : `${Math.round(s.oldestPendingMs / 1000)}s`,
     s.owner ?? '-',
     s.fence === undefined ? '-' : String(s.fence),
@@ -108,7 +135,7 @@ function formatStatus(status: readonly PartitionStatus[]): string {
         ? `in ${Math.ceil((s.leaseExpiresAt.getTime() - now) / 1000)}s`
         : 'expired',
   ]);
-  const header = ['partition', 'pending', 'dead', 'oldest', 'owner', 'fence', 'lease'];
+  const header = ['partition', 'pending', 'dead', 'blocked', 'oldest', 'owner', 'fence', 'lease'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: readonly string[]): string =>
     cells
@@ -116,5 +143,9 @@ function formatStatus(status: readonly PartitionStatus[]): string {
       .join('  ')
       .trimEnd();
   const total = totalOf(status);
-  return `${[line(header), ...rows.map(line)].join('\n')}\ntotal: ${total.pending} pending, ${total.dead} dead\n`;
+  const hint =
+    total.dead > 0
+      ? 'dead messages block their key: `ferry outbox retry [ids]` or `ferry outbox skip <ids>`\n'
+      : '';
+  return `${[line(header), ...rows.map(line)].join('\n')}\ntotal: ${total.pending} pending (${total.blocked} blocked), ${total.dead} dead\n${hint}`;
 }

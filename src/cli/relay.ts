@@ -1,8 +1,9 @@
+import { resolve } from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { auditFromEnv, createLogger } from '../log.js';
 import { parseListen, serveMetrics, type MetricsServer } from '../observability/server.js';
 import type { Relay, RelayOptions } from '../outbox/relay.js';
-import { openStore, openTransport } from '../urls.js';
+import { openStore, openTransport, parseUrl } from '../urls.js';
 import { action, positiveInteger, transportOption, untilSignal } from './common.js';
 import { dbOption, onOutboxTables } from './db.js';
 import { duration } from './options.js';
@@ -95,6 +96,7 @@ export function relayCommand(program: Command): void {
           const audit = flags.audit === true || auditFromEnv();
           const options: RelayOptions = {
             transport,
+            destination: destinationOf(flags.transport),
             audit,
             logger: createLogger(audit ? { level: 'info' } : {}),
             retention: flags.retention === 'keep' ? 'keep' : { afterMs: flags.retention },
@@ -138,4 +140,18 @@ export function relayCommand(program: Command): void {
         }
       }),
     );
+}
+
+/**
+ * The identity a relay registers for its transport: scheme and hosts (or the file of an
+ * embedded log), never credentials or options.
+ */
+export function destinationOf(transportUrl: string): string {
+  const url = parseUrl(transportUrl, 'transport');
+  if (url.host === '') {
+    const path = decodeURIComponent(url.pathname);
+    return `${url.protocol}${path === '' ? '' : resolve(path)}`;
+  }
+  const hosts = [url.host, ...url.searchParams.getAll('host')].sort();
+  return `${url.protocol}//${hosts.join(',')}`;
 }

@@ -1,8 +1,15 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ferry as runFerry } from '../helpers/cli.js';
+import { newMessageId, type Lease, type NewOutboxRecord } from '../../src/index.js';
+import { destinationOf } from '../../src/cli/relay.js';
+import {
+  openSqliteDatabase,
+  sqliteOutboxStore,
+  sqliteTransaction,
+} from '../../src/stores/sqlite.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ferry-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -158,5 +165,56 @@ describe('ferry command', () => {
       expect(code).toBe(0);
       expect(stdout).toContain(`Usage: ferry ${command}`);
     }
+  });
+});
+
+describe('ferry outbox', () => {
+  it('shows dead and blocked rows, and skips a dead row on request', async () => {
+    const file = join(dir, 'blocked.db');
+    const store = sqliteOutboxStore(file, { partitions: 1 });
+    await store.migrate();
+    const db = await openSqliteDatabase(file);
+    const row = (key: string): NewOutboxRecord => ({
+      id: newMessageId(),
+      topic: 'cli.blocked',
+      key,
+      body: Buffer.from('{}'),
+      headers: {},
+      createdAt: new Date(),
+    });
+    const [dead, behind, other] = [row('a'), row('a'), row('b')];
+    await sqliteTransaction(db, async (tx) => store.insert(tx, [dead, behind, other]));
+    const [lease] = await store.acquire('cli-test', 1, 60_000);
+    await store.markFailed('cli-test', lease as Lease, dead.id, 'refused', {
+      dead: true,
+      retryInMs: 0,
+    });
+    await store.release('cli-test', [0], true);
+
+    const status = await ferry('outbox', 'status', '--db', `sqlite:${file}`, '--json');
+    expect(status.code).toBe(0);
+    expect(JSON.parse(status.stdout)).toMatchObject({
+      partitions: [{ partition: 0, pending: 2, dead: 1, blocked: 1, blockedKeys: 1 }],
+      total: { pending: 2, dead: 1, blocked: 1 },
+    });
+    const text = await ferry('outbox', 'status', '--db', `sqlite:${file}`);
+    expect(text.stdout).toContain('2 pending (1 blocked), 1 dead');
+
+    const skipped = await ferry('outbox', 'skip', dead.id, '--db', `sqlite:${file}`);
+    expect(skipped.stdout).toContain('1 dead message(s) skipped');
+    expect(
+      JSON.parse((await ferry('outbox', 'status', '--db', `sqlite:${file}`, '--json')).stdout),
+    ).toMatchObject({ partitions: [{ pending: 2, dead: 0, blocked: 0 }] });
+    expect((await store.readPending(0, 10)).map((r) => r.id)).toEqual([behind.id, other.id]);
+    await store.close();
+    db.close();
+  });
+
+  it('registers a relay by the scheme and hosts of its transport, never its credentials', () => {
+    expect(destinationOf('amqp://guest:secret@10.0.0.2:5672/vhost?heartbeat=5')).toBe(
+      'amqp://10.0.0.2:5672',
+    );
+    expect(destinationOf('kafka://b2:9092,b1:9092')).toBe('kafka://b1:9092,b2:9092');
+    expect(destinationOf('sqlite:./log.db')).toBe(`sqlite:${resolve('./log.db')}`);
   });
 });
