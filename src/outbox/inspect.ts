@@ -9,7 +9,7 @@ export interface OutboxRow {
   readonly topic: string;
   readonly key: string | undefined;
   readonly partition: number;
-  readonly status: 'pending' | 'published' | 'dead';
+  readonly status: 'pending' | 'published' | 'dead' | 'skipped';
   /** A pending row held back by a dead row of the same key inserted before it. */
   readonly blocked: boolean;
   readonly attempts: number;

@@ -103,10 +103,10 @@ describe('ferry command', () => {
     expect(code).toBe(0);
     const status = JSON.parse(stdout) as {
       partitions: Array<{ partition: number; pending: number; dead: number }>;
-      total: { pending: number; dead: number };
+      total: { pending: number; dead: number; blocked: number };
     };
     expect(status.partitions.map((p) => p.partition)).toEqual([0, 1, 2, 3]);
-    expect(status.total).toEqual({ pending: 0, dead: 0 });
+    expect(status.total).toEqual({ pending: 0, dead: 0, blocked: 0 });
   });
 
   it('recommends kafka for no loss, replay and 20k msg/s, with reasons', async () => {
