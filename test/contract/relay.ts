@@ -279,6 +279,9 @@ export function relayContract<Tx>(
         [a1, b1, b2].every((id) => seen.some((d) => idOf(d) === id)),
       );
       expect(seen.map(idOf)).toEqual([a1, b1, b2]);
+      await waitFor('the published rows marked', async () =>
+        (await made.store.status()).every((s) => s.pending === 1),
+      );
       const [status] = await made.store.status();
       expect(status).toMatchObject({ dead: 1, pending: 1, blocked: 1, blockedKeys: 1 });
       expect(relay.stats()).toMatchObject({ dead: 1, failed: 2 });
