@@ -22,6 +22,8 @@ const SECRET_PARAMETER =
  * next URL ends; text after a URL that holds an `@` is redacted too rather than risk a leak.
  */
 export function redactSecrets(text: string): string {
+  // Most lines hold neither a URL nor a query parameter: nothing to look for.
+  if (!text.includes('://') && !text.includes('=')) return text;
   const starts = [...text.matchAll(URL_START)].map((match) => match.index);
   let out = '';
   let done = 0;
@@ -62,8 +64,12 @@ export function createLogger(options: LogOptions = {}): Logger {
     formatters: { level: (label) => ({ level: label }) },
     hooks: {
       logMethod(args, method) {
-        const redacted = args.map((arg) => (typeof arg === 'string' ? redactSecrets(arg) : arg));
-        method.apply(this, redacted as Parameters<typeof method>);
+        // pino hands the hook its own copy of the arguments: redact them in place.
+        for (let i = 0; i < args.length; i++) {
+          const arg: unknown = args[i];
+          if (typeof arg === 'string') args[i] = redactSecrets(arg);
+        }
+        method.apply(this, args);
       },
     },
     serializers: {

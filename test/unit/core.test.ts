@@ -166,6 +166,8 @@ describe('URLs and drivers', () => {
     ],
     ['kafka://k:9092?sasl_password=Secret', 'kafka://k:9092?sasl_password=***'],
     ['redis://h:6379?token=Secret#x', 'redis://h:6379?token=***#x'],
+    // a secret parameter outside any URL
+    ['retrying with ?api_key=Secret&x=1', 'retrying with ?api_key=***&x=1'],
     // nothing to hide: unchanged
     [
       'kafka://127.0.0.1:9092 is down: ECONNREFUSED',
