@@ -354,14 +354,7 @@ export function createBus(options: BusOptions): Bus {
         if (delivery.defect !== undefined) throw new FerryError('CODEC_FAILED', delivery.defect);
         const checked = checkPayload(topic, topic.codec.decode(delivery.body));
         const payload = checked instanceof Promise ? await checked : checked;
-        message = {
-          id,
-          topic: delivery.topic,
-          key: delivery.key,
-          payload,
-          headers: delivery.headers,
-          createdAt: deliveryCreatedAt(delivery),
-        };
+        message = receivedMessage(id, delivery, payload);
       } catch (error) {
         const reason = isFerryError(error, 'SCHEMA_VIOLATION') ? 'schema' : 'decode';
         try {
@@ -378,7 +371,7 @@ export function createBus(options: BusOptions): Bus {
       try {
         for (; ; attempt++) {
           if (closing.signal.aborted) throw new FerryError('CLOSED', 'Subscription closed');
-          const context = { attempt, group, delivery, signal: closing.signal };
+          const context = { attempt, group, delivery, signal: closing.signal, tx: undefined as Tx };
           try {
             if (inbox && consumer !== undefined) {
               const { duplicate } = await observation.run(() =>
@@ -387,7 +380,7 @@ export function createBus(options: BusOptions): Bus {
               if (duplicate) observation.duplicate();
               outcome(duplicate ? 'duplicate' : 'ok', attempt);
             } else {
-              await observation.run(() => handler(message, { ...context, tx: undefined as Tx }));
+              await observation.run(() => handler(message, context));
               outcome('ok', attempt);
             }
             return;
@@ -463,6 +456,26 @@ export function createBus(options: BusOptions): Bus {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/**
+ * A message as its handler gets it. Few handlers read `createdAt`: its header is parsed on
+ * first read (an own enumerable getter, so spreads and JSON keep it), dated by arrival when
+ * the header is missing or unreadable.
+ */
+function receivedMessage<T>(id: string, delivery: Delivery, payload: T): Message<T> {
+  const arrivedAt = Date.now();
+  let createdAt: Date | undefined;
+  return {
+    id,
+    topic: delivery.topic,
+    key: delivery.key,
+    payload,
+    headers: delivery.headers,
+    get createdAt() {
+      return (createdAt ??= deliveryCreatedAt(delivery, arrivedAt));
+    },
+  };
+}
 
 function describe(message: OutgoingMessage): Record<string, unknown> {
   return {

@@ -130,10 +130,13 @@ export function buildOutgoing(parts: OutgoingParts): OutgoingMessage {
   };
 }
 
-/** When the message was first made: its header, else when the broker took it, else now. */
-export function deliveryCreatedAt(delivery: Delivery): Date {
+/**
+ * When the message was first made: its header, else when the broker took it, else
+ * `fallbackMs` (default now).
+ */
+export function deliveryCreatedAt(delivery: Delivery, fallbackMs = Date.now()): Date {
   const text = delivery.headers[HEADER.createdAt];
   const date = text === undefined ? new Date(NaN) : new Date(text);
   if (!Number.isNaN(date.getTime())) return date;
-  return delivery.brokerTime ?? new Date();
+  return delivery.brokerTime ?? new Date(fallbackMs);
 }

@@ -128,6 +128,7 @@ export function transportContract(name: string, subject: TransportUnderTest | un
       expect(message?.headers['x-trace']).toBe('abc');
       expect(message?.headers[HEADER.contentType]).toBe('application/json');
       expect(message?.createdAt.getTime()).toBeGreaterThan(Date.now() - 60_000);
+      expect(message?.createdAt.toISOString()).toBe(message?.headers[HEADER.createdAt]);
     });
 
     it('gives every group (or every private subscriber) every message', async () => {

@@ -22,9 +22,15 @@ import {
   sleep,
   validatePayload,
   type Inbox,
+  type Message,
 } from '../../src/index.js';
 import { memory } from '../../src/transports/memory.js';
 import { openTransport } from '../../src/urls.js';
+
+async function waitUntil(check: () => boolean): Promise<void> {
+  for (let i = 0; i < 500 && !check(); i++) await sleep(10);
+  expect(check()).toBe(true);
+}
 
 async function rejection(promise: Promise<unknown>): Promise<unknown> {
   return promise.then(
@@ -258,6 +264,42 @@ describe('README promises table', () => {
 });
 
 describe('bus', () => {
+  it('dates a message by its created-at header, else by when it arrived', async () => {
+    const bus = createBus({ transport: memory(), logger: createLogger({ level: 'silent' }) });
+    const topic = defineTopic<string>('dated');
+    const received: Message<string>[] = [];
+    const arrived: number[] = [];
+    await bus.subscribe(topic, { group: 'g' }, async (message) => {
+      arrived.push(Date.now());
+      received.push(message);
+    });
+    const at = '2020-02-02T02:02:02.020Z';
+    await bus.transport.publish([
+      { topic: 'dated', key: 'k', body: Buffer.from('"a"'), headers: { 'ferry-created-at': at } },
+      { topic: 'dated', key: 'k', body: Buffer.from('"b"'), headers: {} },
+      {
+        topic: 'dated',
+        key: 'k',
+        body: Buffer.from('"c"'),
+        headers: { 'ferry-created-at': 'not a date' },
+      },
+    ]);
+    await waitUntil(() => received.length === 3);
+    await sleep(30);
+    const [dated, undated, invalid] = received;
+    expect(dated?.createdAt.toISOString()).toBe(at);
+    for (const [index, message] of [undated, invalid].entries()) {
+      const createdAt = message?.createdAt.getTime() ?? 0;
+      // When it arrived, not when the handler (or anyone later) first read it.
+      expect(createdAt).toBeLessThanOrEqual(arrived[index + 1] ?? 0);
+      expect(Date.now() - createdAt).toBeGreaterThanOrEqual(25);
+      expect(message?.createdAt.getTime()).toBe(createdAt);
+      expect({ ...message }.createdAt?.getTime()).toBe(createdAt);
+    }
+    expect(JSON.parse(JSON.stringify(dated))).toMatchObject({ createdAt: at, payload: 'a' });
+    await bus.close();
+  });
+
   it('refuses an inbox without a consumer group', async () => {
     const bus = createBus({ transport: memory(), logger: createLogger({ level: 'silent' }) });
     const inbox: Inbox<undefined> = { process: async () => ({ duplicate: false }) };
