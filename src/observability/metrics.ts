@@ -215,13 +215,27 @@ export const metrics = {
   ),
 };
 
-/** A gauge read when scraped. `read` returns its current samples. */
+interface ScrapeGauge {
+  readonly otelName: string;
+  readonly help: string;
+  readonly read: () => Promise<ReadonlyArray<readonly [Labels, number]>>;
+}
+const scrapeGauges: ScrapeGauge[] = [];
+const gaugeMeters = new WeakSet<Meter>();
+
+/**
+ * A gauge read when scraped: `read` returns its current samples. Also offered to an
+ * OpenTelemetry meter provider, as an observable gauge named `otelName`, by
+ * {@link offerGaugesToOtel}.
+ */
 export function scrapeGauge(
   name: string,
+  otelName: string,
   help: string,
   labelNames: readonly string[],
   read: () => Promise<ReadonlyArray<readonly [Labels, number]>>,
 ): Gauge {
+  scrapeGauges.push({ otelName, help, read });
   return new Gauge({
     name,
     help,
@@ -233,4 +247,21 @@ export function scrapeGauge(
       for (const [labels, value] of samples) this.set(labels, value);
     },
   });
+}
+
+/** Registers the scrape-time gauges with the meter provider, once per meter, when one is registered. */
+export function offerGaugesToOtel(): void {
+  const api = activeMetricsApi();
+  if (!api) return;
+  const meter = api.metrics.getMeter(SCOPE);
+  if (gaugeMeters.has(meter)) return;
+  gaugeMeters.add(meter);
+  for (const gauge of scrapeGauges) {
+    meter
+      .createObservableGauge(gauge.otelName, { description: gauge.help })
+      .addCallback(async (result) => {
+        for (const [labels, value] of await gauge.read())
+          result.observe(value, otelAttributes(labels));
+      });
+  }
 }

@@ -4,7 +4,7 @@ import { FerryError } from '../errors.js';
 import type { Relay } from '../outbox/relay.js';
 import type { OutboxStore, PartitionStatus } from '../outbox/store.js';
 import type { Transport } from '../transport.js';
-import { metricsRegistry, scrapeGauge } from './metrics.js';
+import { metricsRegistry, offerGaugesToOtel, scrapeGauge } from './metrics.js';
 
 /** What the metrics endpoint reads when scraped, and what `/readyz` checks. */
 export interface MetricsSources {
@@ -43,13 +43,19 @@ async function eachOutbox(
   return samples;
 }
 
-scrapeGauge('ferry_outbox_pending_rows', 'Outbox rows waiting to be published', ['partition'], () =>
-  eachOutbox((status) =>
-    status.map((p) => [{ partition: String(p.partition) }, p.pending] as const),
-  ),
+scrapeGauge(
+  'ferry_outbox_pending_rows',
+  'ferry.outbox.pending_rows',
+  'Outbox rows waiting to be published',
+  ['partition'],
+  () =>
+    eachOutbox((status) =>
+      status.map((p) => [{ partition: String(p.partition) }, p.pending] as const),
+    ),
 );
 scrapeGauge(
   'ferry_outbox_dead_rows',
+  'ferry.outbox.dead_rows',
   'Outbox rows marked dead (retry or skip them)',
   ['partition'],
   () =>
@@ -59,6 +65,7 @@ scrapeGauge(
 );
 scrapeGauge(
   'ferry_outbox_blocked_rows',
+  'ferry.outbox.blocked_rows',
   'Pending outbox rows held back behind a dead row of their key',
   ['partition'],
   () =>
@@ -73,6 +80,7 @@ scrapeGauge(
 );
 scrapeGauge(
   'ferry_outbox_oldest_pending_seconds',
+  'ferry.outbox.oldest_pending_age',
   'Age of the oldest pending outbox row (0 when none is pending)',
   [],
   () =>
@@ -82,6 +90,7 @@ scrapeGauge(
 );
 scrapeGauge(
   'ferry_relays_live',
+  'ferry.relays.live',
   'Relays registered and not expired on the outbox',
   [],
   async () => {
@@ -94,18 +103,24 @@ scrapeGauge(
     return samples;
   },
 );
-scrapeGauge('ferry_relay_leases_held', 'Outbox partitions a relay holds', ['relay'], () =>
-  Promise.resolve(
-    [...sources].flatMap((source) =>
-      (source.relays ?? []).map((relay) => {
-        const stats = relay.stats();
-        return [{ relay: stats.owner }, stats.partitions.length] as const;
-      }),
+scrapeGauge(
+  'ferry_relay_leases_held',
+  'ferry.relay.leases_held',
+  'Outbox partitions a relay holds',
+  ['relay'],
+  () =>
+    Promise.resolve(
+      [...sources].flatMap((source) =>
+        (source.relays ?? []).map((relay) => {
+          const stats = relay.stats();
+          return [{ relay: stats.owner }, stats.partitions.length] as const;
+        }),
+      ),
     ),
-  ),
 );
 scrapeGauge(
   'ferry_consumer_lag_messages',
+  'ferry.consumer.lag',
   'Messages a consumer group has yet to read, per partition',
   ['messaging_destination_name', 'messaging_consumer_group_name', 'partition'],
   async () => {
@@ -132,11 +147,12 @@ scrapeGauge(
 );
 
 /**
- * Adds sources to the metrics every endpoint in this process serves; returns a function
- * that removes them again.
+ * Adds sources to the metrics every endpoint in this process serves (and, when a meter
+ * provider is registered, to its observable gauges); returns a function that removes them.
  */
 export function observe(source: MetricsSources): () => void {
   sources.add(source);
+  offerGaugesToOtel();
   return () => sources.delete(source);
 }
 

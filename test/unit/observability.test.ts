@@ -19,12 +19,18 @@ import {
   createLogger,
   defineTopic,
   newMessageId,
+  observe,
   PermanentError,
   renderMetrics,
   traceIdOf,
 } from '../../src/index.js';
 import { parseListen } from '../../src/observability/server.js';
-import { openSqliteDatabase, sqliteInbox } from '../../src/stores/sqlite.js';
+import {
+  openSqliteDatabase,
+  sqliteInbox,
+  sqliteOutbox,
+  sqliteTransaction,
+} from '../../src/stores/sqlite.js';
 import { memory } from '../../src/transports/memory.js';
 import { uniqueName, waitFor } from '../helpers/wait.js';
 
@@ -161,6 +167,48 @@ describe('metrics', () => {
     );
     await bus.close();
     await provider.shutdown();
+  });
+});
+
+describe('outbox gauges', () => {
+  it('reads the backlog when scraped, for Prometheus and for an OpenTelemetry meter provider', async () => {
+    const reader = new PeriodicExportingMetricReader({
+      exporter: new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE),
+      exportIntervalMillis: 60_000,
+    });
+    const provider = new MeterProvider({ readers: [reader] });
+    metrics.setGlobalMeterProvider(provider);
+    const db = await openSqliteDatabase(join(dir, 'outbox.db'));
+    const outbox = sqliteOutbox(db, { table: uniqueName('outbox'), partitions: 4 });
+    await outbox.migrate();
+    const topic = defineTopic<{ n: number }>(uniqueName('backlog'));
+    await sqliteTransaction(db, (tx) =>
+      outbox.enqueueMany(
+        tx,
+        topic,
+        [1, 2, 3].map((n) => ({ payload: { n }, key: `k${n}` })),
+      ),
+    );
+    const forget = observe({ outbox: outbox.store });
+    try {
+      expect(await sample('ferry_outbox_pending_rows', {})).toBe(3);
+      expect(await sample('ferry_outbox_dead_rows', {})).toBe(0);
+      const { resourceMetrics } = await reader.collect();
+      const pending = resourceMetrics.scopeMetrics
+        .flatMap((scope) => scope.metrics)
+        .find((metric) => metric.descriptor.name === 'ferry.outbox.pending_rows');
+      const total = (pending?.dataPoints ?? []).reduce(
+        (sum, point) => sum + Number(point.value),
+        0,
+      );
+      expect(total).toBe(3);
+      expect(pending?.dataPoints).toHaveLength(4);
+    } finally {
+      forget();
+      await provider.shutdown();
+      db.close();
+    }
+    expect(await sample('ferry_outbox_pending_rows', {})).toBeUndefined();
   });
 });
 
