@@ -44,6 +44,14 @@ export interface KafkaTransportOptions {
    * Default off.
    */
   readonly tls?: boolean | TlsOptions;
+  /**
+   * Options for the `@platformatic/kafka` producer, consumers and admin ferry makes, for what
+   * ferry has no option of its own (OAUTHBEARER tokens, a custom SASL authenticator,
+   * `tlsServerName`, metrics, ...): the settings your service's own Kafka clients use. ferry
+   * always makes its own clients (its producer needs idempotence, its serializers and one send
+   * in flight); its own settings (timeouts, retries, `sasl`, `tls`) win over these.
+   */
+  readonly clientOptions?: Partial<Omit<KafkaLib.BaseOptions, 'clientId' | 'bootstrapBrokers'>>;
   /** Client id the brokers see (logs, quotas). Default `ferry`. */
   readonly clientId?: string;
   /** Partitions of the topics ferry creates on first use. Default 8. */
@@ -156,6 +164,7 @@ export function kafka(options: KafkaTransportOptions): Transport {
     maxMessageBytes: options.maxMessageBytes ?? 1_000_000,
   };
   const clientOptions = {
+    ...options.clientOptions,
     clientId,
     bootstrapBrokers: brokers,
     connectTimeout: options.connectTimeoutMs ?? 5000,

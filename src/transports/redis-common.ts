@@ -10,6 +10,13 @@ export interface RedisConnectionOptions {
   /** ioredis options (sentinels, TLS, db, retry strategy, ...). */
   readonly redis?: RedisOptions;
   /**
+   * An ioredis client your service already configured (TLS, sentinels, ACL user, ...): ferry
+   * opens its connections with `client.duplicate()`, so they share its settings, and never
+   * sends commands on it, changes it or closes it. `url` is then ignored; `redis` options
+   * apply over the client's for ferry's connections.
+   */
+  readonly client?: Redis;
+  /**
    * Prepended to every Redis key and channel ferry uses (`app:` makes the topic
    * `order.created` the stream or channel `app:order.created`). Default none.
    */
@@ -35,7 +42,11 @@ export async function connectRedis(
       `ferry reads Redis replies in the classic shape; remove replyMapping: ${JSON.stringify(replyMapping)}`,
     );
   }
-  const client = options.url === undefined ? new Redis(settings) : new Redis(options.url, settings);
+  const client = options.client
+    ? options.client.duplicate(settings)
+    : options.url === undefined
+      ? new Redis(settings)
+      : new Redis(options.url, settings);
   // Without a listener ioredis prints every reconnect failure to the console.
   client.on('error', (error: unknown) => options.onError?.(error));
   return client;

@@ -14,6 +14,8 @@ export const loadAmqplib = (): Promise<Amqplib> =>
 
 export interface ConnectorOptions {
   readonly url: string | Options.Connect;
+  /** A connection the caller opened: used as it is, never closed or reopened here. */
+  readonly connection?: ChannelModel;
   readonly socketOptions?: Record<string, unknown>;
   /** First wait before reconnecting; doubles up to `maxDelayMs`. */
   readonly initialDelayMs: number;
@@ -34,9 +36,17 @@ export class Connector {
   /** Increases with every new connection. */
   generation = 0;
 
-  constructor(private readonly options: ConnectorOptions) {}
+  constructor(private readonly options: ConnectorOptions) {
+    const external = options.connection;
+    if (external) {
+      this.current = external;
+      this.generation = 1;
+      external.once('close', () => (this.current = undefined));
+    }
+  }
 
   get where(): string {
+    if (this.options.connection) return 'the amqplib connection passed in';
     const { url } = this.options;
     return typeof url === 'string'
       ? redactUrl(url)
@@ -47,6 +57,13 @@ export class Connector {
   async get(deadline: number): Promise<ChannelModel> {
     if (this.closed) throw new FerryError('CLOSED', 'rabbitmq transport is closed');
     if (this.current) return this.current;
+    if (this.options.connection) {
+      // Reopening it would need the caller's URL and options: that connection is theirs.
+      throw new FerryError(
+        'CONNECTION_FAILED',
+        `The amqplib connection passed to ferry is closed; ferry does not reopen a connection it did not open`,
+      );
+    }
     this.connecting ??= this.connectLoop();
     let timer: NodeJS.Timeout | undefined;
     try {
@@ -116,6 +133,7 @@ export class Connector {
     this.wakeSleeper?.();
     const model = this.current;
     this.current = undefined;
-    await model?.close().catch(() => undefined);
+    // The caller's connection stays open: ferry closed its own channels on it already.
+    if (model !== this.options.connection) await model?.close().catch(() => undefined);
   }
 }

@@ -1,4 +1,11 @@
-import type { Channel, ConfirmChannel, ConsumeMessage, GetMessage, Options } from 'amqplib';
+import type {
+  Channel,
+  ChannelModel,
+  ConfirmChannel,
+  ConsumeMessage,
+  GetMessage,
+  Options,
+} from 'amqplib';
 import { randomUUID } from 'node:crypto';
 import { describeError, FerryError } from '../../errors.js';
 import { HEADER, type OutgoingMessage } from '../../message.js';
@@ -38,6 +45,13 @@ export interface RabbitMqOptions extends TopologyOptions {
   readonly url?: string | Options.Connect;
   /** Passed to the socket (TLS material for `amqps:`, timeouts, ...). */
   readonly socketOptions?: Record<string, unknown>;
+  /**
+   * An amqplib connection (what `amqp.connect()` resolves to) your service already has: ferry
+   * opens its channels on it instead of connecting, and leaves it open on `close()`. ferry
+   * cannot reopen it, so once it drops, publishes and subscriptions fail with
+   * `CONNECTION_FAILED`; reconnecting is then yours. `url` and `socketOptions` are ignored.
+   */
+  readonly connection?: ChannelModel;
   /** Unacknowledged messages the broker pushes to each subscription ahead. Default 100. */
   readonly prefetch?: number;
   /** Unconfirmed publishes on the wire at once, across the transport. Default 1000. */
@@ -127,6 +141,7 @@ export function rabbitmq(options: RabbitMqOptions = {}): RabbitMqTransport {
   const connector = new Connector({
     url: options.url ?? 'amqp://127.0.0.1',
     ...(options.socketOptions === undefined ? {} : { socketOptions: options.socketOptions }),
+    ...(options.connection === undefined ? {} : { connection: options.connection }),
     initialDelayMs: options.reconnect?.initialDelayMs ?? 100,
     maxDelayMs: options.reconnect?.maxDelayMs ?? 5000,
   });
