@@ -25,6 +25,8 @@ export interface Pipeline {
   readonly bus: Bus;
   readonly topic: ReturnType<typeof defineTopic<Order>>;
   readonly state: { healthy: boolean; billed: string[]; shipped: string[] };
+  /** The two consumer groups' names (unique per pipeline on shared brokers). */
+  readonly groups: { readonly billing: string; readonly shipping: string };
   /** Ids of the seeded rows. */
   readonly ids: {
     readonly pending: readonly string[];
@@ -42,7 +44,11 @@ export interface Pipeline {
 export const SCRIPT_PAYLOAD =
   '<script>window.__pwned = true</script><img src=x onerror="window.__pwned=true">';
 
-export async function createPipeline(dbUrl: string, transportUrl: string): Promise<Pipeline> {
+export async function createPipeline(
+  dbUrl: string,
+  transportUrl: string,
+  groups = { billing: 'billing', shipping: 'shipping' },
+): Promise<Pipeline> {
   const store = await openStore(dbUrl);
   await store.migrate();
   const transport = await openTransport(transportUrl);
@@ -101,6 +107,7 @@ export async function createPipeline(dbUrl: string, transportUrl: string): Promi
     bus,
     topic,
     state,
+    groups,
     ids: { pending, dead, blocked, script },
     async counts() {
       const result = await store.query(
@@ -124,15 +131,23 @@ export async function createPipeline(dbUrl: string, transportUrl: string): Promi
     },
     async startConsumers() {
       subscriptions.push(
-        await bus.subscribe(topic, { group: 'billing', inbox: store.inbox }, async (message) => {
-          if (message.payload.id.startsWith('bad') && !state.healthy) {
-            throw new PermanentError(`card declined for ${message.payload.id}`);
-          }
-          state.billed.push(message.payload.id);
-        }),
-        await bus.subscribe(topic, { group: 'shipping', inbox: store.inbox }, async (message) => {
-          state.shipped.push(message.payload.id);
-        }),
+        await bus.subscribe(
+          topic,
+          { group: groups.billing, inbox: store.inbox },
+          async (message) => {
+            if (message.payload.id.startsWith('bad') && !state.healthy) {
+              throw new PermanentError(`card declined for ${message.payload.id}`);
+            }
+            state.billed.push(message.payload.id);
+          },
+        ),
+        await bus.subscribe(
+          topic,
+          { group: groups.shipping, inbox: store.inbox },
+          async (message) => {
+            state.shipped.push(message.payload.id);
+          },
+        ),
       );
     },
     async close() {

@@ -106,7 +106,9 @@ export async function startConsole(options: ConsoleOptions): Promise<ConsoleServ
       "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
     );
     reply.header('x-content-type-options', 'nosniff');
-    reply.header('referrer-policy', 'no-referrer');
+    // Not no-referrer: with it Chromium sends `Origin: null` on form posts, and the
+    // same-origin check below would refuse the console's own forms.
+    reply.header('referrer-policy', 'same-origin');
     reply.header('cache-control', 'no-store');
   });
 
