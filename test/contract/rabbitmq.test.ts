@@ -19,6 +19,18 @@ transportContract(
       },
 );
 
+// Group queues as quorum queues (replicated with Raft): the same contract must hold.
+transportContract(
+  'rabbitmq with quorum queues',
+  url === undefined
+    ? undefined
+    : {
+        create: () =>
+          rabbitmq({ url, prefix, queueType: 'quorum', queueArguments: { 'x-expires': 600_000 } }),
+        foreign: () => amqpPublisher(url, prefix),
+      },
+);
+
 afterAll(async () => {
   if (url !== undefined) await deleteByPrefix(url, prefix);
 });
