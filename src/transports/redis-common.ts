@@ -2,6 +2,7 @@ import type { Redis, RedisOptions } from 'ioredis';
 import { loadDriver } from '../driver.js';
 import { describeError, FerryError } from '../errors.js';
 import { redactSecrets } from '../log.js';
+import { permanentConnectFailure } from './connect-failure.js';
 
 /** How to reach Redis: a URL, ioredis options, or both (options win over the URL). */
 export interface RedisConnectionOptions {
@@ -49,7 +50,57 @@ export async function connectRedis(
       : new Redis(options.url, settings);
   // Without a listener ioredis prints every reconnect failure to the console.
   client.on('error', (error: unknown) => options.onError?.(error));
+  await firstConnection(client, settings.connectTimeout ?? FIRST_CONNECT_MS);
   return client;
+}
+
+/** How long a new connection may take, refusals retried, before it is CONNECTION_FAILED. */
+const FIRST_CONNECT_MS = 3000;
+
+/**
+ * Waits until a new client is ready. A refused login or an unknown host fails at once; a
+ * refused port or a timeout is retried by ioredis until `timeoutMs`. Either way the failure is
+ * `CONNECTION_FAILED` and the client is gone, so commands never queue behind it. After this
+ * first connection, drops are ioredis's to heal (it reconnects).
+ */
+async function firstConnection(client: Redis, timeoutMs: number): Promise<void> {
+  if (client.status === 'ready') return;
+  if (client.status === 'wait') client.connect().catch(() => undefined);
+  const where = `${client.options.host ?? '127.0.0.1'}:${client.options.port ?? 6379}`;
+  let lastError: unknown;
+  let settle: (error?: FerryError) => void = () => undefined;
+  const outcome = new Promise<FerryError | undefined>((resolve) => (settle = resolve));
+  const fail = (reason: string): void =>
+    settle(
+      new FerryError(
+        'CONNECTION_FAILED',
+        `Could not connect to Redis at ${where}: ${reason}${lastError === undefined ? '' : ` (${redactSecrets(describeError(lastError))})`}`,
+        { cause: lastError },
+      ),
+    );
+  const onReady = (): void => settle();
+  const onError = (error: unknown): void => {
+    lastError = error;
+    const permanent = permanentConnectFailure(error);
+    if (permanent !== undefined) fail(permanent);
+  };
+  const timer = setTimeout(() => fail(`not reachable within ${timeoutMs} ms`), timeoutMs);
+  client.on('ready', onReady);
+  client.on('error', onError);
+  const error = await outcome;
+  clearTimeout(timer);
+  client.off('ready', onReady);
+  client.off('error', onError);
+  if (error) {
+    client.disconnect();
+    throw error;
+  }
+}
+
+/** `opening`, after which `forget` runs if it fails: the next use then connects anew. */
+export function forgetOnFailure<T>(opening: Promise<T>, forget: () => void): Promise<T> {
+  opening.catch(forget);
+  return opening;
 }
 
 /** Closes a connection: politely when it is up, at once when it is not. */
@@ -88,7 +139,18 @@ export function redisError(
   cause: unknown,
 ): FerryError {
   if (cause instanceof FerryError) return cause;
-  return new FerryError(code, `${what}: ${redactSecrets(describeError(cause))}`, { cause });
+  // A command that failed because the connection is down or refused is a connection failure,
+  // whatever the command was.
+  const connection =
+    permanentConnectFailure(cause) !== undefined ||
+    (cause instanceof Error &&
+      (cause.name === 'MaxRetriesPerRequestError' ||
+        /Connection is closed|ECONNREFUSED|ECONNRESET|ETIMEDOUT/.test(cause.message)));
+  return new FerryError(
+    connection ? 'CONNECTION_FAILED' : code,
+    `${what}: ${redactSecrets(describeError(cause))}`,
+    { cause },
+  );
 }
 
 /**

@@ -15,6 +15,7 @@ import {
   connectionFromUrl,
   connectRedis,
   execPipeline,
+  forgetOnFailure,
   numberParam,
   redisError,
   Slots,
@@ -272,9 +273,15 @@ export function redisPubSub(options: RedisPubSubOptions = {}): Transport {
   };
 
   const getPublisher = (): Promise<Redis> =>
-    (publisher ??= connectRedis(options, { enableAutoPipelining: true }));
+    (publisher ??= forgetOnFailure(
+      connectRedis(options, { enableAutoPipelining: true }),
+      () => (publisher = undefined),
+    ));
   const getSubscriber = (): Promise<Redis> =>
-    (subscriber ??= connectRedis(options, { autoResubscribe: true }).then((client) => {
+    (subscriber ??= forgetOnFailure(
+      connectRedis(options, { autoResubscribe: true }),
+      () => (subscriber = undefined),
+    ).then((client) => {
       client.on('messageBuffer', (channel: Buffer, message: Buffer) =>
         dispatch(channel.toString(), message),
       );

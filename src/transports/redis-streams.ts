@@ -25,6 +25,7 @@ import {
   connectionFromUrl,
   connectRedis,
   execPipeline,
+  forgetOnFailure,
   numberParam,
   redisError,
   Slots,
@@ -652,7 +653,10 @@ export function redisStreams(options: RedisStreamsOptions = {}): Transport {
   const connection = (): Promise<Redis> =>
     // No auto-pipelining: ioredis 5 drops the command name of callBuffer under it. Batches
     // go through explicit pipelines instead.
-    (command ??= connectRedis(options, { enableAutoPipelining: false }));
+    (command ??= forgetOnFailure(
+      connectRedis(options, { enableAutoPipelining: false }),
+      () => (command = undefined),
+    ));
   const assertOpen = (): void => {
     if (closed) throw new FerryError('CLOSED', 'redis-streams transport is closed');
   };

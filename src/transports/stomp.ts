@@ -4,7 +4,8 @@ import { isUtf8 } from 'node:buffer';
 import { randomUUID } from 'node:crypto';
 import { loadDriver } from '../driver.js';
 import { describeError, FerryError } from '../errors.js';
-import { redactUrl } from '../log.js';
+import { redactSecrets, redactUrl } from '../log.js';
+import { permanentConnectFailure } from './connect-failure.js';
 import { HEADER, type Delivery, type Headers, type OutgoingMessage } from '../message.js';
 import type {
   CloseOptions,
@@ -292,14 +293,22 @@ export function stomp(options: StompTransportOptions = {}): Transport {
       state.waiters.clear();
       hooks.onConnect?.();
     };
+    // A refused login or an unknown host before the first connection will not heal: wake
+    // whoever waits, so they fail now rather than at their deadline.
+    const failed = (error: unknown): void => {
+      lastError = error;
+      if (state.generation > 0 || permanentConnectFailure(error) === undefined) return;
+      for (const wake of state.waiters) wake();
+      state.waiters.clear();
+    };
     client.onStompError = (frame) => {
-      lastError = new Error(`${frame.headers.message ?? 'STOMP error'}: ${frame.body}`);
       // A missing exchange or queue: declare again on the next try.
       declaredExchanges.clear();
+      failed(new Error(`${frame.headers.message ?? 'STOMP error'}: ${frame.body.trim()}`));
     };
     client.onWebSocketClose = () => down();
     client.onWebSocketError = (event: unknown) => {
-      lastError = (event as { message?: unknown }).message ?? event;
+      failed((event as { message?: unknown }).message ?? event);
     };
     client.activate();
     return state;
@@ -310,6 +319,14 @@ export function stomp(options: StompTransportOptions = {}): Transport {
     while (!state.connected) {
       if (closed) throw new FerryError('CLOSED', 'stomp transport is closed');
       const left = deadline - Date.now();
+      const permanent = state.generation === 0 ? permanentConnectFailure(lastError) : undefined;
+      if (permanent !== undefined) {
+        throw new FerryError(
+          'CONNECTION_FAILED',
+          `Could not connect to RabbitMQ STOMP at ${where}: ${permanent} (${redactSecrets(describeError(lastError))})`,
+          { cause: lastError },
+        );
+      }
       if (left <= 0) {
         throw new FerryError(
           'CONNECTION_FAILED',

@@ -2,7 +2,8 @@ import type * as AmqplibNs from 'amqplib';
 import type { ChannelModel, Options } from 'amqplib';
 import { loadDriver } from '../../driver.js';
 import { describeError, FerryError } from '../../errors.js';
-import { redactUrl } from '../../log.js';
+import { redactSecrets, redactUrl } from '../../log.js';
+import { permanentConnectFailure } from '../connect-failure.js';
 
 export type Amqplib = typeof AmqplibNs;
 
@@ -108,6 +109,14 @@ export class Connector {
       } catch (error) {
         if (this.closed) throw new FerryError('CLOSED', 'rabbitmq transport is closed');
         this.lastError = error;
+        const permanent = this.generation === 0 ? permanentConnectFailure(error) : undefined;
+        if (permanent !== undefined) {
+          throw new FerryError(
+            'CONNECTION_FAILED',
+            `Could not connect to RabbitMQ at ${this.where}: ${permanent} (${redactSecrets(describeError(error))})`,
+            { cause: error },
+          );
+        }
         const base = Math.min(this.options.maxDelayMs, this.options.initialDelayMs * 2 ** attempt);
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, base * (0.8 + Math.random() * 0.4));
