@@ -1,4 +1,6 @@
 import type { TransportCapabilities } from './transport.js';
+import type { TransportAdvice, TransportDescriptor } from './transports/descriptor.js';
+import { TRANSPORTS } from './transports/descriptors.js';
 
 /** What a team needs from its messaging, as the selection guide asks it. */
 export interface Needs {
@@ -14,119 +16,28 @@ export interface Needs {
   readonly simpleOps?: boolean;
 }
 
-/** The facts the guide weighs, per transport. */
-export interface TransportProfile {
+/** The facts the guide weighs, per transport: its descriptor's, nothing restated. */
+export interface TransportProfile extends TransportAdvice {
   readonly transport: string;
   readonly url: string;
   readonly capabilities: Omit<TransportCapabilities, 'maxMessageBytes'>;
-  /** Rough sustained throughput one modest deployment handles, messages per second. */
-  readonly throughput: number;
-  readonly protocols: readonly string[];
-  /** 1 = a file or one small server; 3 = a cluster with its own expertise. */
-  readonly operations: 1 | 2 | 3;
-  /** Scales out beyond one machine. */
-  readonly scalesOut: boolean;
 }
 
-/** Mirrors each transport's declared capabilities (a test keeps them in step). */
-export const PROFILES: readonly TransportProfile[] = [
-  {
-    transport: 'kafka',
-    url: 'kafka://127.0.0.1:9092',
-    capabilities: {
-      persistent: true,
-      groups: true,
-      order: 'partition',
-      replay: true,
-      delivery: 'at-least-once',
-      identity: 'position',
-    },
-    throughput: 100_000,
-    protocols: ['kafka'],
-    operations: 3,
-    scalesOut: true,
+/** Every transport the guide may recommend, read from the transport descriptors. */
+export const PROFILES: readonly TransportProfile[] = TRANSPORTS.flatMap(
+  (descriptor: TransportDescriptor) => {
+    if (!descriptor.advice) return [];
+    const { maxMessageBytes: _bytes, ...capabilities } = descriptor.capabilities;
+    return [
+      {
+        transport: descriptor.name,
+        url: descriptor.exampleUrl,
+        capabilities,
+        ...descriptor.advice,
+      },
+    ];
   },
-  {
-    transport: 'rabbitmq',
-    url: 'amqp://guest:guest@127.0.0.1:5672',
-    capabilities: {
-      persistent: true,
-      groups: true,
-      order: 'queue',
-      replay: false,
-      delivery: 'at-least-once',
-      identity: 'none',
-    },
-    throughput: 10_000,
-    protocols: ['amqp'],
-    operations: 2,
-    scalesOut: true,
-  },
-  {
-    transport: 'stomp',
-    url: 'stomp://guest:guest@127.0.0.1:61613',
-    capabilities: {
-      persistent: true,
-      groups: true,
-      order: 'queue',
-      replay: false,
-      delivery: 'at-least-once',
-      identity: 'none',
-    },
-    throughput: 5_000,
-    protocols: ['stomp'],
-    operations: 2,
-    scalesOut: true,
-  },
-  {
-    transport: 'redis-streams',
-    url: 'redis-streams://127.0.0.1:6379',
-    capabilities: {
-      persistent: true,
-      groups: true,
-      order: 'stream',
-      replay: true,
-      delivery: 'at-least-once',
-      identity: 'position',
-    },
-    throughput: 50_000,
-    protocols: ['redis'],
-    operations: 1,
-    scalesOut: false,
-  },
-  {
-    transport: 'redis',
-    url: 'redis://127.0.0.1:6379',
-    capabilities: {
-      persistent: false,
-      groups: false,
-      order: 'channel',
-      replay: false,
-      delivery: 'at-most-once',
-      identity: 'none',
-    },
-    throughput: 200_000,
-    protocols: ['redis'],
-    operations: 1,
-    scalesOut: false,
-  },
-  {
-    transport: 'sqlite',
-    url: 'sqlite:./ferry.db',
-    capabilities: {
-      persistent: true,
-      groups: true,
-      order: 'partition',
-      replay: true,
-      delivery: 'at-least-once',
-      identity: 'position',
-    },
-    throughput: 5_000,
-    protocols: [],
-    operations: 1,
-    scalesOut: false,
-  },
-];
+);
 
 export interface Advice {
   readonly transport: string;

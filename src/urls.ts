@@ -4,24 +4,30 @@ import type { Inbox } from './bus.js';
 import type { Outbox } from './outbox/outbox.js';
 import type { OutboxStore } from './outbox/store.js';
 import type { Transport } from './transport.js';
+import { TRANSPORTS, type TransportName } from './transports/descriptors.js';
 
 export type TransportOpener = (url: URL) => Transport | Promise<Transport>;
 
 /**
- * Transport URL schemes. Each entry loads its driver module only when used, so a URL for
- * one broker never loads another broker's client.
+ * How each transport opens from a URL. Each entry loads its driver module only when used, so
+ * a URL for one broker never loads another broker's client. Which schemes open which
+ * transport is the descriptors' to say.
  */
-const transports: Record<string, () => Promise<TransportOpener>> = {
-  'memory:': async () => (await import('./transports/memory.js')).memoryFromUrl,
-  'sqlite:': async () => (await import('./transports/sqlite.js')).sqliteFromUrl,
-  'kafka:': async () => (await import('./transports/kafka.js')).kafkaFromUrl,
-  'amqp:': async () => (await import('./transports/rabbitmq/index.js')).rabbitmqFromUrl,
-  'amqps:': async () => (await import('./transports/rabbitmq/index.js')).rabbitmqFromUrl,
-  'stomp:': async () => (await import('./transports/stomp.js')).stompFromUrl,
-  'redis:': async () => (await import('./transports/redis.js')).redisPubSubFromUrl,
-  'rediss:': async () => (await import('./transports/redis.js')).redisPubSubFromUrl,
-  'redis-streams:': async () => (await import('./transports/redis.js')).redisStreamsFromUrl,
+const openers: Record<TransportName, () => Promise<TransportOpener>> = {
+  memory: async () => (await import('./transports/memory.js')).memoryFromUrl,
+  sqlite: async () => (await import('./transports/sqlite.js')).sqliteFromUrl,
+  kafka: async () => (await import('./transports/kafka.js')).kafkaFromUrl,
+  rabbitmq: async () => (await import('./transports/rabbitmq/index.js')).rabbitmqFromUrl,
+  stomp: async () => (await import('./transports/stomp.js')).stompFromUrl,
+  redis: async () => (await import('./transports/redis.js')).redisPubSubFromUrl,
+  'redis-streams': async () => (await import('./transports/redis.js')).redisStreamsFromUrl,
 };
+
+const transports: Record<string, () => Promise<TransportOpener>> = Object.fromEntries(
+  TRANSPORTS.flatMap(({ name, schemes }) =>
+    schemes.map((scheme) => [`${scheme}:`, openers[name]] as const),
+  ),
+);
 
 export const transportSchemes = (): string[] => Object.keys(transports).map((s) => s.slice(0, -1));
 

@@ -13,10 +13,11 @@ import type {
   SeekTarget,
   SubscribeOptions,
   Transport,
-  TransportCapabilities,
 } from '../transport.js';
 import { KafkaSubscription } from './kafka-subscription.js';
 import { assertPartitions, checkSize, Subscriptions } from './shared.js';
+import { capabilitiesOf } from './descriptor.js';
+import { kafkaDescriptor } from './kafka/descriptor.js';
 
 type Lib = typeof KafkaLib;
 type Producer = KafkaLib.Producer<string, Buffer, string, string>;
@@ -154,15 +155,7 @@ export function kafka(options: KafkaTransportOptions): Transport {
   assertPartitions(partitions);
   const clientId = options.clientId ?? 'ferry';
   const security = securityOptions(options);
-  const capabilities: TransportCapabilities = {
-    persistent: true,
-    groups: true,
-    order: 'partition',
-    replay: true,
-    delivery: 'at-least-once',
-    identity: 'position',
-    maxMessageBytes: options.maxMessageBytes ?? 1_000_000,
-  };
+  const capabilities = capabilitiesOf(kafkaDescriptor, options.maxMessageBytes);
   const clientOptions = {
     ...options.clientOptions,
     clientId,

@@ -8,7 +8,6 @@ import type {
   SeekTarget,
   SubscribeOptions,
   Transport,
-  TransportCapabilities,
 } from '../transport.js';
 import { PartitionPump } from './partition-pump.js';
 import {
@@ -18,6 +17,8 @@ import {
   roundRobinShare,
   Subscriptions,
 } from './shared.js';
+import { capabilitiesOf } from './descriptor.js';
+import { memoryDescriptor } from './memory/descriptor.js';
 
 interface Stored extends Delivery {
   readonly brokerTime: Date;
@@ -54,16 +55,6 @@ export interface MemoryTransportOptions {
   readonly onError?: (error: unknown) => void;
 }
 
-const capabilitiesOf = (maxMessageBytes: number): TransportCapabilities => ({
-  persistent: false,
-  groups: true,
-  order: 'partition',
-  replay: true,
-  delivery: 'at-least-once',
-  identity: 'position',
-  maxMessageBytes,
-});
-
 /**
  * An in-process transport with the semantics of a partitioned log (groups, order per key,
  * replay) and nothing persisted: for tests and examples. Delivery is at-least-once within
@@ -71,7 +62,7 @@ const capabilitiesOf = (maxMessageBytes: number): TransportCapabilities => ({
  */
 export function memory(options: MemoryTransportOptions = {}): Transport {
   const broker = options.broker ?? createMemoryBroker();
-  const capabilities = capabilitiesOf(options.maxMessageBytes ?? 16 * 1024 * 1024);
+  const capabilities = capabilitiesOf(memoryDescriptor, options.maxMessageBytes);
   const mine = new Subscriptions();
   let closed = false;
 

@@ -2,13 +2,7 @@ import { isUtf8 } from 'node:buffer';
 import type { Redis } from 'ioredis';
 import { FerryError } from '../errors.js';
 import { HEADER, type Delivery, type Headers, type OutgoingMessage } from '../message.js';
-import type {
-  CloseOptions,
-  DeliveryHandler,
-  SubscribeOptions,
-  Transport,
-  TransportCapabilities,
-} from '../transport.js';
+import type { CloseOptions, DeliveryHandler, SubscribeOptions, Transport } from '../transport.js';
 import { checkSize, checkSubscribe, InFlight, Subscriptions, unsupported } from './shared.js';
 import {
   closeRedis,
@@ -23,6 +17,8 @@ import {
   type RedisConnectionOptions,
   pingRedis,
 } from './redis-common.js';
+import { capabilitiesOf } from './descriptor.js';
+import { redisPubSubDescriptor } from './redis/pubsub/descriptor.js';
 
 /**
  * One line to print (once) wherever Redis Pub/Sub carries messages that matter, e.g. when a
@@ -61,16 +57,6 @@ export interface PubSubEnvelope {
   readonly body: string;
   readonly encoding?: 'base64';
 }
-
-const capabilitiesOf = (maxMessageBytes: number): TransportCapabilities => ({
-  persistent: false,
-  groups: false,
-  order: 'channel',
-  replay: false,
-  delivery: 'at-most-once',
-  identity: 'none',
-  maxMessageBytes,
-});
 
 const GLOB = /[*?[]/;
 
@@ -251,7 +237,7 @@ interface Channel {
  */
 export function redisPubSub(options: RedisPubSubOptions = {}): Transport {
   const name = 'redis';
-  const capabilities = capabilitiesOf(options.maxMessageBytes ?? 8 * 1024 * 1024);
+  const capabilities = capabilitiesOf(redisPubSubDescriptor, options.maxMessageBytes);
   const prefix = options.prefix ?? '';
   const maxQueued = options.maxQueued ?? 100_000;
   const channels = new Map<string, Channel>();

@@ -9,7 +9,6 @@ import type {
   SeekTarget,
   SubscribeOptions,
   Transport,
-  TransportCapabilities,
 } from '../transport.js';
 import { pause } from '../retry.js';
 import {
@@ -33,6 +32,8 @@ import {
   type RedisConnectionOptions,
   pingRedis,
 } from './redis-common.js';
+import { capabilitiesOf } from './descriptor.js';
+import { redisStreamsDescriptor } from './redis/streams/descriptor.js';
 
 export interface RedisStreamsOptions extends RedisConnectionOptions {
   /**
@@ -64,16 +65,6 @@ export interface RedisStreamsOptions extends RedisConnectionOptions {
 export const KEY_FIELD = 'ferry-key';
 const BODY_FIELD = 'body';
 const MAX_SEQ = '18446744073709551615';
-
-const capabilitiesOf = (maxMessageBytes: number): TransportCapabilities => ({
-  persistent: true,
-  groups: true,
-  order: 'stream',
-  replay: true,
-  delivery: 'at-least-once',
-  identity: 'position',
-  maxMessageBytes,
-});
 
 /** The XADD field list of a message: headers, then `ferry-key`, then `body` last. */
 export function entryFields(message: OutgoingMessage): Array<string | Buffer> {
@@ -635,7 +626,7 @@ class PrivateReader {
  */
 export function redisStreams(options: RedisStreamsOptions = {}): Transport {
   const name = 'redis-streams';
-  const capabilities = capabilitiesOf(options.maxMessageBytes ?? 16 * 1024 * 1024);
+  const capabilities = capabilitiesOf(redisStreamsDescriptor, options.maxMessageBytes);
   const partitions = options.partitions ?? 1;
   assertPartitions(partitions);
   const prefix = options.prefix ?? '';

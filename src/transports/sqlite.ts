@@ -12,11 +12,12 @@ import type {
   SubscribeOptions,
   Subscription,
   Transport,
-  TransportCapabilities,
 } from '../transport.js';
 import { PartitionPump } from './partition-pump.js';
 import { sqliteFilePath } from '../urls.js';
 import { assertPartitions, checkSize, partitionOf, Subscriptions } from './shared.js';
+import { capabilitiesOf } from './descriptor.js';
+import { sqliteDescriptor } from './sqlite/descriptor.js';
 
 type Database = BetterSqlite3.Database;
 
@@ -126,7 +127,7 @@ export async function sqlite(options: SqliteTransportOptions = {}): Promise<Tran
     sessionTimeoutMs,
     pollIntervalMs,
     retentionMs: options.retentionMs,
-    maxMessageBytes: options.maxMessageBytes ?? 16 * 1024 * 1024,
+    maxMessageBytes: options.maxMessageBytes ?? sqliteDescriptor.capabilities.maxMessageBytes,
     concurrency: options.concurrency,
     onError: options.onError,
   });
@@ -143,15 +144,7 @@ interface Settings {
 }
 
 function createSqliteTransport(db: Database, path: string, settings: Settings): Transport {
-  const capabilities: TransportCapabilities = {
-    persistent: true,
-    groups: true,
-    order: 'partition',
-    replay: true,
-    delivery: 'at-least-once',
-    identity: 'position',
-    maxMessageBytes: settings.maxMessageBytes,
-  };
+  const capabilities = capabilitiesOf(sqliteDescriptor, settings.maxMessageBytes);
   const sql = {
     topic: db.prepare<[string], { partitions: number }>(
       'select partitions from ferry_topics where topic = ?',

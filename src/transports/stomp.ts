@@ -14,7 +14,6 @@ import type {
   SubscribeOptions,
   Subscription,
   Transport,
-  TransportCapabilities,
 } from '../transport.js';
 import { Connector } from './rabbitmq/connection.js';
 import { Lanes, type Inbound } from './rabbitmq/lanes.js';
@@ -35,12 +34,8 @@ export type {
   ExchangeType,
   TopologyOptions,
 } from './rabbitmq/topology.js';
-
-/**
- * As the AMQP transport: RabbitMQ takes up to 128 MiB, but big bodies stall a connection and
- * the STOMP client parses frames in memory; 16 MiB (20 MB frames measured working).
- */
-export const DEFAULT_STOMP_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
+import { capabilitiesOf } from './descriptor.js';
+import { stompDescriptor } from './rabbitmq/stomp/descriptor.js';
 
 export interface StompTransportOptions extends TopologyOptions {
   /** `stomp://user:pass@host:61613/vhost`. Default `stomp://guest:guest@127.0.0.1:61613`. */
@@ -175,15 +170,7 @@ const PING_TIMEOUT_MS = 2000;
 
 export function stomp(options: StompTransportOptions = {}): Transport {
   const url = new URL(options.url ?? 'stomp://guest:guest@127.0.0.1:61613');
-  const capabilities: TransportCapabilities = {
-    persistent: true,
-    groups: true,
-    order: 'queue',
-    replay: false,
-    delivery: 'at-least-once',
-    identity: 'none',
-    maxMessageBytes: options.maxMessageBytes ?? DEFAULT_STOMP_MAX_MESSAGE_BYTES,
-  };
+  const capabilities = capabilitiesOf(stompDescriptor, options.maxMessageBytes);
   const topology = new Topology(options);
   const login = decodeURIComponent(url.username || 'guest');
   const passcode = decodeURIComponent(url.password || 'guest');

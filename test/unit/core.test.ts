@@ -3,7 +3,6 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { PROFILES } from '../../src/advise.js';
 import { loadDriver } from '../../src/driver.js';
 import {
   backoffDelay,
@@ -220,46 +219,6 @@ describe('URLs and drivers', () => {
     };
     visit(join(root, 'index.ts'));
     expect(seen.size).toBeGreaterThan(5);
-  });
-});
-
-describe('advise profiles', () => {
-  // Transports connect on first use, so opening one reads its capabilities without a broker.
-  it.each(PROFILES.map((profile) => [profile.transport, profile] as const))(
-    'state the same capabilities as the %s transport itself',
-    async (_, profile) => {
-      const transport = await openTransport(
-        profile.transport === 'sqlite' ? 'sqlite::memory:' : profile.url,
-      );
-      const { maxMessageBytes: _bytes, ...capabilities } = transport.capabilities;
-      expect(transport.name).toBe(profile.transport);
-      expect(profile.capabilities).toEqual(capabilities);
-      await transport.close({ timeoutMs: 100 });
-    },
-  );
-});
-
-describe('README promises table', () => {
-  const readme = readFileSync(
-    resolve(dirname(fileURLToPath(import.meta.url)), '../../README.md'),
-    'utf8',
-  );
-  const rows = readme
-    .split('\n')
-    .filter((line) => /^\| [a-z].*\| `[a-z-]+:/.test(line))
-    .map((line) => line.split('|').map((cell) => cell.trim()));
-
-  it('states each transport’s rule for messages without an id as its capabilities do', async () => {
-    expect(rows.length).toBe(7);
-    for (const cells of rows) {
-      const url = /`([^`]+)`/.exec(cells[2] ?? '')?.[1] ?? '';
-      const transport = await openTransport(url === 'sqlite:./ferry.db' ? 'sqlite::memory:' : url);
-      const stated = cells[cells.length - 2] ?? '';
-      expect(stated.startsWith('position'), `${url}: ${stated}`).toBe(
-        transport.capabilities.identity === 'position',
-      );
-      await transport.close({ timeoutMs: 100 });
-    }
   });
 });
 

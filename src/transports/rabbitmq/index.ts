@@ -18,7 +18,6 @@ import type {
   SubscribeOptions,
   Subscription,
   Transport,
-  TransportCapabilities,
 } from '../../transport.js';
 import { checkSize, checkSubscribe, InFlight, unsupported } from '../shared.js';
 import { Connector } from './connection.js';
@@ -36,9 +35,8 @@ export {
   type ExchangeType,
   type TopologyOptions,
 } from './topology.js';
-
-/** RabbitMQ accepts up to 128 MiB (512 MiB hard limit); big bodies stall a channel for everyone. */
-export const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
+import { capabilitiesOf } from '../descriptor.js';
+import { amqpDescriptor } from './amqp/descriptor.js';
 
 export interface RabbitMqOptions extends TopologyOptions {
   /** `amqp://user:pass@host:5672/vhost` (or amqplib's connect object). Default `amqp://127.0.0.1`. */
@@ -97,16 +95,6 @@ interface Publisher {
 
 type Outcome = 'ok' | 'retry' | FerryError;
 
-const capabilitiesOf = (maxMessageBytes: number): TransportCapabilities => ({
-  persistent: true,
-  groups: true,
-  order: 'queue',
-  replay: false,
-  delivery: 'at-least-once',
-  identity: 'none',
-  maxMessageBytes,
-});
-
 /**
  * RabbitMQ over AMQP 0-9-1 (amqplib).
  *
@@ -136,7 +124,7 @@ const capabilitiesOf = (maxMessageBytes: number): TransportCapabilities => ({
  * closes the connection.
  */
 export function rabbitmq(options: RabbitMqOptions = {}): RabbitMqTransport {
-  const capabilities = capabilitiesOf(options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES);
+  const capabilities = capabilitiesOf(amqpDescriptor, options.maxMessageBytes);
   const topology = new Topology(options);
   const connector = new Connector({
     url: options.url ?? 'amqp://127.0.0.1',
