@@ -14,6 +14,8 @@ import type {
 } from '../outbox/store.js';
 import {
   DEFAULT_PARTITIONS,
+  FORGET_RELAYS_AFTER_MS,
+  MAX_ERROR_TEXT,
   INSERT_CHUNK,
   assertIdentifier,
   checkLimit,
@@ -358,8 +360,8 @@ export function mysqlOutboxStore(options: MysqlOutboxOptions): MysqlOutboxStore 
           [owner, micros, micros],
         );
         await pool.query(
-          `DELETE FROM ${R} WHERE owner <> ? AND expires_at < DATE_SUB(${NOW}, INTERVAL 1 MINUTE)`,
-          [owner],
+          `DELETE FROM ${R} WHERE owner <> ? AND expires_at < DATE_SUB(${NOW}, INTERVAL ? MICROSECOND)`,
+          [owner, FORGET_RELAYS_AFTER_MS * 1000],
         );
         // Look up by owner without locks, then renew by primary key: an UPDATE filtered on
         // the unindexed owner column would lock every lease row while it scans.
@@ -496,7 +498,7 @@ export function mysqlOutboxStore(options: MysqlOutboxOptions): MysqlOutboxStore 
             lease.partition,
             owner,
             lease.fence.toString(),
-            error,
+            error.slice(0, MAX_ERROR_TEXT),
             retry.dead,
             retry.dead,
             checkMs(retry.retryInMs, 'retryInMs') * 1000,

@@ -8,6 +8,8 @@ import type { OpenedStore } from '../urls.js';
 import type { Lease, OutboxRecord, OutboxStore, PartitionStatus } from '../outbox/store.js';
 import {
   DEFAULT_PARTITIONS,
+  FORGET_RELAYS_AFTER_MS,
+  MAX_ERROR_TEXT,
   checkLimit,
   checkMs,
   checkPartitions,
@@ -341,11 +343,11 @@ export function postgresOutboxStore(options: PostgresOutboxOptions): PostgresOut
              INSERT INTO ${R} (owner, expires_at) VALUES ($1, now() + $2 * interval '1 millisecond')
              ON CONFLICT (owner) DO UPDATE SET expires_at = excluded.expires_at
            ), forgotten AS (
-             DELETE FROM ${R} WHERE owner <> $1 AND expires_at < now() - interval '1 minute'
+             DELETE FROM ${R} WHERE owner <> $1 AND expires_at < now() - $3 * interval '1 millisecond'
            )
            UPDATE ${L} SET expires_at = now() + $2 * interval '1 millisecond'
            WHERE owner = $1 RETURNING partition, fence::text AS fence`,
-          [owner, checkMs(ttlMs, 'ttlMs')],
+          [owner, checkMs(ttlMs, 'ttlMs'), FORGET_RELAYS_AFTER_MS],
         );
         return rowsOf(result)
           .map(toLease)
@@ -460,7 +462,7 @@ export function postgresOutboxStore(options: PostgresOutboxOptions): PostgresOut
             owner,
             lease.fence.toString(),
             id,
-            error,
+            error.slice(0, MAX_ERROR_TEXT),
             retry.dead,
             checkMs(retry.retryInMs, 'retryInMs'),
           ],

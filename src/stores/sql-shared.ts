@@ -5,6 +5,12 @@ import type { Headers } from '../message.js';
 /** Default number of outbox partitions when the tables are first created. */
 export const DEFAULT_PARTITIONS = 16;
 
+/** Longest `last_error` text kept per row: enough to read, not enough to bloat the table. */
+export const MAX_ERROR_TEXT = 2000;
+
+/** Relay registrations expired this long are deleted by the next heartbeat of any relay. */
+export const FORGET_RELAYS_AFTER_MS = 60_000;
+
 /** Rows of one multi-row insert statement, bounding statement size and bind counts. */
 export const INSERT_CHUNK = 1000;
 

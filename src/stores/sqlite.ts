@@ -15,7 +15,15 @@ import type {
 import type { Topic } from '../topic.js';
 import { sqliteFilePath, type OpenedStore } from '../urls.js';
 import { assertIdentifier, quoteIdentifier } from './identifier.js';
-import { splitStoreUrl } from './sql-shared.js';
+import {
+  DEFAULT_PARTITIONS,
+  FORGET_RELAYS_AFTER_MS,
+  MAX_ERROR_TEXT,
+  checkLimit,
+  checkPartitions,
+  splitStoreUrl,
+  storeError,
+} from './sql-shared.js';
 
 /** What ferry needs of a better-sqlite3 statement. */
 export interface SqliteStatement {
@@ -193,10 +201,7 @@ export function sqliteOutboxStore(
   options: SqliteOutboxOptions = {},
 ): SqliteOutboxStore {
   const table = sqliteTableName(options.table ?? 'ferry_outbox');
-  const configured = options.partitions ?? 16;
-  if (!Number.isInteger(configured) || configured < 1 || configured > 1024) {
-    throw new FerryError('INVALID_ARGUMENT', 'partitions must be a whole number from 1 to 1024');
-  }
+  const configured = checkPartitions(options.partitions ?? DEFAULT_PARTITIONS);
   const t = quoteIdentifier(table);
   const lease = quoteIdentifier(`${table}_lease`);
   const relay = quoteIdentifier(`${table}_relay`);
@@ -307,7 +312,7 @@ export function sqliteOutboxStore(
         }
         partitions = readPartitions(db);
       }).catch((cause: unknown) => {
-        throw storeError(`Migrating ${table} failed`, cause);
+        throw storeError('sqlite', `migrate ${table}`, cause);
       }),
 
     insertSync(tx, records) {
@@ -359,7 +364,7 @@ export function sqliteOutboxStore(
           `INSERT INTO ${relay} (owner, expires_at) VALUES (?, ?)
            ON CONFLICT (owner) DO UPDATE SET expires_at = excluded.expires_at`,
         ).run(owner, now + ttlMs);
-        sql(db, `DELETE FROM ${relay} WHERE expires_at < ?`).run(now - 60_000);
+        sql(db, `DELETE FROM ${relay} WHERE expires_at < ?`).run(now - FORGET_RELAYS_AFTER_MS);
         const rows = sql(
           db,
           `UPDATE ${lease} SET expires_at = ? WHERE owner = ?
@@ -483,7 +488,7 @@ export function sqliteOutboxStore(
              WHERE id = @id AND "partition" = @partition AND status = 'pending' AND ${guard}`,
           ).run({
             now,
-            error: error.slice(0, 2000),
+            error: error.slice(0, MAX_ERROR_TEXT),
             dead: retry.dead ? 1 : 0,
             retryAt: now + retry.retryInMs,
             id,
@@ -644,7 +649,11 @@ export interface SqliteInboxOptions {
 /** The SQLite inbox: its transaction handle is the connection itself. */
 export interface SqliteInbox extends Inbox<SqliteDatabase> {
   readonly table: string;
+  /** Creates the inbox table if missing (idempotent). */
   migrate(): Promise<void>;
+  /** Deletes up to `limit` inbox rows processed before `before`; returns how many. */
+  purge(before: Date, limit: number): Promise<number>;
+  /** Closes the connection ferry opened from a path (never yours). */
   close(): Promise<void>;
 }
 
@@ -671,9 +680,10 @@ export function sqliteInbox(source: SqliteSource, options: SqliteInboxOptions = 
           message_id TEXT NOT NULL,
           processed_at INTEGER NOT NULL,
           PRIMARY KEY (consumer_group, message_id)
-        ) WITHOUT ROWID`),
+        ) WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS ${quoteIdentifier(`${table}_processed`)} ON ${t} (processed_at)`),
       ).catch((cause: unknown) => {
-        throw storeError(`Migrating ${table} failed`, cause);
+        throw storeError('sqlite', `migrate ${table}`, cause);
       });
     },
     async process(group, messageId, work) {
@@ -698,10 +708,25 @@ export function sqliteInbox(source: SqliteSource, options: SqliteInboxOptions = 
         });
       } catch (error) {
         if (error instanceof FerryError) throw error;
-        if (isSqliteError(error)) throw storeError(`Inbox ${table} failed`, error);
+        if (isSqliteError(error)) throw storeError('sqlite', `inbox ${table}`, error);
         throw error;
       }
       return recorded;
+    },
+    async purge(before, limit) {
+      const db = await connection.get();
+      return withLock(
+        db,
+        () =>
+          db
+            .prepare(
+              `DELETE FROM ${t} WHERE (consumer_group, message_id) IN (
+                 SELECT consumer_group, message_id FROM ${t} WHERE processed_at < ? LIMIT ?)`,
+            )
+            .run(before.getTime(), checkLimit(limit, 'limit')).changes,
+      ).catch((cause: unknown) => {
+        throw storeError('sqlite', `inbox purge ${table}`, cause);
+      });
     },
     close: () => connection.close(),
   };
@@ -709,17 +734,6 @@ export function sqliteInbox(source: SqliteSource, options: SqliteInboxOptions = 
 
 function isSqliteError(error: unknown): boolean {
   return error instanceof Error && error.name === 'SqliteError';
-}
-
-function storeError(message: string, cause: unknown): FerryError {
-  if (cause instanceof FerryError) return cause;
-  return new FerryError(
-    'STORE_FAILED',
-    `${message}: ${cause instanceof Error ? cause.message : String(cause)}`,
-    {
-      cause,
-    },
-  );
 }
 
 /**
