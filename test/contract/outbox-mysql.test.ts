@@ -4,6 +4,7 @@ import { mysqlOutboxStore, type MysqlQueryable } from '../../src/stores/mysql.js
 import { serviceUrl } from '../helpers/services.js';
 import { outboxStoreContract, type OutboxStoreUnderTest } from './outbox-store.js';
 import { relayContract } from './relay.js';
+import { legacyMysql } from '../fixtures/legacy-outbox.js';
 import { inMysqlTransaction } from '../helpers/sql.js';
 
 const url = serviceUrl('FERRY_MYSQL_URL');
@@ -21,6 +22,10 @@ const subject: OutboxStoreUnderTest<MysqlQueryable> | undefined =
             store: mysqlOutboxStore({ connectionString: url as string, table, partitions }),
             transaction: (work) => inMysqlTransaction(pool, work),
           };
+        },
+        async legacy(table) {
+          tables.add(table);
+          await legacyMysql(pool, table);
         },
       };
 

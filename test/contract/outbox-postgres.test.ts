@@ -4,6 +4,7 @@ import { postgresOutboxStore, type PgQueryable } from '../../src/stores/postgres
 import { serviceUrl } from '../helpers/services.js';
 import { outboxStoreContract, type OutboxStoreUnderTest } from './outbox-store.js';
 import { relayContract } from './relay.js';
+import { legacyPostgres } from '../fixtures/legacy-outbox.js';
 import { inPgTransaction } from '../helpers/sql.js';
 
 const url = serviceUrl('FERRY_PG_URL');
@@ -21,6 +22,10 @@ const subject: OutboxStoreUnderTest<PgQueryable> | undefined =
             store: postgresOutboxStore({ connectionString: url as string, table, partitions }),
             transaction: (work) => inPgTransaction(pool, work),
           };
+        },
+        async legacy(table) {
+          tables.add(table);
+          await legacyPostgres(pool, table);
         },
       };
 

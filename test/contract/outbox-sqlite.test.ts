@@ -9,6 +9,7 @@ import {
 } from '../../src/stores/sqlite.js';
 import { outboxStoreContract, type OutboxStoreUnderTest } from './outbox-store.js';
 import { relayContract } from './relay.js';
+import { legacySqlite } from '../fixtures/legacy-outbox.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ferry-outbox-contract-'));
 
@@ -22,6 +23,11 @@ const subject: OutboxStoreUnderTest<SqliteDatabase> = {
       transaction: (work) => sqliteTransaction(db, work),
       close: async () => void db.close(),
     };
+  },
+  async legacy(table) {
+    const db = await openSqliteDatabase(join(dir, `${table}.db`));
+    legacySqlite(db, table);
+    db.close();
   },
 };
 

@@ -9,6 +9,7 @@ import {
   type OutboxStore,
 } from '../../src/index.js';
 import { delay, uniqueName } from '../helpers/wait.js';
+import { legacyIds } from '../fixtures/legacy-outbox.js';
 
 export interface StoreInstance<Tx> {
   /** A store over the tables named `table` (not yet migrated). */
@@ -28,6 +29,11 @@ export interface OutboxStoreUnderTest<Tx> {
    * one table name must share the tables (they model several relay processes).
    */
   create(options: { table: string; partitions: number }): Promise<StoreInstance<Tx>>;
+  /**
+   * Creates `table` (and its lease and relay tables, two partitions) as the first released
+   * schema did, holding the rows of `legacyIds` (test/fixtures/legacy-outbox.ts).
+   */
+  legacy(table: string): Promise<void>;
 }
 
 /**
@@ -204,6 +210,32 @@ export function outboxStoreContract<Tx>(
       expect(await c.store.register('relay-x', 100, 'kafka://10.0.0.1:9092')).toBeUndefined();
       await delay(400);
       expect(await c.store.register('relay-y', 60_000, 'amqp://10.0.0.2:5672')).toBeUndefined();
+    });
+
+    it('upgrades tables made by the first schema and keeps their rows', async () => {
+      const table = uniqueName('ob');
+      await (subject as OutboxStoreUnderTest<Tx>).legacy(table);
+      const old = await instance(table, 16);
+      await old.store.migrate();
+      await old.store.migrate();
+      expect(old.store.partitions).toBe(2);
+      const status = await old.store.status();
+      expect(status.map((s) => s.partition)).toEqual([0, 1]);
+      expect(status[0]).toMatchObject({ pending: 1, dead: 1, blocked: 0 });
+      expect(status[1]).toMatchObject({ pending: 1, dead: 0 });
+      expect(ids(await old.store.readPending(0, 10))).toEqual([legacyIds.pendingA]);
+      const newer = record(0, 'a');
+      await enqueue(old, [newer]);
+      // What the upgrade added works on the old rows: blocking, skipping, registrations.
+      expect(ids(await old.store.readPending(0, 10))).toEqual([legacyIds.pendingA]);
+      expect((await old.store.status())[0]).toMatchObject({ blocked: 1, blockedKeys: 1 });
+      expect(await old.store.skipDead([legacyIds.dead])).toBe(1);
+      expect(ids(await old.store.readPending(0, 10))).toEqual([legacyIds.pendingA, newer.id]);
+      expect(await old.store.register('relay-a', 60_000, 'kafka://10.0.0.1:9092')).toBeUndefined();
+      expect(await old.store.register('relay-b', 60_000, 'amqp://10.0.0.2:5672')).toBe(
+        'kafka://10.0.0.1:9092',
+      );
+      expect(await old.store.republish(new Date(0))).toBe(1);
     });
 
     it('round-trips every field of a record', async () => {
