@@ -354,7 +354,14 @@ export function createBus(options: BusOptions): Bus {
         if (delivery.defect !== undefined) throw new FerryError('CODEC_FAILED', delivery.defect);
         const checked = checkPayload(topic, topic.codec.decode(delivery.body));
         const payload = checked instanceof Promise ? await checked : checked;
-        message = receivedMessage(id, delivery, payload);
+        message = {
+          id,
+          topic: delivery.topic,
+          key: delivery.key,
+          payload,
+          headers: delivery.headers,
+          createdAt: deliveryCreatedAt(delivery),
+        };
       } catch (error) {
         const reason = isFerryError(error, 'SCHEMA_VIOLATION') ? 'schema' : 'decode';
         try {
@@ -456,26 +463,6 @@ export function createBus(options: BusOptions): Bus {
 }
 
 const EMPTY = Buffer.alloc(0);
-
-/**
- * A message as its handler gets it. Few handlers read `createdAt`: its header is parsed on
- * first read (an own enumerable getter, so spreads and JSON keep it), dated by arrival when
- * the header is missing or unreadable.
- */
-function receivedMessage<T>(id: string, delivery: Delivery, payload: T): Message<T> {
-  const arrivedAt = Date.now();
-  let createdAt: Date | undefined;
-  return {
-    id,
-    topic: delivery.topic,
-    key: delivery.key,
-    payload,
-    headers: delivery.headers,
-    get createdAt() {
-      return (createdAt ??= deliveryCreatedAt(delivery, arrivedAt));
-    },
-  };
-}
 
 function describe(message: OutgoingMessage): Record<string, unknown> {
   return {
