@@ -48,8 +48,6 @@ export interface InboxEntry {
 export interface OutboxInspector {
   /** Dead rows, then pending rows blocked behind a dead row of their key, oldest first. */
   stuckRows(limit: number): Promise<OutboxRow[]>;
-  /** Blocked pending rows per partition (partitions without any are absent). */
-  blockedPerPartition(): Promise<Map<number, number>>;
   /** Rows whose id or key is `idOrKey`, newest first. */
   findRows(idOrKey: string, limit: number): Promise<OutboxRow[]>;
   /** Relays registered within the last hour, and the partitions each one holds. */
@@ -62,11 +60,6 @@ export interface OutboxInspector {
   inboxGroups(): Promise<string[]>;
   /** Which groups applied these messages, and when. */
   appliedBy(messageIds: readonly string[]): Promise<InboxEntry[]>;
-  /**
-   * Deletes dead rows (never pending or published ones), so the rows of their key behind them
-   * are published; returns the rows it deleted, for the caller's audit line.
-   */
-  skipDead(ids: readonly string[]): Promise<OutboxRow[]>;
 }
 
 /** What the inspector needs of a database: a `?`-placeholder query and the table names. */
@@ -127,15 +120,6 @@ export function createOutboxInspector(source: InspectorSource): OutboxInspector 
         0,
         limit,
       );
-    },
-
-    async blockedPerPartition() {
-      const rows = await query(
-        `SELECT o.${partition} AS p, count(*) AS n FROM ${t} o
-         WHERE o.status = 'pending' AND o.${key} IS NOT NULL AND ${blockedBy}
-         GROUP BY o.${partition}`,
-      );
-      return new Map(rows.map((row) => [Number(row.p), Number(row.n)]));
     },
 
     async findRows(idOrKey, limit) {
@@ -222,22 +206,6 @@ export function createOutboxInspector(source: InspectorSource): OutboxInspector 
         messageId: String(row.message_id),
         processedAt: toDate(row.processed_at) ?? new Date(0),
       }));
-    },
-
-    async skipDead(ids) {
-      if (ids.length === 0) return [];
-      const placeholders = ids.map(() => '?').join(', ');
-      const rows = await query(
-        `SELECT ${columns} FROM ${t} o WHERE o.status = 'dead' AND o.id IN (${placeholders})`,
-        ids,
-      );
-      if (rows.length === 0) return [];
-      const found = rows.map((row) => String(row.id));
-      await query(
-        `DELETE FROM ${t} WHERE status = 'dead' AND id IN (${found.map(() => '?').join(', ')})`,
-        found,
-      );
-      return rows.map((row) => toRow(row, false));
     },
   };
 }

@@ -215,7 +215,7 @@ describe('ferry console over HTTP (SQLite)', () => {
       result: 1,
     });
 
-    // Skip deletes the other dead row (and only dead rows).
+    // Skip marks the other dead row skipped (and only dead rows), recorded with its key.
     const skipped = await post('/actions/outbox.skip', {
       id: [pipeline.ids.script, pipeline.ids.pending[0] as string],
       confirm: 'yes',
@@ -223,6 +223,21 @@ describe('ferry console over HTTP (SQLite)', () => {
     });
     expect(await skipped.json()).toMatchObject({ count: 1 });
     expect(await pipeline.counts()).toMatchObject({ dead: 0, pending: 5 });
+    const [skippedRow] = await pipeline.store.query(
+      undefined,
+      `SELECT status FROM ${pipeline.store.tables.outbox} WHERE id = ?`,
+      [pipeline.ids.script],
+    );
+    expect(skippedRow?.status).toBe('skipped');
+    await waitFor('the skip audit line', () =>
+      readFileSync(auditFile, 'utf8').includes('outbox.skip'),
+    );
+    const skipLine = JSON.parse(
+      readFileSync(auditFile, 'utf8').trim().split('\n').at(-1) as string,
+    ) as { rows: Array<{ id: string; key: string }> };
+    expect(skipLine.rows).toEqual([
+      expect.objectContaining({ id: pipeline.ids.script, key: 'o-x' }),
+    ]);
   });
 
   it('finds a message by id and key, with the groups that applied it; re-drives a dead letter', async () => {

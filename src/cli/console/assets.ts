@@ -49,7 +49,7 @@ th { color: var(--muted); font-weight: 600; }
 .spark rect { fill: var(--accent); } .rate .now { font-size: 14px; vertical-align: top; }
 .badge { padding: 1px 6px; border-radius: 8px; font-size: 12px; border: 1px solid currentColor; }
 .badge.dead { color: var(--dead); } .badge.blocked { color: var(--blocked); }
-.badge.published, .badge.live { color: var(--ok); } .badge.pending, .badge.gone { color: var(--muted); }
+.badge.published, .badge.live { color: var(--ok); } .badge.pending, .badge.skipped, .badge.gone { color: var(--muted); }
 .error { color: var(--dead); max-width: 420px; overflow-wrap: anywhere; }
 pre.payload { margin: 0; max-width: 360px; max-height: 6em; overflow: auto; white-space: pre-wrap;
   overflow-wrap: anywhere; font-size: 12px; }

@@ -83,9 +83,8 @@ export function createSources(options: SourcesOptions): {
   let consumersInFlight: Promise<ConsumersView> | undefined;
 
   async function outbox(): Promise<OutboxView> {
-    const [status, blocked, rate, stuck] = await Promise.all([
+    const [status, rate, stuck] = await Promise.all([
       store.store.status(),
-      inspector.blockedPerPartition(),
       inspector.publishedPerMinute(options.rateMinutes),
       inspector.stuckRows(STUCK_ROWS),
     ]);
@@ -93,7 +92,7 @@ export function createSources(options: SourcesOptions): {
       partition: s.partition,
       pending: s.pending,
       dead: s.dead,
-      blocked: blocked.get(s.partition) ?? 0,
+      blocked: s.blocked,
       oldestPendingMs: s.oldestPendingMs,
       owner: s.owner,
       fence: s.fence,

@@ -451,7 +451,7 @@ export function confirmSection(context: PageContext, confirmation: Confirmation)
     action === 'outbox.retry'
       ? `Put ${ids.length} dead outbox row(s) back to pending, so a relay publishes them.`
       : action === 'outbox.skip'
-        ? `Delete ${ids.length} dead outbox row(s): they will never be published, and the rows of their key behind them go out.`
+        ? `Skip ${ids.length} dead outbox row(s): they will never be published, and the rows of their key behind them go out.`
         : all
           ? `Move every dead letter of group ${group || '(none)'} on ${topic ?? ''} back, so it is handled again.`
           : `Move ${ids.length} dead letter(s) of ${topic ?? ''} back, so they are handled again.`;

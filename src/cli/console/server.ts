@@ -232,10 +232,14 @@ export async function startConsole(options: ConsoleOptions): Promise<ConsoleServ
         return { count, message: `${count} dead row(s) back to pending` };
       }
       case 'outbox.skip': {
-        const rows = await inspector.skipDead(wanted.ids);
+        // What the audit line records of each row, read before it changes.
+        const rows = (await Promise.all(wanted.ids.map((id) => inspector.findRows(id, 1)))).flatMap(
+          (found) => found.filter((row) => row.status === 'dead'),
+        );
+        const count = await options.store.store.skipDead(wanted.ids);
         return {
-          count: rows.length,
-          message: `${rows.length} dead row(s) skipped (deleted)`,
+          count,
+          message: `${count} dead row(s) skipped: never published`,
           rows: rows.map((row) => ({
             id: row.id,
             topic: row.topic,
