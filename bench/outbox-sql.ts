@@ -267,7 +267,7 @@ export function outboxSqlGroups(): BenchGroup[] {
     },
     {
       ...lifecycle,
-      title: `Relay processes: the seed's relay vs ferry's (4 processes each, ${fmt(N_SEED)} messages, same sink)`,
+      title: `Relay processes: a naive lock-per-message relay vs ferry's (4 processes each, ${fmt(N_SEED)} messages, same sink)`,
       note: "The seed's relay takes a Redis SET NX lock per message and makes two commits per message.",
       requires: ['FERRY_PG_URL', 'FERRY_REDIS_URL'],
       cases: [

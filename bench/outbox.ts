@@ -76,7 +76,7 @@ export function outboxGroups(): BenchGroup[] {
   }
 
   const naive: BenchCase = {
-    name: 'naive relay: select all, send one, mark one (the seed)',
+    name: 'naive relay: select all, send one, mark one',
     async round() {
       const { store } = await nextOutbox('naive');
       const select = db.prepare<[], Row>(
@@ -136,7 +136,7 @@ export function outboxGroups(): BenchGroup[] {
   return [
     {
       title: `Outbox relay, SQLite outbox → SQLite log (${MESSAGES.toLocaleString('en')} messages)`,
-      note: 'Same rows, same transport, one process. Ratio against the seed-style relay.',
+      note: 'Same rows, same transport, one process. Ratio against the naive relay.',
       async setup() {
         db = await openSqliteDatabase(join(dir, 'app.db'));
         transport = await sqlite({ path: join(dir, 'log.db'), partitions: 16 });

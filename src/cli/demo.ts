@@ -104,7 +104,7 @@ export function demoCommand(program: Command): void {
     )
     .addHelpText(
       'after',
-      '\nExamples:\n  ferry demo\n  ferry demo --orders 5000 --relays 2 --chaos\n  ferry demo --db postgres://postgres@127.0.0.1/test --transport kafka://127.0.0.1:9092',
+      '\nExamples:\n  ferry demo\n  ferry demo --orders 5000 --relays 2 --chaos\n  ferry demo --db postgres://postgres@127.0.0.1:5432/test --transport kafka://127.0.0.1:9092',
     )
     .action(
       action(async (flags: DemoFlags) => {
