@@ -3,7 +3,10 @@ import { pino, type DestinationStream, type Logger, type LoggerOptions } from 'p
 export type { Logger } from 'pino';
 
 export interface LogOptions {
-  /** pino level; default `FERRY_LOG_LEVEL` or `warn` (audit lines are `info`). `silent` mutes everything. */
+  /**
+   * pino level; default `FERRY_LOG_LEVEL`, else `info` with `FERRY_AUDIT` (audit lines are
+   * `info`), else `warn`. `silent` mutes everything.
+   */
   level?: string;
   /** Where lines go; default stderr. A path writes to that file (appending). */
   destination?: string | DestinationStream;
@@ -57,7 +60,7 @@ export function auditFromEnv(): boolean {
  * pass through {@link redactSecrets}, so connection passwords never reach the log.
  */
 export function createLogger(options: LogOptions = {}): Logger {
-  const level = options.level ?? process.env.FERRY_LOG_LEVEL ?? 'warn';
+  const level = options.level ?? process.env.FERRY_LOG_LEVEL ?? (auditFromEnv() ? 'info' : 'warn');
   const config: LoggerOptions = {
     level,
     base: { service: 'ferry' },

@@ -155,7 +155,7 @@ async function worker(role: string, flags: WorkerFlags): Promise<void> {
     const group = flags.group;
     const bus = createBus({
       transport: await openTransport(flags.transport),
-      logger: createLogger({ level: process.env.FERRY_LOG_LEVEL ?? 'warn' }),
+      logger: createLogger(),
       retry: { initialDelayMs: 50, maxDelayMs: 1000, maxAttempts: 20 },
     });
     // Record what the inbox absorbed, so the reconciliation can read it from the database.

@@ -34,7 +34,7 @@ export function publishCommand(program: Command): void {
         const topic = defineTopic(topicName);
         const bus = createBus({
           transport: await openTransport(flags.transport),
-          logger: createLogger({ level: process.env.FERRY_LOG_LEVEL ?? 'warn' }),
+          logger: createLogger(),
         });
         try {
           const { id } = await bus.publish(topic, payload, {
