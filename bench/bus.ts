@@ -23,12 +23,12 @@ import {
   defineTopic,
   HEADER,
   newMessageId,
-  partitionFor,
   type Bus,
   type Logger,
 } from '../src/index.js';
+import { partitionFor } from '../src/message.js';
 import { kafka } from '../src/transports/kafka.js';
-import { redisStreams } from '../src/transports/redis.js';
+import { redisStreams } from '../src/transports/redis/index.js';
 import { sqlite } from '../src/transports/sqlite.js';
 import type { BenchCase, BenchGroup, RoundResult } from './harness.js';
 

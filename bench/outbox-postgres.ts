@@ -9,19 +9,18 @@ import { createInterface } from 'node:readline';
 import { Admin, ProduceAcks, Producer, stringSerializer } from '@platformatic/kafka';
 import pg from 'pg';
 import {
-  buildOutgoing,
   createBus,
   createLogger,
   defineTopic,
   HEADER,
   newMessageId,
-  partitionFor,
   type Bus,
   type Logger,
   type OutgoingMessage,
   type Subscription,
   type Transport,
 } from '../src/index.js';
+import { buildOutgoing, partitionFor } from '../src/message.js';
 import type { Relay } from '../src/outbox/relay.js';
 import { postgresInbox, postgresOutbox, type PostgresOutbox } from '../src/stores/postgres.js';
 import { kafka } from '../src/transports/kafka.js';

@@ -2,13 +2,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
-import {
-  buildOutgoing,
-  createLogger,
-  defineTopic,
-  type OutgoingMessage,
-  type Transport,
-} from '../src/index.js';
+import { createLogger, defineTopic, type OutgoingMessage, type Transport } from '../src/index.js';
+import { buildOutgoing } from '../src/message.js';
 import { openSqliteDatabase, sqliteOutbox, type SqliteOutbox } from '../src/stores/sqlite.js';
 import { sqlite } from '../src/transports/sqlite.js';
 import type { BenchCase, BenchGroup } from './harness.js';

@@ -2,7 +2,6 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import {
-  buildOutgoing,
   createBus,
   createLogger,
   defineTopic,
@@ -11,8 +10,10 @@ import {
   type Bus,
   type OutgoingMessage,
 } from '../src/index.js';
+import { buildOutgoing } from '../src/message.js';
 import type { Transport } from '../src/transport.js';
-import { entryFields, redisPubSub, redisStreams } from '../src/transports/redis.js';
+import { redisPubSub, redisStreams } from '../src/transports/redis/index.js';
+import { entryFields } from '../src/transports/redis-streams.js';
 import type { BenchCase, BenchGroup } from './harness.js';
 
 const MESSAGES = 20_000;

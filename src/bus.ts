@@ -142,6 +142,16 @@ export function deadLetterTopic(topic: string): string {
   return `${topic}.dlq`;
 }
 
+/**
+ * The typed publish/subscribe API over one transport. Publishing validates the payload with
+ * the topic's schema and encodes it with its codec (`SCHEMA_VIOLATION` / `CODEC_FAILED` before
+ * anything is sent) and resolves once the broker confirmed the message. A subscription
+ * decodes and validates each delivery, runs the handler (inside the inbox, when one is given,
+ * so a message already handled by the group is skipped), retries a failing handler with
+ * backoff and then dead-letters it to `<topic>.dlq` with the reason; a message that cannot be
+ * decoded or validated is dead-lettered at once, never dropped. `close()` closes the
+ * subscriptions, draining handlers in flight, and then the transport.
+ */
 export function createBus(options: BusOptions): Bus {
   const { transport } = options;
   const audit = options.audit ?? auditFromEnv();

@@ -1,11 +1,52 @@
-export * from './errors.js';
-export * from './message.js';
-export * from './codec.js';
-export * from './topic.js';
-export * from './transport.js';
-export * from './retry.js';
-export * from './bus.js';
-export * from './redrive.js';
+// The public core API of `ferry`, every name listed (test/unit/public-api.json holds the
+// runtime names; a test keeps the two in step). Importing it loads no driver.
+export {
+  FerryError,
+  PermanentError,
+  isFerryError,
+  type FerryErrorCode,
+  type FerryErrorOptions,
+} from './errors.js';
+export {
+  HEADER,
+  deliveryId,
+  newMessageId,
+  type Delivery,
+  type Headers,
+  type Message,
+  type MessageIdentity,
+  type OutgoingMessage,
+} from './message.js';
+export { bytesCodec, jsonCodec, type Codec } from './codec.js';
+export { defineTopic, type Topic, type TopicOptions } from './topic.js';
+export type {
+  CloseOptions,
+  DeliveryHandler,
+  PartitionLag,
+  RedriveOptions,
+  RedriveResult,
+  SeekTarget,
+  StartPosition,
+  SubscribeOptions,
+  Subscription,
+  Transport,
+  TransportCapabilities,
+} from './transport.js';
+export { DEFAULT_RETRY, type RetryPolicy } from './retry.js';
+export {
+  createBus,
+  deadLetterTopic,
+  type Bus,
+  type BusOptions,
+  type ConsumeContext,
+  type ConsumeOptions,
+  type Handler,
+  type Inbox,
+  type PublishItem,
+  type PublishOptions,
+  type PublishReceipt,
+} from './bus.js';
+export { redrive, type LogRedriveOptions } from './redrive.js';
 export {
   auditFromEnv,
   createLogger,
@@ -14,9 +55,50 @@ export {
   type Logger,
   type LogOptions,
 } from './log.js';
-export * from './outbox/store.js';
-export * from './outbox/outbox.js';
-export * from './outbox/relay.js';
-export * from './dead-letters.js';
-export * from './outbox/inspect.js';
-export * from './observability/index.js';
+export type {
+  Lease,
+  NewOutboxRecord,
+  OutboxRecord,
+  OutboxStore,
+  PartitionStatus,
+} from './outbox/store.js';
+export { createOutbox, type Outbox } from './outbox/outbox.js';
+export {
+  createRelay,
+  type Relay,
+  type RelayOptions,
+  type RelayRetention,
+  type RelayStats,
+} from './outbox/relay.js';
+export { listDeadLetters, type DeadLetter, type ListDeadLettersOptions } from './dead-letters.js';
+export {
+  createOutboxInspector,
+  inspectorOf,
+  type InboxEntry,
+  type InspectorSource,
+  type OutboxInspector,
+  type OutboxRow,
+  type RelayInfo,
+} from './outbox/inspect.js';
+export {
+  TRACE_HEADERS,
+  createInstrumentation,
+  defaultInstrumentation,
+  messagingSystem,
+  metricsRegistry,
+  noInstrumentation,
+  observe,
+  readiness,
+  renderMetrics,
+  serveMetrics,
+  traceIdOf,
+  type DeliveryObservation,
+  type Instrumentation,
+  type InstrumentationOptions,
+  type MetricsServer,
+  type MetricsSources,
+  type PublishObservation,
+  type ReadyCheck,
+  type RelayRow,
+  type ServeMetricsOptions,
+} from './observability/index.js';

@@ -1,3 +1,19 @@
-// `ferry/sqlite`: everything ferry offers on SQLite.
-export * from './stores/sqlite.js';
-export * from './transports/sqlite.js';
+// `ferry/sqlite`: everything ferry offers on SQLite — the embedded log transport, the outbox
+// and the inbox.
+export {
+  openSqliteDatabase,
+  sqliteInbox,
+  sqliteOutbox,
+  sqliteOutboxStore,
+  sqliteTransaction,
+  type SqliteDatabase,
+  type SqliteInbox,
+  type SqliteInboxOptions,
+  type SqliteOpenOptions,
+  type SqliteOutbox,
+  type SqliteOutboxOptions,
+  type SqliteOutboxStore,
+  type SqliteSource,
+  type SqliteStatement,
+} from './stores/sqlite.js';
+export { sqlite, type SqliteTransportOptions } from './transports/sqlite.js';

@@ -19,8 +19,8 @@ const openers: Record<TransportName, () => Promise<TransportOpener>> = {
   kafka: async () => (await import('./transports/kafka.js')).kafkaFromUrl,
   rabbitmq: async () => (await import('./transports/rabbitmq/index.js')).rabbitmqFromUrl,
   stomp: async () => (await import('./transports/stomp.js')).stompFromUrl,
-  redis: async () => (await import('./transports/redis.js')).redisPubSubFromUrl,
-  'redis-streams': async () => (await import('./transports/redis.js')).redisStreamsFromUrl,
+  redis: async () => (await import('./transports/redis-pubsub.js')).redisPubSubFromUrl,
+  'redis-streams': async () => (await import('./transports/redis-streams.js')).redisStreamsFromUrl,
 };
 
 const transports: Record<string, () => Promise<TransportOpener>> = Object.fromEntries(

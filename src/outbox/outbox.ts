@@ -43,6 +43,11 @@ export interface Outbox<Tx> {
   relay(options: RelayOptions): Relay;
 }
 
+/**
+ * The transactional outbox over `store`: `enqueue` writes a message in the caller's database
+ * transaction, so it is published (by a relay) exactly when that transaction commits, and
+ * never when it rolls back. Payloads are validated and encoded as `bus.publish` does.
+ */
 export function createOutbox<Tx>(store: OutboxStore<Tx>): Outbox<Tx> {
   const enqueueMany = <T>(
     tx: Tx,

@@ -117,7 +117,15 @@ interface HeldLease extends Lease {
   gone: boolean;
 }
 
-/** A relay over `store`: call `start()`; see {@link Relay}. */
+/**
+ * A relay that publishes the rows of the outbox `store` to `options.transport`, in order per
+ * partition, marking each published only after the broker confirmed it (a crash in between
+ * publishes it again: at-least-once, deduplicated by the consumers' inbox). Relays over one
+ * store share its partitions by leases with fencing, so two never publish the same partition
+ * at once. A row the broker refuses is retried with backoff and marked dead after
+ * `maxAttempts`; a broker outage is waited out without charging the rows. Nothing runs until
+ * `start()`; see {@link Relay}.
+ */
 export function createRelay<Tx>(store: OutboxStore<Tx>, options: RelayOptions): Relay {
   const { transport } = options;
   const destination = options.destination ?? transport.name;

@@ -1,5 +1,5 @@
 import { afterAll } from 'vitest';
-import { redisPubSub, redisStreams } from '../../src/transports/redis.js';
+import { redisPubSub, redisStreams } from '../../src/transports/redis/index.js';
 import { deleteKeys } from '../helpers/redis.js';
 import { redisPublisher, redisStreamsPublisher } from '../helpers/foreign.js';
 import { serviceUrl } from '../helpers/services.js';

@@ -12,7 +12,7 @@ import {
   type Transport,
 } from '../../src/index.js';
 import { createMemoryBroker, memory } from '../../src/transports/memory.js';
-import { redisStreams } from '../../src/transports/redis.js';
+import { redisStreams } from '../../src/transports/redis/index.js';
 import { serviceUrl } from '../helpers/services.js';
 import { tcpProxy } from '../helpers/tcp-proxy.js';
 import type { OutboxStoreUnderTest, StoreInstance } from './outbox-store.js';

@@ -11,7 +11,7 @@ import {
 } from '../../src/index.js';
 import { kafka } from '../../src/transports/kafka.js';
 import { rabbitmq } from '../../src/transports/rabbitmq/index.js';
-import { redisPubSub, redisStreams } from '../../src/transports/redis.js';
+import { redisPubSub, redisStreams } from '../../src/transports/redis/index.js';
 import { serviceUrl } from '../helpers/services.js';
 import { deferred, uniqueName, waitFor } from '../helpers/wait.js';
 

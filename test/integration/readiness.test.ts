@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createRelay, serveMetrics, type MetricsServer, type Relay } from '../../src/index.js';
 import { openSqliteDatabase, sqliteOutboxStore } from '../../src/stores/sqlite.js';
-import { redisStreams } from '../../src/transports/redis.js';
+import { redisStreams } from '../../src/transports/redis/index.js';
 import { freePort, onPath, startRedisServer, stopProcess } from '../helpers/processes.js';
 import { uniqueName, waitFor } from '../helpers/wait.js';
 

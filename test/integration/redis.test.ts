@@ -13,7 +13,7 @@ import {
   type Subscription,
   type Transport,
 } from '../../src/index.js';
-import { redisPubSub, redisStreams } from '../../src/transports/redis.js';
+import { redisPubSub, redisStreams } from '../../src/transports/redis/index.js';
 import { openTransport } from '../../src/urls.js';
 import { deleteKeys } from '../helpers/redis.js';
 import { serviceUrl } from '../helpers/services.js';

@@ -18,7 +18,7 @@ import { postgresOutbox } from '../../src/stores/postgres.js';
 import { kafka } from '../../src/transports/kafka.js';
 import { memory } from '../../src/transports/memory.js';
 import { rabbitmq } from '../../src/transports/rabbitmq/index.js';
-import { redisPubSub, redisStreams } from '../../src/transports/redis.js';
+import { redisPubSub, redisStreams } from '../../src/transports/redis/index.js';
 import { sqlite } from '../../src/transports/sqlite.js';
 import { stomp } from '../../src/transports/stomp.js';
 import { deleteByPrefix } from '../helpers/rabbitmq.js';

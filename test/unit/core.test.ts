@@ -5,24 +5,21 @@ import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { loadDriver } from '../../src/driver.js';
 import {
-  backoffDelay,
   bytesCodec,
   createBus,
   createLogger,
   defineTopic,
   FerryError,
-  hashKey,
   isFerryError,
   jsonCodec,
-  partitionFor,
   redactSecrets,
   redactUrl,
-  resolveRetry,
-  sleep,
-  validatePayload,
   type Inbox,
   type Message,
 } from '../../src/index.js';
+import { hashKey, partitionFor } from '../../src/message.js';
+import { backoffDelay, resolveRetry, sleep } from '../../src/retry.js';
+import { validatePayload } from '../../src/topic.js';
 import { memory } from '../../src/transports/memory.js';
 import { openTransport } from '../../src/urls.js';
 

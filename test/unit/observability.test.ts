@@ -14,7 +14,6 @@ import {
 import { BasicTracerProvider } from '@opentelemetry/sdk-trace-base';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import {
-  buildOutgoing,
   createBus,
   createLogger,
   defineTopic,
@@ -24,6 +23,7 @@ import {
   renderMetrics,
   traceIdOf,
 } from '../../src/index.js';
+import { buildOutgoing } from '../../src/message.js';
 import { parseListen } from '../../src/observability/server.js';
 import {
   openSqliteDatabase,

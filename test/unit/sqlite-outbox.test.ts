@@ -5,7 +5,8 @@ import type BetterSqlite3 from 'better-sqlite3';
 import type { StandardSchemaV1 } from '@standard-schema/spec';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { defineTopic, isFerryError, partitionFor, type Codec } from '../../src/index.js';
+import { defineTopic, isFerryError, type Codec } from '../../src/index.js';
+import { partitionFor } from '../../src/message.js';
 import {
   openSqliteDatabase,
   sqliteInbox,

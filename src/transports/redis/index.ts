@@ -5,19 +5,9 @@
  */
 export {
   AT_MOST_ONCE_WARNING,
-  decodeEnvelope,
-  encodeEnvelope,
   redisPubSub,
-  redisPubSubFromUrl,
   type PubSubEnvelope,
   type RedisPubSubOptions,
-} from './redis-pubsub.js';
-export {
-  decodeEntry,
-  entryFields,
-  KEY_FIELD,
-  redisStreams,
-  redisStreamsFromUrl,
-  type RedisStreamsOptions,
-} from './redis-streams.js';
-export type { RedisConnectionOptions } from './redis-common.js';
+} from '../redis-pubsub.js';
+export { redisStreams, type RedisStreamsOptions } from '../redis-streams.js';
+export type { RedisConnectionOptions } from '../redis-common.js';

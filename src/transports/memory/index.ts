@@ -1,0 +1,7 @@
+// `ferry/memory`: the in-process transport, and the broker several of them may share.
+export {
+  createMemoryBroker,
+  memory,
+  type MemoryBroker,
+  type MemoryTransportOptions,
+} from '../memory.js';
