@@ -3,5 +3,6 @@ export {
   createMemoryBroker,
   memory,
   type MemoryBroker,
+  type MemoryBrokerOptions,
   type MemoryTransportOptions,
 } from '../memory.js';
