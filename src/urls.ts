@@ -1,8 +1,5 @@
 import { FerryError } from './errors.js';
 import { redactUrl } from './log.js';
-import type { Inbox } from './bus.js';
-import type { Outbox } from './outbox/outbox.js';
-import type { OutboxStore } from './outbox/store.js';
 import type { Transport } from './transport.js';
 import { TRANSPORTS, type TransportName } from './transports/descriptors.js';
 
@@ -77,65 +74,6 @@ export async function openTransport(text: string): Promise<Transport> {
     throw new FerryError(
       'INVALID_URL',
       `Unknown transport scheme ${JSON.stringify(url.protocol.slice(0, -1))} in ${redactUrl(text)}. Supported: ${transportSchemes()
-        .map((s) => `${s}:`)
-        .join(', ')}`,
-    );
-  }
-  return (await load())(url);
-}
-
-/**
- * A database opened from a URL, in one shape for every dialect, for the CLI (`ferry relay`,
- * `ferry migrate`, `ferry outbox`) and the demo. `Tx` is the dialect's transaction handle.
- */
-export interface OpenedStore<Tx = unknown> {
-  readonly dialect: string;
-  readonly store: OutboxStore<Tx>;
-  readonly outbox: Outbox<Tx>;
-  readonly inbox: Inbox<Tx>;
-  /** The outbox and inbox table names (the lease and relay tables add `_lease`, `_relay`). */
-  readonly tables: { readonly outbox: string; readonly inbox: string };
-  /** Creates the outbox and inbox tables if missing (idempotent). */
-  migrate(): Promise<void>;
-  /** Runs `work` in one transaction of a connection of this store: commits when it resolves, rolls back when it throws. */
-  transaction<T>(work: (tx: Tx) => Promise<T>): Promise<T>;
-  /**
-   * Runs one statement with `?` placeholders, inside `tx` or on its own (autocommit);
-   * resolves with the rows it returns (lower-case column names), `[]` for other statements.
-   */
-  query(
-    tx: Tx | undefined,
-    sql: string,
-    params?: readonly unknown[],
-  ): Promise<Array<Record<string, unknown>>>;
-  /** Closes the connections it opened. */
-  close(): Promise<void>;
-}
-
-export type StoreOpener = (url: URL) => Promise<OpenedStore>;
-
-/**
- * Database URL schemes. Query parameters: `table` (outbox table), `inbox` (inbox table),
- * `partitions` (P at first migration).
- */
-const stores: Record<string, () => Promise<StoreOpener>> = {
-  'sqlite:': async () => (await import('./stores/sqlite.js')).sqliteStoreFromUrl,
-  'postgres:': async () => (await import('./stores/postgres.js')).postgresStoreFromUrl,
-  'postgresql:': async () => (await import('./stores/postgres.js')).postgresStoreFromUrl,
-  'mysql:': async () => (await import('./stores/mysql.js')).mysqlStoreFromUrl,
-  'mariadb:': async () => (await import('./stores/mysql.js')).mysqlStoreFromUrl,
-};
-
-export const storeSchemes = (): string[] => Object.keys(stores).map((s) => s.slice(0, -1));
-
-/** Opens the database a URL names: `sqlite:./app.db`, `postgres://...`, `mysql://...`. */
-export async function openStore(text: string): Promise<OpenedStore> {
-  const url = parseUrl(text, 'database');
-  const load = stores[url.protocol];
-  if (!load) {
-    throw new FerryError(
-      'INVALID_URL',
-      `Unknown database scheme ${JSON.stringify(url.protocol.slice(0, -1))} in ${redactUrl(text)}. Supported: ${storeSchemes()
         .map((s) => `${s}:`)
         .join(', ')}`,
     );

@@ -9,7 +9,8 @@ import { createBus, type Inbox } from '../bus.js';
 import { FerryError } from '../errors.js';
 import { createLogger, redactUrl } from '../log.js';
 import { defineTopic } from '../topic.js';
-import { openStore, openTransport, parseUrl, type OpenedStore } from '../urls.js';
+import { openTransport, parseUrl } from '../urls.js';
+import { openStore, type OpenedStore } from './open-store.js';
 import { action, positiveInteger, transportOption, untilSignal } from './common.js';
 import { dbOption } from './db.js';
 

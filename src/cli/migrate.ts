@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { redactUrl } from '../log.js';
-import { openStore } from '../urls.js';
+import { openStore } from './open-store.js';
 import { action } from './common.js';
 import { dbOption } from './db.js';
 

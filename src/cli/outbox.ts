@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import type { PartitionStatus } from '../outbox/store.js';
-import { openStore, type OpenedStore } from '../urls.js';
+import { openStore, type OpenedStore } from './open-store.js';
 import { action } from './common.js';
 import { dbOption, onOutboxTables, parseSince } from './db.js';
 import { fromFerryParser } from './options.js';

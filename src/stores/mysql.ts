@@ -1,10 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { Inbox } from '../bus.js';
-import { loadDriver } from '../driver.js';
 import { FerryError } from '../errors.js';
 import { partitionFor } from '../message.js';
 import { createOutbox, type Outbox } from '../outbox/outbox.js';
-import type { OpenedStore } from '../urls.js';
 import type {
   Lease,
   NewOutboxRecord,
@@ -27,44 +25,22 @@ import {
   quoteIdentifier,
   suffixIdentifier,
   toBigInt,
-  splitStoreUrl,
 } from './sql-shared.js';
+import {
+  connection,
+  transaction,
+  type MysqlConnectionOptions,
+  type MysqlPool,
+  type MysqlPoolConnection,
+  type MysqlQueryable,
+} from './mysql-pool.js';
 
-/**
- * Anything that runs a statement with `?` placeholders the mysql2 way: a `mysql2/promise`
- * connection inside `beginTransaction()`/`commit()`, a pool (then the insert commits on its
- * own), or an adapter over an ORM's transaction. ferry never begins, commits or rolls back
- * this transaction.
- */
-export interface MysqlQueryable {
-  query(sql: string, values?: unknown): Promise<unknown>;
-}
-
-/** A connection checked out of a pool (structurally, a `mysql2/promise` `PoolConnection`). */
-export interface MysqlPoolConnection {
-  query(sql: string, values?: unknown): Promise<[unknown, unknown]>;
-  beginTransaction(): Promise<void>;
-  commit(): Promise<void>;
-  rollback(): Promise<void>;
-  release(): void;
-  destroy(): void;
-}
-
-/** A connection pool (structurally, a `mysql2/promise` `Pool`). */
-export interface MysqlPool<C extends MysqlPoolConnection = MysqlPoolConnection> {
-  query(sql: string, values?: unknown): Promise<[unknown, unknown]>;
-  getConnection(): Promise<C>;
-  end(): Promise<void>;
-}
-
-export interface MysqlConnectionOptions<C extends MysqlPoolConnection = MysqlPoolConnection> {
-  /** Your `mysql2/promise` pool; ferry borrows connections and never ends it. */
-  readonly pool?: MysqlPool<C>;
-  /** Or a URL (`mysql://user:pass@host:3306/db`): ferry opens and `close()` ends a pool. */
-  readonly connectionString?: string;
-  /** Size of the pool ferry opens from `connectionString`; default 10. */
-  readonly poolSize?: number;
-}
+export type {
+  MysqlConnectionOptions,
+  MysqlPool,
+  MysqlPoolConnection,
+  MysqlQueryable,
+} from './mysql-pool.js';
 
 export interface MysqlOutboxOptions extends MysqlConnectionOptions {
   /**
@@ -87,57 +63,6 @@ const inMs = (placeholder = '?'): string => `DATE_ADD(${NOW}, INTERVAL ${placeho
 
 /** A JS date as a UTC DATETIME literal value (`2024-01-02 03:04:05.678`). */
 const utc = (date: Date): string => date.toISOString().replace('T', ' ').replace('Z', '');
-
-interface Connection<C extends MysqlPoolConnection> {
-  pool(): Promise<MysqlPool<C>>;
-  end(): Promise<void>;
-}
-
-function connection<C extends MysqlPoolConnection>(
-  options: MysqlConnectionOptions<C>,
-): Connection<C> {
-  const { pool, connectionString } = options;
-  if ((pool === undefined) === (connectionString === undefined)) {
-    throw new FerryError('INVALID_ARGUMENT', 'Pass exactly one of `pool` or `connectionString`');
-  }
-  if (pool) return { pool: async () => pool, end: async () => {} };
-  let own: Promise<MysqlPool<C>> | undefined;
-  return {
-    pool: () =>
-      (own ??= (async () => {
-        const mysql = await loadDriver('mysql2', () => import('mysql2/promise'));
-        const url = new URL(connectionString as string);
-        if (url.protocol === 'mariadb:') url.protocol = 'mysql:';
-        return mysql.default.createPool({
-          uri: url.toString(),
-          connectionLimit: options.poolSize ?? 10,
-        }) as unknown as MysqlPool<C>;
-      })()),
-    end: async () => {
-      if (own) await (await own).end();
-    },
-  };
-}
-
-async function transaction<C extends MysqlPoolConnection, T>(
-  pool: MysqlPool<C>,
-  work: (conn: C) => Promise<T>,
-): Promise<T> {
-  const conn = await pool.getConnection();
-  try {
-    await conn.beginTransaction();
-    const result = await work(conn);
-    await conn.commit();
-    conn.release();
-    return result;
-  } catch (error) {
-    await conn.rollback().then(
-      () => conn.release(),
-      () => conn.destroy(),
-    );
-    throw error;
-  }
-}
 
 /** Runs `work` holding a named lock (`GET_LOCK`), so concurrent migrations run one by one. */
 async function withNamedLock<C extends MysqlPoolConnection, T>(
@@ -623,52 +548,6 @@ export interface MysqlOutbox extends Outbox<MysqlQueryable> {
 export function mysqlOutbox(options: MysqlOutboxOptions): MysqlOutbox {
   const store = mysqlOutboxStore(options);
   return { ...createOutbox(store), store };
-}
-
-/**
- * The store a URL names: `mysql://user:pass@host:3306/db?table=ferry_outbox&partitions=16`
- * (`mariadb:` too). `table` and `partitions` are ferry's; the rest goes to `mysql2`.
- */
-/**
- * `mysql://...` / `mariadb://...` for the CLI and the demo: outbox, inbox and a query helper
- * on one pool. Query parameters: `table`, `inbox`, `partitions`; the rest goes to `mysql2`.
- */
-export async function mysqlStoreFromUrl(url: URL): Promise<OpenedStore<MysqlQueryable>> {
-  const { connectionString, table, inbox: inboxTable, partitions } = splitStoreUrl(url);
-  const pool = await connection({ connectionString }).pool();
-  const outbox = mysqlOutbox({
-    pool,
-    ...(table === undefined ? {} : { table }),
-    ...(partitions === undefined ? {} : { partitions }),
-  });
-  const inbox = mysqlInbox({ pool, ...(inboxTable === undefined ? {} : { table: inboxTable }) });
-  return {
-    dialect: DIALECT,
-    store: outbox.store,
-    tables: { outbox: table ?? 'ferry_outbox', inbox: inboxTable ?? 'ferry_inbox' },
-    outbox,
-    inbox,
-    migrate: async () => {
-      await outbox.migrate();
-      await inbox.migrate();
-    },
-    transaction: (work) => transaction(pool, work),
-    query: async (tx, sql, params = []) => {
-      const result = (await guarded(DIALECT, 'query', () =>
-        (tx ?? pool).query(sql, [...params]),
-      )) as [unknown, unknown];
-      const rows = result[0];
-      if (!Array.isArray(rows)) return [];
-      return (rows as Row[]).map((row) =>
-        Object.fromEntries(Object.entries(row).map(([k, v]) => [k.toLowerCase(), v])),
-      );
-    },
-    close: async () => {
-      await outbox.store.close();
-      await inbox.close();
-      await pool.end();
-    },
-  };
 }
 
 export interface MysqlInboxOptions<

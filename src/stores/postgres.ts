@@ -1,10 +1,8 @@
 import type { Inbox } from '../bus.js';
-import { loadDriver } from '../driver.js';
 import { FerryError } from '../errors.js';
 import { partitionFor } from '../message.js';
 import { createOutbox, type Outbox } from '../outbox/outbox.js';
 import { createRelay, type Relay } from '../outbox/relay.js';
-import type { OpenedStore } from '../urls.js';
 import type { Lease, OutboxRecord, OutboxStore, PartitionStatus } from '../outbox/store.js';
 import {
   DEFAULT_PARTITIONS,
@@ -20,51 +18,24 @@ import {
   quoteIdentifier,
   suffixIdentifier,
   toBigInt,
-  splitStoreUrl,
 } from './sql-shared.js';
+import {
+  connection,
+  transaction,
+  type PgPool,
+  type PgPoolClient,
+  type PgQueryable,
+  type PgResult,
+  type PostgresConnectionOptions,
+} from './postgres-pool.js';
 
-/**
- * Anything that runs a parameterised statement the node-postgres way (`$1`, `$2`, ...): a
- * `pg` `PoolClient` inside `BEGIN`/`COMMIT`, a `Client`, a `Pool` (then the insert commits
- * on its own), or a two-line adapter over an ORM's transaction (see the docs for Kysely
- * and Drizzle). ferry never begins, commits or rolls back this transaction.
- */
-export interface PgQueryable {
-  query(text: string, values?: unknown[]): Promise<unknown>;
-}
-
-/** The result shape ferry reads from its own queries. */
-export interface PgResult {
-  readonly rows: unknown[];
-  readonly rowCount: number | null;
-}
-
-/** A connection checked out of a pool (structurally, `pg`'s `PoolClient`). */
-export interface PgPoolClient {
-  query(text: string, values?: unknown[]): Promise<PgResult>;
-  release(destroy?: boolean | Error): void;
-  on(
-    event: 'notification',
-    listener: (message: { channel: string; payload?: string | undefined }) => void,
-  ): unknown;
-  on(event: 'error', listener: (error: Error) => void): unknown;
-}
-
-/** A connection pool (structurally, `pg`'s `Pool`). */
-export interface PgPool<C extends PgPoolClient = PgPoolClient> {
-  query(text: string, values?: unknown[]): Promise<PgResult>;
-  connect(): Promise<C>;
-  end(): Promise<void>;
-}
-
-export interface PostgresConnectionOptions<C extends PgPoolClient = PgPoolClient> {
-  /** Your pool; ferry borrows connections and never ends it. */
-  readonly pool?: PgPool<C>;
-  /** Or a URL: ferry opens (and `close()` ends) a pool of its own. */
-  readonly connectionString?: string;
-  /** Size of the pool ferry opens from `connectionString`; default 10. */
-  readonly poolSize?: number;
-}
+export type {
+  PgPool,
+  PgPoolClient,
+  PgQueryable,
+  PgResult,
+  PostgresConnectionOptions,
+} from './postgres-pool.js';
 
 export interface PostgresOutboxOptions extends PostgresConnectionOptions {
   /**
@@ -104,56 +75,6 @@ export interface PostgresOutboxStore extends OutboxStore<PgQueryable> {
 const DIALECT = 'postgres';
 
 const q = (name: string): string => quoteIdentifier(name, '"');
-
-interface Connection<C extends PgPoolClient> {
-  pool(): Promise<PgPool<C>>;
-  end(): Promise<void>;
-}
-
-function connection<C extends PgPoolClient>(options: PostgresConnectionOptions<C>): Connection<C> {
-  const { pool, connectionString } = options;
-  if ((pool === undefined) === (connectionString === undefined)) {
-    throw new FerryError('INVALID_ARGUMENT', 'Pass exactly one of `pool` or `connectionString`');
-  }
-  if (pool) return { pool: async () => pool, end: async () => {} };
-  let own: Promise<PgPool<C>> | undefined;
-  return {
-    pool: () =>
-      (own ??= (async () => {
-        const pg = await loadDriver('pg', () => import('pg'));
-        const created = new pg.default.Pool({
-          connectionString,
-          max: options.poolSize ?? 10,
-        });
-        // An idle client's error is reported here; without a listener it would crash the process.
-        created.on('error', () => {});
-        return created as unknown as PgPool<C>;
-      })()),
-    end: async () => {
-      if (own) await (await own).end();
-    },
-  };
-}
-
-async function transaction<C extends PgPoolClient, T>(
-  pool: PgPool<C>,
-  work: (client: C) => Promise<T>,
-): Promise<T> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
-    const result = await work(client);
-    await client.query('COMMIT');
-    client.release();
-    return result;
-  } catch (error) {
-    await client.query('ROLLBACK').then(
-      () => client.release(),
-      (rollbackError: Error) => client.release(rollbackError),
-    );
-    throw error;
-  }
-}
 
 type Row = Record<string, unknown>;
 const rowsOf = (result: PgResult): Row[] => result.rows as Row[];
@@ -608,57 +529,6 @@ function wakeOnNotify(store: PostgresOutboxStore, relay: Relay): Relay {
       await relay.stop(stopOptions);
     },
   };
-}
-
-/**
- * The store a URL names: `postgres://user:pass@host:5432/db?table=ferry_outbox&partitions=16&notify=1`
- * (`postgresql:` too). `table`, `partitions` and `notify` are ferry's; the rest goes to `pg`.
- */
-/**
- * `postgres://...` for the CLI and the demo: outbox, inbox and a query helper on one pool.
- * Query parameters: `table`, `inbox`, `partitions`, `notify`; the rest goes to `pg`.
- */
-export async function postgresStoreFromUrl(url: URL): Promise<OpenedStore<PgQueryable>> {
-  const { connectionString, table, inbox: inboxTable, partitions, notify } = splitStoreUrl(url);
-  const pool = await connection({ connectionString }).pool();
-  const outbox = postgresOutbox({
-    pool,
-    ...(table === undefined ? {} : { table }),
-    ...(partitions === undefined ? {} : { partitions }),
-    ...(notify === undefined ? {} : { notify }),
-  });
-  const inbox = postgresInbox({ pool, ...(inboxTable === undefined ? {} : { table: inboxTable }) });
-  return {
-    dialect: DIALECT,
-    store: outbox.store,
-    tables: { outbox: table ?? 'ferry_outbox', inbox: inboxTable ?? 'ferry_inbox' },
-    outbox,
-    inbox,
-    migrate: async () => {
-      await outbox.migrate();
-      await inbox.migrate();
-    },
-    transaction: (work) => transaction(pool, work),
-    query: async (tx, text, params = []) => {
-      const result = (await guarded(DIALECT, 'query', () =>
-        (tx ?? pool).query(numberPlaceholders(text), [...params]),
-      )) as PgResult;
-      return (result.rows ?? []) as Array<Record<string, unknown>>;
-    },
-    close: async () => {
-      await outbox.store.close();
-      await inbox.close();
-      await pool.end();
-    },
-  };
-}
-
-/** `?` placeholders (outside quotes) to PostgreSQL's `$1`, `$2`, ... */
-export function numberPlaceholders(text: string): string {
-  let n = 0;
-  return text.replace(/'(?:[^']|'')*'|"(?:[^"]|"")*"|\?/g, (match) =>
-    match === '?' ? `$${++n}` : match,
-  );
 }
 
 async function openListener(

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { defineTopic, inspectorOf, type OutboxInspector } from '../../src/index.js';
-import { openStore, type OpenedStore } from '../../src/urls.js';
+import { openStore, type OpenedStore } from '../../src/cli/open-store.js';
 import { uniqueName } from '../helpers/wait.js';
 
 /**

@@ -7,7 +7,8 @@ import {
   type Relay,
   type Subscription,
 } from '../../src/index.js';
-import { openStore, openTransport, type OpenedStore } from '../../src/urls.js';
+import { openStore, type OpenedStore } from '../../src/cli/open-store.js';
+import { openTransport } from '../../src/urls.js';
 import { uniqueName } from './wait.js';
 
 export interface Order {

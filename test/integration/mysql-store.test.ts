@@ -2,7 +2,7 @@ import mysql from 'mysql2/promise';
 import { afterAll, describe, expect, it } from 'vitest';
 import { defineTopic, newMessageId } from '../../src/index.js';
 import { mysqlInbox, mysqlOutbox, mysqlOutboxStore } from '../../src/stores/mysql.js';
-import { openStore } from '../../src/urls.js';
+import { openStore } from '../../src/cli/open-store.js';
 import { serviceUrl } from '../helpers/services.js';
 import { uniqueName } from '../helpers/wait.js';
 import { inMysqlTransaction } from '../helpers/sql.js';

@@ -7,7 +7,7 @@ import {
   type PostgresOutboxStore,
 } from '../../src/stores/postgres.js';
 import { memory } from '../../src/transports/memory.js';
-import { openStore } from '../../src/urls.js';
+import { openStore } from '../../src/cli/open-store.js';
 import { serviceUrl } from '../helpers/services.js';
 import { delay, uniqueName, waitFor } from '../helpers/wait.js';
 import { inPgTransaction } from '../helpers/sql.js';

@@ -3,7 +3,7 @@ import { isFerryError } from '../../errors.js';
 import { redactSecrets } from '../../log.js';
 import type { InboxEntry, OutboxInspector, OutboxRow, RelayInfo } from '../../outbox/inspect.js';
 import type { PartitionLag, Transport } from '../../transport.js';
-import type { OpenedStore } from '../../urls.js';
+import type { OpenedStore } from '../open-store.js';
 
 export interface PartitionView {
   readonly partition: number;

@@ -1,6 +1,7 @@
 import { Option, type Command } from 'commander';
 import { createLogger } from '../../log.js';
-import { openStore, openTransport, parseUrl } from '../../urls.js';
+import { openTransport, parseUrl } from '../../urls.js';
+import { openStore } from '../open-store.js';
 import { action, transportOption, untilSignal } from '../common.js';
 import { dbOption } from '../db.js';
 import { hostPort } from '../options.js';

@@ -5,7 +5,7 @@ import { redactSecrets, type Logger } from '../../log.js';
 import { inspectorOf } from '../../outbox/inspect.js';
 import { redrive } from '../../redrive.js';
 import type { Transport } from '../../transport.js';
-import type { OpenedStore } from '../../urls.js';
+import type { OpenedStore } from '../open-store.js';
 import { SCRIPT, STYLE } from './assets.js';
 import { createSources } from './data.js';
 import {

@@ -1,0 +1,58 @@
+import { postgresInbox, postgresOutbox } from '../../stores/postgres.js';
+import {
+  connection,
+  transaction,
+  type PgQueryable,
+  type PgResult,
+} from '../../stores/postgres-pool.js';
+import { guarded, splitStoreUrl } from '../../stores/sql-shared.js';
+import type { OpenedStore } from '../opened-store.js';
+
+const DIALECT = 'postgres';
+
+/**
+ * `postgres://...` for the CLI and the demo: outbox, inbox and a query helper on one pool.
+ * Query parameters: `table`, `inbox`, `partitions`, `notify`; the rest goes to `pg`.
+ */
+export async function postgresStoreFromUrl(url: URL): Promise<OpenedStore<PgQueryable>> {
+  const { connectionString, table, inbox: inboxTable, partitions, notify } = splitStoreUrl(url);
+  const pool = await connection({ connectionString }).pool();
+  const outbox = postgresOutbox({
+    pool,
+    ...(table === undefined ? {} : { table }),
+    ...(partitions === undefined ? {} : { partitions }),
+    ...(notify === undefined ? {} : { notify }),
+  });
+  const inbox = postgresInbox({ pool, ...(inboxTable === undefined ? {} : { table: inboxTable }) });
+  return {
+    dialect: DIALECT,
+    store: outbox.store,
+    tables: { outbox: table ?? 'ferry_outbox', inbox: inboxTable ?? 'ferry_inbox' },
+    outbox,
+    inbox,
+    migrate: async () => {
+      await outbox.migrate();
+      await inbox.migrate();
+    },
+    transaction: (work) => transaction(pool, work),
+    query: async (tx, text, params = []) => {
+      const result = (await guarded(DIALECT, 'query', () =>
+        (tx ?? pool).query(numberPlaceholders(text), [...params]),
+      )) as PgResult;
+      return (result.rows ?? []) as Array<Record<string, unknown>>;
+    },
+    close: async () => {
+      await outbox.store.close();
+      await inbox.close();
+      await pool.end();
+    },
+  };
+}
+
+/** `?` placeholders (outside quotes) to PostgreSQL's `$1`, `$2`, ... */
+export function numberPlaceholders(text: string): string {
+  let n = 0;
+  return text.replace(/'(?:[^']|'')*'|"(?:[^"]|"")*"|\?/g, (match) =>
+    match === '?' ? `$${++n}` : match,
+  );
+}

@@ -1,0 +1,50 @@
+import type BetterSqlite3 from 'better-sqlite3';
+import { sqliteInbox, sqliteOutbox } from '../../stores/sqlite.js';
+import {
+  openSqliteDatabase,
+  sqliteTransaction,
+  withLock,
+  type SqliteDatabase,
+} from '../../stores/sqlite-database.js';
+import { splitStoreUrl } from '../../stores/sql-shared.js';
+import { sqliteFilePath } from '../../urls.js';
+import type { OpenedStore } from '../opened-store.js';
+
+/**
+ * `sqlite:./app.db?table=ferry_outbox&inbox=ferry_inbox&partitions=16`: the outbox, inbox and
+ * a transaction helper on one connection of the file (for `ferry relay`, `ferry migrate`, the
+ * demo).
+ */
+export async function sqliteStoreFromUrl(url: URL): Promise<OpenedStore<SqliteDatabase>> {
+  const path = sqliteFilePath(url);
+  const { table, inbox: inboxTable, partitions } = splitStoreUrl(url);
+  const db = await openSqliteDatabase(path);
+  const outbox = sqliteOutbox(db, {
+    ...(table === undefined ? {} : { table }),
+    ...(partitions === undefined ? {} : { partitions }),
+  });
+  const inbox = sqliteInbox(db, inboxTable === undefined ? {} : { table: inboxTable });
+  const run = (tx: SqliteDatabase, sql: string, params: readonly unknown[]) => {
+    const statement = (tx as BetterSqlite3.Database).prepare(sql);
+    if (statement.reader) return statement.all(...params) as Array<Record<string, unknown>>;
+    statement.run(...params);
+    return [];
+  };
+  return {
+    dialect: 'sqlite',
+    store: outbox.store,
+    tables: { outbox: outbox.store.table, inbox: inbox.table },
+    outbox,
+    inbox,
+    migrate: async () => {
+      await outbox.migrate();
+      await inbox.migrate();
+    },
+    transaction: (work) => sqliteTransaction(db, work),
+    query: async (tx, sql, params = []) =>
+      tx === undefined ? withLock(db, () => run(db, sql, params)) : run(tx, sql, params),
+    close: async () => {
+      await withLock(db, () => db.close());
+    },
+  };
+}
