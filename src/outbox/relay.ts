@@ -115,6 +115,11 @@ export function defaultRelayOwner(): string {
 interface HeldLease extends Lease {
   /** Set when the relay stops working the partition (given back or lost). */
   gone: boolean;
+  /**
+   * Local time before which the lease surely still holds: when the call that last renewed or
+   * took it was made, plus the lease time-to-live (the store dates it no earlier).
+   */
+  validUntil: number;
 }
 
 /**
@@ -131,6 +136,9 @@ export function createRelay<Tx>(store: OutboxStore<Tx>, options: RelayOptions): 
   const destination = options.destination ?? transport.name;
   const owner = options.owner ?? defaultRelayOwner();
   const leaseMs = positive('leaseMs', options.leaseMs ?? 10_000);
+  // Renewals come every third of the lease; sending stops a third before it runs out, which
+  // leaves that third to mark what was sent.
+  const publishMarginMs = leaseMs / 3;
   const batchSize = positive('batchSize', options.batchSize ?? 500);
   const pollMinMs = options.pollMinMs ?? 10;
   const pollMaxMs = Math.max(pollMinMs, options.pollMaxMs ?? 1000);
@@ -190,7 +198,6 @@ export function createRelay<Tx>(store: OutboxStore<Tx>, options: RelayOptions): 
   let loop: Promise<void> | undefined;
   let leaseTimer: NodeJS.Timeout | undefined;
   let leaseWork: Promise<void> = Promise.resolve();
-  let lastRenewal = 0;
   let nextPurge = 0;
   let wakeUp: (() => void) | undefined;
   let woken = false;
@@ -214,29 +221,41 @@ export function createRelay<Tx>(store: OutboxStore<Tx>, options: RelayOptions): 
     }
   };
 
-  const adopt = (lease: Lease): void => {
+  const adopt = (lease: Lease, validUntil: number): void => {
     const current = held.get(lease.partition);
-    if (current && current.fence === lease.fence) return;
+    if (current && current.fence === lease.fence) {
+      current.validUntil = Math.max(current.validUntil, validUntil);
+      return;
+    }
     if (current) drop(current, 'lost');
-    held.set(lease.partition, { partition: lease.partition, fence: lease.fence, gone: false });
+    held.set(lease.partition, {
+      partition: lease.partition,
+      fence: lease.fence,
+      gone: false,
+      validUntil,
+    });
   };
 
   async function maintainLeases(): Promise<void> {
+    // The store dates the renewal when it runs the call, never before it was made.
+    const asked = Date.now();
     const renewed = await store.heartbeat(owner, leaseMs);
-    lastRenewal = Date.now();
     const still = new Map(renewed.map((lease) => [lease.partition, lease]));
     for (const lease of [...held.values()]) {
-      if (still.get(lease.partition)?.fence !== lease.fence) drop(lease, 'lost');
+      const current = still.get(lease.partition);
+      if (current?.fence !== lease.fence) drop(lease, 'lost');
+      else lease.validUntil = Math.max(lease.validUntil, asked + leaseMs);
     }
     if (state !== 'running') return;
-    for (const lease of renewed) if (!releasing.has(lease.partition)) adopt(lease);
+    for (const lease of renewed) if (!releasing.has(lease.partition)) adopt(lease, asked + leaseMs);
 
     const live = Math.max(1, await store.liveRelays());
     const share = Math.ceil(store.partitions / live);
     const holding = held.size + releasing.size;
     if (holding < share) {
+      const askedAcquire = Date.now();
       const taken = await store.acquire(owner, share - holding, leaseMs);
-      for (const lease of taken) adopt(lease);
+      for (const lease of taken) adopt(lease, askedAcquire + leaseMs);
       if (taken.length > 0) {
         logger.info(
           {
@@ -351,9 +370,18 @@ export function createRelay<Tx>(store: OutboxStore<Tx>, options: RelayOptions): 
     return ok;
   }
 
+  /**
+   * Whether rows of `lease` may still be sent: only while the lease surely holds for long enough
+   * to mark them too. A relay starved past that (a stalled event loop, a slow store) stops
+   * publishing the partition instead of racing the relay that may take it over.
+   */
+  const mayPublish = (lease: HeldLease): boolean =>
+    !lease.gone && Date.now() < lease.validUntil - publishMarginMs;
+
   async function publishPartition(lease: HeldLease): Promise<number> {
+    if (!mayPublish(lease)) return 0;
     const rows = await store.readPending(lease.partition, batchSize);
-    if (rows.length === 0 || lease.gone) return 0;
+    if (rows.length === 0 || !mayPublish(lease)) return 0;
     counters.batches++;
     let batchError: unknown;
     try {
@@ -378,7 +406,7 @@ export function createRelay<Tx>(store: OutboxStore<Tx>, options: RelayOptions): 
     // failure so that later rows of its keys do not overtake it.
     const sent: OutboxRecord[] = [];
     for (const row of rows) {
-      if (lease.gone) break;
+      if (!mayPublish(lease)) break;
       try {
         await send([row]);
         noteDelivered();
@@ -424,8 +452,6 @@ export function createRelay<Tx>(store: OutboxStore<Tx>, options: RelayOptions): 
   }
 
   async function round(): Promise<number> {
-    // Leases not renewed for a whole lease period may already belong to someone else.
-    if (Date.now() - lastRenewal >= leaseMs) return 0;
     // During an outage publishing waits for the next probe.
     if (outage !== undefined && Date.now() < outage.probeAt) return 0;
     const work = [...held.values()].map((lease) => {

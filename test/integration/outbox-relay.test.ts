@@ -26,7 +26,9 @@ import {
   type SqliteOutbox,
 } from '../../src/stores/sqlite.js';
 import { sqlite } from '../../src/transports/sqlite.js';
-import { deferred, uniqueName, waitFor } from '../helpers/wait.js';
+import { createRelay } from '../../src/outbox/relay.js';
+import type { OutboxStore } from '../../src/outbox/store.js';
+import { deferred, delay, uniqueName, waitFor } from '../helpers/wait.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ferry-relay-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -284,6 +286,61 @@ describe('outbox relay', () => {
     expect(seen).toHaveLength(1);
   });
 
+  it('stops publishing a partition before its lease runs out when renewals stall', async () => {
+    const { db, outbox } = await setup(1);
+    const topic = defineTopic<Order>(uniqueName('order.created'));
+    const transport = track(memory());
+    const seen = await collect(transport, topic.name);
+    const leaseMs = 600;
+    // A starved relay: lease upkeep hangs, and a read that finds rows returns only once the
+    // last renewal is a whole lease old, so the lease has run out by the time rows are in hand.
+    let stalling = false;
+    let stalledAt: number | undefined;
+    const renewed = deferred();
+    const unstall = deferred();
+    const readLate = deferred();
+    const store: OutboxStore<SqliteDatabase> = {
+      ...outbox.store,
+      heartbeat: async (owner, ttlMs) => {
+        if (stalledAt !== undefined) await unstall.promise;
+        const leases = await outbox.store.heartbeat(owner, ttlMs);
+        if (stalling && stalledAt === undefined) {
+          stalledAt = Date.now();
+          renewed.resolve();
+        }
+        return leases;
+      },
+      readPending: async (partition, limit) => {
+        const rows = await outbox.store.readPending(partition, limit);
+        if (stalledAt !== undefined && rows.length > 0) {
+          await delay(Math.max(0, stalledAt + leaseMs - Date.now()));
+          readLate.resolve();
+        }
+        return rows;
+      },
+    };
+    const relay = track(createRelay(store, { transport, logger: silent, leaseMs }));
+    await relay.start();
+    await waitFor('the lease taken', () => relay.stats().partitions.length === 1);
+    // Renewals stall from the next one that completes.
+    stalling = true;
+    await renewed.promise;
+
+    db.transaction(() => outbox.enqueueSync(db, topic, { n: 1 }, { key: 'k' }))();
+    relay.wake();
+    // Either the read crossed the end of the lease, or the relay did not even read.
+    await Promise.race([readLate.promise, delay(2 * leaseMs)]);
+    await delay(leaseMs);
+    expect(seen).toHaveLength(0);
+    expect((await outbox.store.status())[0]?.pending).toBe(1);
+
+    // Renewals resume: the same relay publishes the row, once.
+    unstall.resolve();
+    await waitFor('published', () => relay.stats().published === 1);
+    await waitFor('marked', async () => (await outbox.store.status())[0]?.pending === 0);
+    expect(seen).toHaveLength(1);
+  });
+
   it('never publishes what a rolled-back transaction enqueued', async () => {
     const { db, outbox } = await setup(4);
     const topic = defineTopic<Order>(uniqueName('order.created'));
@@ -323,7 +380,8 @@ describe('outbox relay', () => {
     const seen = await collect(transport, topic.name);
     const second = sqliteOutbox(path, { table });
     cleanup.push(() => second.store.close());
-    const options = { transport, logger: silent, leaseMs: 600, batchSize: 50 };
+    // Long enough for a loaded machine to send and mark a batch within the last third of a lease.
+    const options = { transport, logger: silent, leaseMs: 3000, batchSize: 50 };
     const a = track(outbox.relay(options));
     const b = track(second.relay(options));
     await a.start();
