@@ -7,9 +7,19 @@ import { serviceUrl } from '../helpers/services.js';
 const pg = serviceUrl('FERRY_PG_URL');
 const amqp = serviceUrl('FERRY_AMQP_URL');
 
-/** Command lines of the live processes whose parent is `parent`, by pid. */
+/**
+ * Command lines of the running programs whose parent is `parent`, by pid. A child that has
+ * exited but not been reaped yet reads as an empty command line, and one forked but not yet
+ * started reads as its parent's: neither says what the child runs, so both are left out.
+ */
 function childCommandLines(parent: number): Map<number, string> {
   const found = new Map<number, string>();
+  let parentLine: string;
+  try {
+    parentLine = readFileSync(`/proc/${parent}/cmdline`, 'utf8');
+  } catch {
+    return found;
+  }
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
@@ -17,7 +27,9 @@ function childCommandLines(parent: number): Map<number, string> {
       const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
       const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
       if (ppid !== parent) continue;
-      found.set(Number(entry), readFileSync(`/proc/${entry}/cmdline`, 'utf8').replace(/\0/g, ' '));
+      const line = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+      if (line === '' || line === parentLine) continue;
+      found.set(Number(entry), line.replace(/\0/g, ' '));
     } catch {
       // The process ended between listing and reading.
     }
