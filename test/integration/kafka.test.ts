@@ -230,7 +230,14 @@ describe.skipIf(brokers === undefined)('kafka integration', () => {
     await burst(200);
     await second.close({ timeoutMs: 50 });
     await burst(200);
-    await waitFor('every message', () => seen.size === sent, 30_000);
+    await waitFor('every message', () => seen.size === sent, 30_000).catch((error: unknown) => {
+      // Tells a stall (messages still arriving) from a loss (the same ones missing for good).
+      const missing = Array.from({ length: sent }, (_, i) => i).filter((n) => !seen.has(String(n)));
+      throw new Error(
+        `${String(error)}: ${missing.length} of ${sent} missing, keys ${[...new Set(missing.map((n) => `k${n % 17}`))].join(' ')}, first ${missing.slice(0, 10).join(' ')}`,
+        { cause: error },
+      );
+    });
     await third.close();
     expect([...seen.keys()].map(Number).sort((a, b) => a - b)).toEqual(
       Array.from({ length: sent }, (_, i) => i),
