@@ -51,7 +51,23 @@ export async function connectRedis(
   // Without a listener ioredis prints every reconnect failure to the console.
   client.on('error', (error: unknown) => options.onError?.(error));
   await firstConnection(client, settings.connectTimeout ?? FIRST_CONNECT_MS);
+  await refuseCluster(client);
   return client;
+}
+
+/**
+ * A Redis Cluster node answers for its own slots only: keys and channels of other slots would
+ * fail or go unseen, so ferry refuses such a node instead of half working. A server that does
+ * not answer `INFO cluster` (a command denied by an ACL) is taken as not a cluster.
+ */
+async function refuseCluster(client: Redis): Promise<void> {
+  const info = await client.info('cluster').catch(() => '');
+  if (!/^cluster_enabled:1\s*$/m.test(info)) return;
+  client.disconnect();
+  throw new FerryError(
+    'UNSUPPORTED',
+    'This Redis server is a Redis Cluster node (INFO cluster says cluster_enabled:1); ferry does not support Redis Cluster: connect it to a standalone Redis server',
+  );
 }
 
 /** How long a new connection may take, refusals retried, before it is CONNECTION_FAILED. */

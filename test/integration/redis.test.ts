@@ -1,4 +1,8 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
@@ -6,6 +10,7 @@ import {
   createBus,
   createLogger,
   defineTopic,
+  FerryError,
   HEADER,
   type Bus,
   type Delivery,
@@ -338,3 +343,79 @@ describe.skipIf(url === undefined)('redis transports against a real Redis', () =
     });
   });
 });
+
+describe('redis transports and a Redis Cluster node', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-redis-cluster-'));
+  let server: ChildProcess | undefined;
+  afterAll(async () => {
+    if (server && server.exitCode === null) {
+      const exited = new Promise((resolve) => server?.once('exit', resolve));
+      server.kill('SIGTERM');
+      await exited;
+    }
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('refuses a node of a Redis Cluster with UNSUPPORTED, saying why', async () => {
+    const port = await freePort();
+    server = spawn(
+      'redis-server',
+      [
+        '--port',
+        String(port),
+        '--bind',
+        '127.0.0.1',
+        '--cluster-enabled',
+        'yes',
+        '--cluster-config-file',
+        join(dir, 'nodes.conf'),
+        '--dir',
+        dir,
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+      ],
+      { stdio: 'ignore' },
+    );
+    const nodeUrl = `redis://127.0.0.1:${port}`;
+    await waitFor('the cluster node to answer', async () => {
+      const probe = new Redis(nodeUrl, { lazyConnect: true, maxRetriesPerRequest: 0 });
+      probe.on('error', () => undefined);
+      try {
+        await probe.connect();
+        return (await probe.info('cluster')).includes('cluster_enabled:1');
+      } catch {
+        return false;
+      } finally {
+        probe.disconnect();
+      }
+    });
+    for (const transport of [
+      redisStreams({ url: nodeUrl, prefix }),
+      redisPubSub({ url: nodeUrl, prefix }),
+    ]) {
+      const refused: unknown = await transport
+        .publish([{ topic: 't', key: undefined, body: Buffer.from('x'), headers: {} }])
+        .then(
+          () => undefined,
+          (error: unknown) => error,
+        );
+      expect(refused).toBeInstanceOf(FerryError);
+      expect(refused).toMatchObject({ code: 'UNSUPPORTED' });
+      expect((refused as FerryError).message).toMatch(/Redis Cluster.*cluster_enabled:1/);
+      await transport.close({ timeoutMs: 1000 });
+    }
+  });
+});
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const listener = createServer();
+    listener.once('error', reject);
+    listener.listen(0, '127.0.0.1', () => {
+      const { port } = listener.address() as AddressInfo;
+      listener.close(() => resolve(port));
+    });
+  });
+}
