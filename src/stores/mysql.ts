@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Inbox } from '../bus.js';
+import { createSqlInbox } from '../outbox/sql/inbox.js';
 import { FerryError } from '../errors.js';
 import { partitionFor } from '../message.js';
 import { createOutbox, type Outbox } from '../outbox/outbox.js';
@@ -587,44 +588,37 @@ export function mysqlInbox<C extends MysqlPoolConnection = MysqlPoolConnection>(
   const table = assertIdentifier(options.table ?? 'ferry_inbox');
   const I = q(table);
   const conn = connection(options);
-  let closed = false;
-  const pool = async (): Promise<MysqlPool<C>> => {
-    if (closed) throw new FerryError('CLOSED', 'The mysql inbox is closed');
-    return conn.pool();
-  };
-  return {
-    migrate: () =>
-      guarded(DIALECT, 'inbox migrate', async () =>
-        withNamedLock(await pool(), `migrate.${table}`, async (c) => {
-          await c.query(`
-            CREATE TABLE IF NOT EXISTS ${I} (
-              consumer_group ${GROUP_COLUMN},
-              message_id ${MESSAGE_ID_COLUMN},
-              processed_at DATETIME(6) NOT NULL,
-              PRIMARY KEY (consumer_group, message_id),
-              KEY inbox_processed (processed_at)
-            ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`);
-          // Tables made before ids were compared byte for byte: binary columns only tell
-          // more values apart, so existing rows stay valid.
-          const [name, schema] = splitName(table);
-          const types = rowsOf(
-            await c.query(
-              `SELECT data_type AS t FROM information_schema.columns
-               WHERE table_schema = COALESCE(?, DATABASE()) AND table_name = ?
-                 AND column_name IN ('consumer_group', 'message_id')`,
-              [schema, name],
-            ),
+  return createSqlInbox<C>({
+    name: DIALECT,
+    migrate: async () =>
+      withNamedLock(await conn.pool(), `migrate.${table}`, async (c) => {
+        await c.query(`
+          CREATE TABLE IF NOT EXISTS ${I} (
+            consumer_group ${GROUP_COLUMN},
+            message_id ${MESSAGE_ID_COLUMN},
+            processed_at DATETIME(6) NOT NULL,
+            PRIMARY KEY (consumer_group, message_id),
+            KEY inbox_processed (processed_at)
+          ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`);
+        // Tables made before ids were compared byte for byte: binary columns only tell
+        // more values apart, so existing rows stay valid.
+        const [name, schema] = splitName(table);
+        const types = rowsOf(
+          await c.query(
+            `SELECT data_type AS t FROM information_schema.columns
+             WHERE table_schema = COALESCE(?, DATABASE()) AND table_name = ?
+               AND column_name IN ('consumer_group', 'message_id')`,
+            [schema, name],
+          ),
+        );
+        if (types.some((row) => String(row.t).toLowerCase() !== 'varbinary')) {
+          await c.query(
+            `ALTER TABLE ${I} MODIFY consumer_group ${GROUP_COLUMN}, MODIFY message_id ${MESSAGE_ID_COLUMN}`,
           );
-          if (types.some((row) => String(row.t).toLowerCase() !== 'varbinary')) {
-            await c.query(
-              `ALTER TABLE ${I} MODIFY consumer_group ${GROUP_COLUMN}, MODIFY message_id ${MESSAGE_ID_COLUMN}`,
-            );
-          }
-        }),
-      ),
-
-    process: async (group, messageId, work) => {
-      // INSERT IGNORE would truncate an over-long value into a false duplicate: refuse it.
+        }
+      }),
+    // INSERT IGNORE would truncate an over-long value into a false duplicate: refuse it.
+    check: (group, messageId) => {
       if (Buffer.byteLength(group) > MAX_GROUP || Buffer.byteLength(messageId) > MAX_MESSAGE_ID) {
         throw new FerryError(
           'INVALID_ARGUMENT',
@@ -632,50 +626,21 @@ export function mysqlInbox<C extends MysqlPoolConnection = MysqlPoolConnection>(
           { details: { group } },
         );
       }
-      const p = await guarded(DIALECT, 'inbox', pool);
-      const c = await guarded(DIALECT, 'inbox', () => p.getConnection());
-      try {
-        const inserted = await guarded(DIALECT, 'inbox', async () => {
-          await c.beginTransaction();
-          return c.query(
-            `INSERT IGNORE INTO ${I} (consumer_group, message_id, processed_at) VALUES (?, ?, ${NOW})`,
-            [group, messageId],
-          );
-        });
-        if (affected(inserted) === 0) {
-          await guarded(DIALECT, 'inbox', () => c.rollback());
-          c.release();
-          return { duplicate: true };
-        }
-        // The handler's own error propagates unchanged: the runtime decides on retries.
-        await work(c);
-        await guarded(DIALECT, 'inbox', () => c.commit());
-        c.release();
-        return { duplicate: false };
-      } catch (error) {
-        await c.rollback().then(
-          () => c.release(),
-          () => c.destroy(),
-        );
-        throw error;
-      }
     },
-
-    purge: (before, limit) =>
-      guarded(DIALECT, 'inbox purge', async () => {
-        const result = await (
-          await pool()
-        ).query(`DELETE FROM ${I} WHERE processed_at < ? LIMIT ?`, [
-          utc(before),
-          checkLimit(limit, 'limit'),
-        ]);
-        return affected(result);
-      }),
-
-    close: async () => {
-      if (closed) return;
-      closed = true;
-      await conn.end();
-    },
-  };
+    transaction: async (work) => transaction(await conn.pool(), work),
+    insert: async (c, group, messageId) =>
+      affected(
+        await c.query(
+          `INSERT IGNORE INTO ${I} (consumer_group, message_id, processed_at) VALUES (?, ?, ${NOW})`,
+          [group, messageId],
+        ),
+      ) !== 0,
+    purge: async (before, limit) =>
+      affected(
+        await (
+          await conn.pool()
+        ).query(`DELETE FROM ${I} WHERE processed_at < ? LIMIT ?`, [utc(before), limit]),
+      ),
+    close: () => conn.end(),
+  });
 }

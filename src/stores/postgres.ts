@@ -1,4 +1,5 @@
 import type { Inbox } from '../bus.js';
+import { createSqlInbox } from '../outbox/sql/inbox.js';
 import { FerryError } from '../errors.js';
 import { partitionFor } from '../message.js';
 import { createOutbox, type Outbox } from '../outbox/outbox.js';
@@ -635,78 +636,43 @@ export function postgresInbox<C extends PgPoolClient = PgPoolClient>(
   const table = assertIdentifier(options.table ?? 'ferry_inbox');
   const I = q(table);
   const conn = connection(options);
-  let closed = false;
-  const pool = async (): Promise<PgPool<C>> => {
-    if (closed) throw new FerryError('CLOSED', 'The postgres inbox is closed');
-    return conn.pool();
-  };
-  return {
-    migrate: () =>
-      guarded(DIALECT, 'inbox migrate', async () =>
-        transaction(await pool(), async (client) => {
-          await client.query(`SELECT pg_advisory_xact_lock(hashtext($1))`, [
-            `ferry.migrate.${table}`,
-          ]);
-          await client.query(`
-            CREATE TABLE IF NOT EXISTS ${I} (
-              consumer_group text NOT NULL,
-              message_id text NOT NULL,
-              processed_at timestamptz NOT NULL DEFAULT now(),
-              PRIMARY KEY (consumer_group, message_id)
-            );
-            CREATE INDEX IF NOT EXISTS ${q(`${baseName(table)}_processed`)} ON ${I} (processed_at);
-          `);
-        }),
-      ),
-
-    process: async (group, messageId, work) => {
-      const p = await guarded(DIALECT, 'inbox', pool);
-      const client = await guarded(DIALECT, 'inbox', () => p.connect());
-      try {
-        const inserted = await guarded(DIALECT, 'inbox', async () => {
-          await client.query('BEGIN');
-          return client.query(
-            `INSERT INTO ${I} (consumer_group, message_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
-            [group, messageId],
+  return createSqlInbox<C>({
+    name: DIALECT,
+    migrate: async () =>
+      transaction(await conn.pool(), async (client) => {
+        await client.query(`SELECT pg_advisory_xact_lock(hashtext($1))`, [
+          `ferry.migrate.${table}`,
+        ]);
+        await client.query(`
+          CREATE TABLE IF NOT EXISTS ${I} (
+            consumer_group text NOT NULL,
+            message_id text NOT NULL,
+            processed_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (consumer_group, message_id)
           );
-        });
-        if (inserted.rowCount === 0) {
-          await guarded(DIALECT, 'inbox', () => client.query('ROLLBACK'));
-          client.release();
-          return { duplicate: true };
-        }
-        // The handler's own error propagates unchanged: the runtime decides on retries.
-        await work(client);
-        await guarded(DIALECT, 'inbox', () => client.query('COMMIT'));
-        client.release();
-        return { duplicate: false };
-      } catch (error) {
-        await client.query('ROLLBACK').then(
-          () => client.release(),
-          (rollbackError: Error) => client.release(rollbackError),
-        );
-        throw error;
-      }
-    },
-
-    purge: (before, limit) =>
-      guarded(DIALECT, 'inbox purge', async () => {
-        const result = await (
-          await pool()
-        ).query(
-          `DELETE FROM ${I} WHERE ctid = ANY(ARRAY(
-             SELECT ctid FROM ${I} WHERE processed_at < $1 LIMIT $2))`,
-          [before, checkLimit(limit, 'limit')],
-        );
-        return result.rowCount ?? 0;
+          CREATE INDEX IF NOT EXISTS ${q(`${baseName(table)}_processed`)} ON ${I} (processed_at);
+        `);
       }),
-
-    close: async () => {
-      if (closed) return;
-      closed = true;
-      await conn.end();
+    transaction: async (work) => transaction(await conn.pool(), work),
+    insert: async (client, group, messageId) => {
+      const inserted = await client.query(
+        `INSERT INTO ${I} (consumer_group, message_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
+        [group, messageId],
+      );
+      return inserted.rowCount !== 0;
     },
-  };
+    purge: async (before, limit) => {
+      const result = await (
+        await conn.pool()
+      ).query(
+        `DELETE FROM ${I} WHERE ctid = ANY(ARRAY(
+           SELECT ctid FROM ${I} WHERE processed_at < $1 LIMIT $2))`,
+        [before, limit],
+      );
+      return result.rowCount ?? 0;
+    },
+    close: () => conn.end(),
+  });
 }
 
 function assertChannel(name: string): string {

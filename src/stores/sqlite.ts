@@ -1,4 +1,5 @@
 import type { PublishItem, PublishOptions, PublishReceipt, Inbox } from '../bus.js';
+import { createSqlInbox } from '../outbox/sql/inbox.js';
 import { FerryError } from '../errors.js';
 import { partitionFor } from '../message.js';
 import { createOutbox, prepareRecords, type Outbox } from '../outbox/outbox.js';
@@ -15,7 +16,6 @@ import {
   DEFAULT_PARTITIONS,
   FORGET_RELAYS_AFTER_MS,
   MAX_ERROR_TEXT,
-  checkLimit,
   checkPartitions,
   storeError,
 } from './sql-shared.js';
@@ -581,9 +581,9 @@ export function sqliteInbox(source: SqliteSource, options: SqliteInboxOptions = 
   const t = quoteIdentifier(table);
   const connection = connector(source);
   const inserts = new WeakMap<SqliteDatabase, SqliteStatement>();
-  return {
-    table,
-    async migrate() {
+  const inbox = createSqlInbox<SqliteDatabase>({
+    name: 'sqlite',
+    migrate: async () => {
       const db = await connection.get();
       await withLock(db, () =>
         db.exec(`CREATE TABLE IF NOT EXISTS ${t} (
@@ -593,38 +593,21 @@ export function sqliteInbox(source: SqliteSource, options: SqliteInboxOptions = 
           PRIMARY KEY (consumer_group, message_id)
         ) WITHOUT ROWID;
         CREATE INDEX IF NOT EXISTS ${quoteIdentifier(`${table}_processed`)} ON ${t} (processed_at)`),
-      ).catch((cause: unknown) => {
-        throw storeError('sqlite', `migrate ${table}`, cause);
-      });
+      );
     },
-    async process(group, messageId, work) {
-      const db = await connection.get();
-      const recorded = { duplicate: false };
-      try {
-        await sqliteTransaction(db, async (tx) => {
-          let insert = inserts.get(tx);
-          if (!insert) {
-            insert = tx.prepare(
-              `INSERT INTO ${t} (consumer_group, message_id, processed_at) VALUES (?, ?, ?)
-               ON CONFLICT DO NOTHING`,
-            );
-            inserts.set(tx, insert);
-          }
-          const inserted = insert.run(group, messageId, Date.now());
-          if (inserted.changes === 0) {
-            recorded.duplicate = true;
-            return;
-          }
-          await work(tx);
-        });
-      } catch (error) {
-        if (error instanceof FerryError) throw error;
-        if (isSqliteError(error)) throw storeError('sqlite', `inbox ${table}`, error);
-        throw error;
+    transaction: async (work) => sqliteTransaction(await connection.get(), work),
+    insert: async (tx, group, messageId) => {
+      let insert = inserts.get(tx);
+      if (!insert) {
+        insert = tx.prepare(
+          `INSERT INTO ${t} (consumer_group, message_id, processed_at) VALUES (?, ?, ?)
+           ON CONFLICT DO NOTHING`,
+        );
+        inserts.set(tx, insert);
       }
-      return recorded;
+      return insert.run(group, messageId, Date.now()).changes !== 0;
     },
-    async purge(before, limit) {
+    purge: async (before, limit) => {
       const db = await connection.get();
       return withLock(
         db,
@@ -634,15 +617,10 @@ export function sqliteInbox(source: SqliteSource, options: SqliteInboxOptions = 
               `DELETE FROM ${t} WHERE (consumer_group, message_id) IN (
                  SELECT consumer_group, message_id FROM ${t} WHERE processed_at < ? LIMIT ?)`,
             )
-            .run(before.getTime(), checkLimit(limit, 'limit')).changes,
-      ).catch((cause: unknown) => {
-        throw storeError('sqlite', `inbox purge ${table}`, cause);
-      });
+            .run(before.getTime(), limit).changes,
+      );
     },
     close: () => connection.close(),
-  };
-}
-
-function isSqliteError(error: unknown): boolean {
-  return error instanceof Error && error.name === 'SqliteError';
+  });
+  return { table, ...inbox };
 }
