@@ -70,12 +70,7 @@ scrapeGauge(
   ['partition'],
   () =>
     eachOutbox((status) =>
-      status.flatMap((p) => {
-        const blocked = (p as { blocked?: unknown }).blocked;
-        return typeof blocked === 'number'
-          ? [[{ partition: String(p.partition) }, blocked] as const]
-          : [];
-      }),
+      status.map((p) => [{ partition: String(p.partition) }, p.blocked] as const),
     ),
 );
 scrapeGauge(
