@@ -32,10 +32,13 @@ export async function connectRedis(
   extra: RedisOptions = {},
 ): Promise<Redis> {
   const { Redis } = await loadDriver('ioredis', () => import('ioredis'));
-  // ioredis 6 added `replyMapping` (RESP3-shaped replies); ferry parses the classic shape, so
-  // that option is ferry's to set, not the user's. Leaving it out keeps one call for 5 and 6.
-  const { replyMapping, ...settings } = { ...options.redis, ...extra } as RedisOptions & {
+  // ioredis 6 speaks RESP3 by default and added `replyMapping`. ferry's raw stream reads
+  // (XREAD, XREADGROUP, XAUTOCLAIM through callBuffer) parse RESP2's shapes, where RESP3 turns
+  // the per-stream reply into a flat map, so the protocol and mapping are ferry's to set.
+  // ioredis 5 ignores `protocol`, which keeps one call for 5 and 6.
+  const { replyMapping, protocol, ...rest } = { ...options.redis, ...extra } as RedisOptions & {
     readonly replyMapping?: unknown;
+    readonly protocol?: unknown;
   };
   if (replyMapping !== undefined && replyMapping !== 'legacy') {
     throw new FerryError(
@@ -43,6 +46,13 @@ export async function connectRedis(
       `ferry reads Redis replies in the classic shape; remove replyMapping: ${JSON.stringify(replyMapping)}`,
     );
   }
+  if (protocol !== undefined && protocol !== 2) {
+    throw new FerryError(
+      'INVALID_ARGUMENT',
+      `ferry speaks RESP2 to Redis; remove protocol: ${JSON.stringify(protocol)}`,
+    );
+  }
+  const settings = { ...rest, protocol: 2 as const };
   const client = options.client
     ? options.client.duplicate(settings)
     : options.url === undefined

@@ -189,6 +189,19 @@ describe.skipIf(url === undefined)('redis transports against a real Redis', () =
     const streams = (extra: Parameters<typeof redisStreams>[0] = {}): Transport =>
       redisStreams({ url: redisUrl, prefix, claimIdleMs: 1000, blockMs: 500, ...extra });
 
+    it('refuses a reply shape it does not read (RESP3, a non-legacy replyMapping)', async () => {
+      const topic = defineTopic<string>(uniqueName('it.resp'));
+      for (const redis of [{ protocol: 3 }, { replyMapping: 'resp3' }]) {
+        const transport = track(streams({ redis: redis as never }));
+        const error = await bus(transport)
+          .publish(topic, 'x')
+          .catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(FerryError);
+        expect(error).toMatchObject({ code: 'INVALID_ARGUMENT' });
+        expect((error as Error).message).toContain(Object.keys(redis)[0]);
+      }
+    });
+
     it('keeps what was published while no consumer ran and delivers it later', async () => {
       const topic = defineTopic<string>(uniqueName('it.keep'));
       const group = uniqueName('g');
