@@ -28,6 +28,18 @@ export function onPath(program: string): string | undefined {
   return undefined;
 }
 
+/**
+ * A program a suite needs, found on PATH. Like `serviceUrl`: without it the suite is skipped,
+ * visibly; with FERRY_REQUIRE_SERVICES=1 (set by .ci/run, which installs it) it fails instead.
+ */
+export function requiredProgram(program: string): string | undefined {
+  const found = onPath(program);
+  if (found === undefined && process.env.FERRY_REQUIRE_SERVICES === '1') {
+    throw new Error(`${program} is not on PATH but FERRY_REQUIRE_SERVICES=1: install it`);
+  }
+  return found;
+}
+
 /** Stops a child process and waits for it to exit. */
 export async function stopProcess(child: ChildProcess | undefined): Promise<void> {
   if (!child || child.exitCode !== null || child.signalCode !== null) return;

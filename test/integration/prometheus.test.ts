@@ -8,7 +8,7 @@ import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { defineTopic } from '../../src/index.js';
 import { postgresOutbox } from '../../src/stores/postgres.js';
-import { freePort, onPath, startRedisServer, stopProcess } from '../helpers/processes.js';
+import { freePort, requiredProgram, startRedisServer, stopProcess } from '../helpers/processes.js';
 import { serviceUrl } from '../helpers/services.js';
 import { inPgTransaction } from '../helpers/sql.js';
 import { uniqueName, waitFor } from '../helpers/wait.js';
@@ -16,8 +16,8 @@ import { uniqueName, waitFor } from '../helpers/wait.js';
 // A real Prometheus server scrapes `ferry relay --metrics`; the test reads the values back
 // through Prometheus's HTTP API, as a dashboard would.
 const pgUrl = serviceUrl('FERRY_PG_URL');
-const prometheus = onPath('prometheus');
-const redisServer = onPath('redis-server');
+const prometheus = requiredProgram('prometheus');
+const redisServer = requiredProgram('redis-server');
 if (
   (prometheus === undefined || redisServer === undefined) &&
   process.env.FERRY_REQUIRE_SERVICES === '1'

@@ -6,11 +6,11 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createRelay, serveMetrics, type MetricsServer, type Relay } from '../../src/index.js';
 import { openSqliteDatabase, sqliteOutboxStore } from '../../src/stores/sqlite.js';
 import { redisStreams } from '../../src/transports/redis/index.js';
-import { freePort, onPath, startRedisServer, stopProcess } from '../helpers/processes.js';
+import { freePort, requiredProgram, startRedisServer, stopProcess } from '../helpers/processes.js';
 import { uniqueName, waitFor } from '../helpers/wait.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ferry-ready-'));
-const redisServer = onPath('redis-server');
+const redisServer = requiredProgram('redis-server');
 if (redisServer === undefined && process.env.FERRY_REQUIRE_SERVICES === '1')
   throw new Error('redis-server is not installed but FERRY_REQUIRE_SERVICES=1');
 
