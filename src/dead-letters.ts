@@ -63,28 +63,20 @@ export async function listDeadLetters(
   const seen: Delivery[] = [];
   const reached = new Set<number>();
   const waiting = [...ends.values()].filter((lag) => !isEmpty(lag.end));
-  let idle: NodeJS.Timeout | undefined;
-  let finish!: () => void;
-  const finished = new Promise<void>((resolve) => (finish = resolve));
-  const restartIdle = (): void => {
-    clearTimeout(idle);
-    idle = setTimeout(finish, idleMs);
-  };
-  restartIdle();
-  if (waiting.length === 0) finish();
+  const reading = readUntilIdle(idleMs);
+  if (waiting.length === 0) reading.finish();
   const subscription = await transport.subscribe(
     { topic: dlq, from: 'earliest', concurrency: 1 },
     async (delivery) => {
-      restartIdle();
+      reading.touch();
       seen.push(delivery);
       const end = ends.get(delivery.partition)?.end;
       if (end !== undefined && atEnd(delivery.offset, end)) reached.add(delivery.partition);
-      if (waiting.every((lag) => reached.has(lag.partition))) finish();
+      if (waiting.every((lag) => reached.has(lag.partition))) reading.finish();
       return Promise.resolve();
     },
   );
-  await finished;
-  clearTimeout(idle);
+  await reading.finished;
   await subscription.close({ timeoutMs: 5000 });
 
   const groups = new Set(seen.map((delivery) => delivery.headers[HEADER.dlqGroup]));
@@ -107,6 +99,36 @@ export async function listDeadLetters(
     if (letters.length >= limit) break;
   }
   return letters;
+}
+
+/** Ends a read of a dead-letter topic: on `finish()`, or once `touch()` has not come for `idleMs`. */
+export interface IdleReading {
+  /** Resolves once finished; the idle timer is cleared by then. */
+  readonly finished: Promise<void>;
+  /** Something arrived: the idle period starts again. */
+  touch(): void;
+  finish(): void;
+}
+
+/** Starts the idle timer of a read that stops at the end of the log or when nothing arrives. */
+export function readUntilIdle(idleMs: number): IdleReading {
+  let idle: NodeJS.Timeout | undefined;
+  let over = false;
+  let resolve!: () => void;
+  const finished = new Promise<void>((done) => (resolve = done));
+  const finish = (): void => {
+    over = true;
+    clearTimeout(idle);
+    resolve();
+  };
+  const touch = (): void => {
+    // A delivery that lands while the subscription closes must not start a new timer.
+    if (over) return;
+    clearTimeout(idle);
+    idle = setTimeout(finish, idleMs);
+  };
+  touch();
+  return { finished, touch, finish };
 }
 
 async function positions(

@@ -1,5 +1,11 @@
 import { FerryError } from './errors.js';
-import { listDeadLetters, offsetAfter, offsetBefore, redriveGroup } from './dead-letters.js';
+import {
+  listDeadLetters,
+  offsetAfter,
+  offsetBefore,
+  readUntilIdle,
+  redriveGroup,
+} from './dead-letters.js';
 import { HEADER, type Headers, type OutgoingMessage } from './message.js';
 import type { RedriveOptions, RedriveResult, Transport } from './transport.js';
 import { deadLetterTopic } from './bus.js';
@@ -55,14 +61,7 @@ export async function redrive(
   const idleMs = options.idleMs ?? 1500;
   let moved = 0;
   let kept = 0;
-  let idle: NodeJS.Timeout | undefined;
-  let finish!: () => void;
-  const finished = new Promise<void>((resolve) => (finish = resolve));
-  const restartIdle = (): void => {
-    clearTimeout(idle);
-    idle = setTimeout(finish, idleMs);
-  };
-  restartIdle();
+  const reading = readUntilIdle(idleMs);
   const subscription = await transport.subscribe(
     {
       topic: deadLetterTopic(topic),
@@ -72,22 +71,21 @@ export async function redrive(
     },
     async (delivery) => {
       if (moved >= limit) {
-        finish();
+        reading.finish();
         // Not acknowledged: it stays for the next redrive.
         throw new FerryError('CLOSED', 'redrive limit reached');
       }
-      restartIdle();
+      reading.touch();
       if (options.group !== undefined && delivery.headers[HEADER.dlqGroup] !== options.group) {
         kept++;
         return;
       }
       await transport.publish([backToTopic(delivery, topic)]);
       moved++;
-      if (moved >= limit) finish();
+      if (moved >= limit) reading.finish();
     },
   );
-  await finished;
-  clearTimeout(idle);
+  await reading.finished;
   await subscription.close();
   return { moved, kept };
 }
