@@ -126,6 +126,47 @@ export function relayContract<Tx>(
     const payloadOf = (delivery: Delivery): Order =>
       JSON.parse(delivery.body.toString('utf8')) as Order;
 
+    /** A relay that gives up on a row after two attempts and retries and polls at once. */
+    function quickRelay(made: StoreInstance<Tx>, transport: Transport): Relay {
+      return createOutbox(made.store).relay({
+        transport,
+        logger: silent,
+        maxAttempts: 2,
+        backoff: { initialDelayMs: 1, maxDelayMs: 1, jitter: 0 },
+        pollMaxMs: 20,
+      });
+    }
+
+    /** No row dead, all still pending, none charged an attempt nor pushed into backoff. */
+    async function expectNothingCharged(
+      made: StoreInstance<Tx>,
+      partitions: readonly number[],
+      count: number,
+    ): Promise<void> {
+      const status = await made.store.status();
+      expect(status.reduce((sum, s) => sum + s.dead, 0)).toBe(0);
+      const rows = (
+        await Promise.all(partitions.map((partition) => made.store.readPending(partition, 100)))
+      ).flat();
+      expect(rows).toHaveLength(count);
+      expect(rows.every((row) => row.attempts === 0)).toBe(true);
+    }
+
+    /** Each key's orders arrived in enqueue order (duplicates aside). */
+    function expectKeyOrder(seen: readonly Delivery[], keys: readonly string[]): void {
+      for (const key of keys) {
+        const numbers = [
+          ...new Set(
+            seen
+              .map(payloadOf)
+              .filter((p) => p.key === key)
+              .map((p) => p.n),
+          ),
+        ];
+        expect(numbers).toEqual([...numbers].sort((a, b) => a - b));
+      }
+    }
+
     it('charges no attempt for a broker outage, kills no row, and resumes in key order', async () => {
       const { made } = await fresh(2);
       const topic = uniqueName('outage');
@@ -143,36 +184,21 @@ export function relayContract<Tx>(
       const orders = Array.from({ length: 24 }, (_, i) => ({ key: `k${i % 4}`, n: i }));
       const ids = await enqueue(made, topic, orders);
 
-      const relay = createOutbox(made.store).relay({
-        transport,
-        logger: silent,
-        maxAttempts: 2,
-        backoff: { initialDelayMs: 1, maxDelayMs: 1, jitter: 0 },
-        pollMaxMs: 20,
-      });
+      const relay = quickRelay(made, transport);
       await start(relay);
       // Many more failed publishes than maxAttempts allows per row.
       await waitFor('publishes failing during the outage', () => transport.failures >= 6);
       const status = await made.store.status();
-      expect(status.reduce((sum, s) => sum + s.dead, 0)).toBe(0);
       expect(status.reduce((sum, s) => sum + s.pending, 0)).toBe(orders.length);
-      const rows = (
-        await Promise.all([0, 1].map((partition) => made.store.readPending(partition, 100)))
-      ).flat();
       // Nothing charged and nothing pushed into backoff: every row is ready the moment the
       // broker is back.
-      expect(rows).toHaveLength(orders.length);
-      expect(rows.every((row) => row.attempts === 0)).toBe(true);
+      await expectNothingCharged(made, [0, 1], orders.length);
 
       down = false;
       await waitFor('every row published after the outage', () =>
         ids.every((id) => seen.some((d) => idOf(d) === id)),
       );
-      for (const key of ['k0', 'k1', 'k2', 'k3']) {
-        const order = seen.map(payloadOf).filter((p) => p.key === key);
-        const numbers = [...new Set(order.map((p) => p.n))];
-        expect(numbers).toEqual([...numbers].sort((a, b) => a - b));
-      }
+      expectKeyOrder(seen, ['k0', 'k1', 'k2', 'k3']);
       // Marked after the broker confirmed: wait for the marks, then nothing is left.
       await waitFor('every row marked published', async () =>
         (await made.store.status()).every((s) => s.pending === 0),
@@ -204,42 +230,20 @@ export function relayContract<Tx>(
         proxy.cut();
         const orders = Array.from({ length: 12 }, (_, i) => ({ key: `k${i % 3}`, n: i }));
         const ids = await enqueue(made, topic, orders);
-        const relay = createOutbox(made.store).relay({
-          transport,
-          logger: silent,
-          maxAttempts: 2,
-          backoff: { initialDelayMs: 1, maxDelayMs: 1, jitter: 0 },
-          pollMaxMs: 20,
-        });
+        const relay = quickRelay(made, transport);
         await start(relay);
         await waitFor(
           'publishes failing on the cut connection',
           () => proxy.refused >= 5 && relay.stats().outages + relay.stats().failed > 0,
         );
-        const status = await made.store.status();
-        expect(status.reduce((sum, s) => sum + s.dead, 0)).toBe(0);
-        const rows = (
-          await Promise.all([0, 1].map((partition) => made.store.readPending(partition, 100)))
-        ).flat();
-        expect(rows).toHaveLength(orders.length);
-        expect(rows.every((row) => row.attempts === 0)).toBe(true);
+        await expectNothingCharged(made, [0, 1], orders.length);
         expect(seen).toEqual([]);
 
         proxy.restore();
         await waitFor('every row published after the outage', () =>
           ids.every((id) => seen.some((d) => idOf(d) === id)),
         );
-        for (const key of ['k0', 'k1', 'k2']) {
-          const numbers = [
-            ...new Set(
-              seen
-                .map(payloadOf)
-                .filter((p) => p.key === key)
-                .map((p) => p.n),
-            ),
-          ];
-          expect(numbers).toEqual([...numbers].sort((a, b) => a - b));
-        }
+        expectKeyOrder(seen, ['k0', 'k1', 'k2']);
         await waitFor('every row marked published', async () =>
           (await made.store.status()).every((s) => s.pending === 0),
         );
@@ -266,13 +270,7 @@ export function relayContract<Tx>(
         { key: 'b', n: 2 },
       ])) as [string, string, string, string, string];
       poison = a2;
-      const relay = createOutbox(made.store).relay({
-        transport,
-        logger: silent,
-        maxAttempts: 2,
-        backoff: { initialDelayMs: 1, maxDelayMs: 1, jitter: 0 },
-        pollMaxMs: 20,
-      });
+      const relay = quickRelay(made, transport);
       await start(relay);
       // b1 and b2 come after a3 in insert order: once they are out, a3 has been passed over.
       await waitFor('the other key published', () =>
