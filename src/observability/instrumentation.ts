@@ -106,6 +106,44 @@ export function createInstrumentation(options: InstrumentationOptions = {}): Ins
   const tracing = options.tracing ?? true;
   const metered = options.metrics ?? true;
 
+  // Label objects of the successful path, built once per destination rather than per message:
+  // a consumer or producer sees few distinct (system, topic, group) triples.
+  interface Labelled {
+    readonly consumed: Readonly<Record<string, string>>;
+    readonly processed: Readonly<Record<string, string>>;
+    readonly sent: Readonly<Record<string, string>>;
+  }
+  const labelCache = new Map<string, Labelled>();
+  const labelsFor = (system: string, topic: string, group: string): Labelled => {
+    const key = `${system}\u0000${topic}\u0000${group}`;
+    let labels = labelCache.get(key);
+    if (!labels) {
+      labels = {
+        consumed: {
+          messaging_system: system,
+          messaging_destination_name: topic,
+          messaging_consumer_group_name: group,
+          messaging_operation_name: 'process',
+          error_type: '',
+        },
+        processed: {
+          messaging_system: system,
+          messaging_destination_name: topic,
+          messaging_consumer_group_name: group,
+          error_type: '',
+        },
+        sent: {
+          messaging_system: system,
+          messaging_destination_name: topic,
+          messaging_operation_name: 'send',
+          error_type: '',
+        },
+      };
+      labelCache.set(key, labels);
+    }
+    return labels;
+  };
+
   return {
     publish(info) {
       const started = performance.now();
@@ -125,12 +163,15 @@ export function createInstrumentation(options: InstrumentationOptions = {}): Ins
         end(error) {
           span?.end(error);
           if (!metered) return;
-          const labels = {
-            messaging_system: system,
-            messaging_destination_name: info.topic,
-            messaging_operation_name: 'send',
-            error_type: error === undefined ? '' : errorType(error),
-          };
+          const labels =
+            error === undefined
+              ? labelsFor(system, info.topic, '').sent
+              : {
+                  messaging_system: system,
+                  messaging_destination_name: info.topic,
+                  messaging_operation_name: 'send',
+                  error_type: errorType(error),
+                };
           metrics.sent.add(labels, info.count);
           metrics.operationDuration.record(labels, seconds(started));
         },
@@ -150,15 +191,7 @@ export function createInstrumentation(options: InstrumentationOptions = {}): Ins
         : undefined;
       const topic = info.delivery.topic;
       const group = info.group ?? '';
-      if (metered) {
-        metrics.consumed.add({
-          messaging_system: system,
-          messaging_destination_name: topic,
-          messaging_consumer_group_name: group,
-          messaging_operation_name: 'process',
-          error_type: '',
-        });
-      }
+      if (metered) metrics.consumed.add(labelsFor(system, topic, group).consumed);
       return {
         traceId: span?.traceId ?? traceIdOf(info.delivery.headers),
         run: span ? (work) => span.run(work) : (work) => work(),
@@ -191,12 +224,14 @@ export function createInstrumentation(options: InstrumentationOptions = {}): Ins
           span?.end(outcome, attempts, error);
           if (!metered) return;
           metrics.processDuration.record(
-            {
-              messaging_system: system,
-              messaging_destination_name: topic,
-              messaging_consumer_group_name: group,
-              error_type: error === undefined ? '' : errorType(error),
-            },
+            error === undefined
+              ? labelsFor(system, topic, group).processed
+              : {
+                  messaging_system: system,
+                  messaging_destination_name: topic,
+                  messaging_consumer_group_name: group,
+                  error_type: errorType(error),
+                },
             seconds(started),
           );
         },
