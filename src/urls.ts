@@ -48,24 +48,6 @@ export function parseUrl(text: string, kind: string): URL {
   }
 }
 
-/**
- * The file a `sqlite:` URL names: `sqlite:./app.db` or `sqlite:app.db` (relative to the
- * working directory), `sqlite:///abs/app.db` or `sqlite:/abs/app.db` (absolute). Anything
- * else is `INVALID_URL`, never a fall-back file: `sqlite://app.db` would read `app.db` as a
- * host name, and `sqlite://dir/app.db` would mean `/app.db`.
- */
-export function sqliteFilePath(url: URL): string {
-  const path = decodeURIComponent(url.pathname);
-  if (url.host !== '' || path === '') {
-    const written = `${url.host}${path}` || 'app.db';
-    throw new FerryError(
-      'INVALID_URL',
-      `A sqlite: URL names a file: write sqlite:./${written.replace(/^\/+/, '')} (relative) or sqlite:///abs/path/${written.split('/').pop() ?? 'app.db'} (absolute), not ${redactUrl(url)}`,
-    );
-  }
-  return path;
-}
-
 /** Opens the transport a URL names: `sqlite:./ferry.db`, `kafka://host:9092`, ... */
 export async function openTransport(text: string): Promise<Transport> {
   const url = parseUrl(text, 'transport');

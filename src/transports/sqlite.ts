@@ -14,7 +14,7 @@ import type {
   Transport,
 } from '../transport.js';
 import { PartitionPump } from './partition-pump.js';
-import { sqliteFilePath } from '../urls.js';
+import { sqliteFilePath } from '../sqlite-path.js';
 import { assertPartitions, checkSize, partitionOf, Subscriptions } from './shared.js';
 import { capabilitiesOf } from './descriptor.js';
 import { sqliteDescriptor } from './sqlite/descriptor.js';
