@@ -28,11 +28,18 @@ interface Mirrored {
 
 const otelInstruments = new WeakMap<Meter, Map<string, OtelCounter | OtelHistogram>>();
 
+// The instrumentation reuses one labels object per destination, so its dotted attributes
+// are worked out once too rather than on every recording.
+const attributeCache = new WeakMap<Labels, Record<string, string>>();
+
 function otelAttributes(labels: Labels): Record<string, string> {
+  const cached = attributeCache.get(labels);
+  if (cached) return cached;
   const attributes: Record<string, string> = {};
   for (const [name, value] of Object.entries(labels)) {
     if (value !== '') attributes[name.replaceAll('_', '.')] = value;
   }
+  attributeCache.set(labels, attributes);
   return attributes;
 }
 
