@@ -29,3 +29,30 @@ export interface OpenedStore<Tx = unknown> {
   /** Closes the connections it opened. */
   close(): Promise<void>;
 }
+
+/**
+ * An outbox and an inbox opened on one pool or file, with what only the dialect knows:
+ * `migrate` creates both tables, `close` closes both and then `release` (the pool or file).
+ */
+export function openedStore<Tx>(
+  parts: Omit<OpenedStore<Tx>, 'store' | 'inbox' | 'migrate' | 'close'> & {
+    readonly inbox: Inbox<Tx> & { migrate(): Promise<void>; close(): Promise<void> };
+    /** Ends the pool or closes the file, after the outbox and inbox are closed. */
+    readonly release: () => Promise<void>;
+  },
+): OpenedStore<Tx> {
+  const { release, ...rest } = parts;
+  return {
+    ...rest,
+    store: parts.outbox.store,
+    migrate: async () => {
+      await parts.outbox.migrate();
+      await parts.inbox.migrate();
+    },
+    close: async () => {
+      await parts.outbox.store.close();
+      await parts.inbox.close();
+      await release();
+    },
+  };
+}

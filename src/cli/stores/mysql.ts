@@ -1,7 +1,7 @@
 import { mysqlInbox, mysqlOutbox } from '../../stores/mysql.js';
 import { connection, transaction, type MysqlQueryable } from '../../stores/mysql-pool.js';
 import { guarded, splitStoreUrl } from '../../stores/sql-shared.js';
-import type { OpenedStore } from '../opened-store.js';
+import { openedStore, type OpenedStore } from '../opened-store.js';
 
 const DIALECT = 'mysql';
 
@@ -20,16 +20,11 @@ export async function mysqlStoreFromUrl(url: URL): Promise<OpenedStore<MysqlQuer
     ...(partitions === undefined ? {} : { partitions }),
   });
   const inbox = mysqlInbox({ pool, ...(inboxTable === undefined ? {} : { table: inboxTable }) });
-  return {
+  return openedStore({
     dialect: DIALECT,
-    store: outbox.store,
     tables: { outbox: table ?? 'ferry_outbox', inbox: inboxTable ?? 'ferry_inbox' },
     outbox,
     inbox,
-    migrate: async () => {
-      await outbox.migrate();
-      await inbox.migrate();
-    },
     transaction: (work) => transaction(pool, work),
     query: async (tx, sql, params = []) => {
       const result = (await guarded(DIALECT, 'query', () =>
@@ -41,10 +36,6 @@ export async function mysqlStoreFromUrl(url: URL): Promise<OpenedStore<MysqlQuer
         Object.fromEntries(Object.entries(row).map(([k, v]) => [k.toLowerCase(), v])),
       );
     },
-    close: async () => {
-      await outbox.store.close();
-      await inbox.close();
-      await pool.end();
-    },
-  };
+    release: () => pool.end(),
+  });
 }

@@ -6,7 +6,7 @@ import {
   type PgResult,
 } from '../../stores/postgres-pool.js';
 import { guarded, splitStoreUrl } from '../../stores/sql-shared.js';
-import type { OpenedStore } from '../opened-store.js';
+import { openedStore, type OpenedStore } from '../opened-store.js';
 
 const DIALECT = 'postgres';
 
@@ -24,16 +24,11 @@ export async function postgresStoreFromUrl(url: URL): Promise<OpenedStore<PgQuer
     ...(notify === undefined ? {} : { notify }),
   });
   const inbox = postgresInbox({ pool, ...(inboxTable === undefined ? {} : { table: inboxTable }) });
-  return {
+  return openedStore({
     dialect: DIALECT,
-    store: outbox.store,
     tables: { outbox: table ?? 'ferry_outbox', inbox: inboxTable ?? 'ferry_inbox' },
     outbox,
     inbox,
-    migrate: async () => {
-      await outbox.migrate();
-      await inbox.migrate();
-    },
     transaction: (work) => transaction(pool, work),
     query: async (tx, text, params = []) => {
       const result = (await guarded(DIALECT, 'query', () =>
@@ -41,12 +36,8 @@ export async function postgresStoreFromUrl(url: URL): Promise<OpenedStore<PgQuer
       )) as PgResult;
       return (result.rows ?? []) as Array<Record<string, unknown>>;
     },
-    close: async () => {
-      await outbox.store.close();
-      await inbox.close();
-      await pool.end();
-    },
-  };
+    release: () => pool.end(),
+  });
 }
 
 /** `?` placeholders (outside quotes) to PostgreSQL's `$1`, `$2`, ... */

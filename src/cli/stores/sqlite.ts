@@ -8,7 +8,7 @@ import {
 } from '../../stores/sqlite-database.js';
 import { splitStoreUrl } from '../../stores/sql-shared.js';
 import { sqliteFilePath } from '../../sqlite-path.js';
-import type { OpenedStore } from '../opened-store.js';
+import { openedStore, type OpenedStore } from '../opened-store.js';
 
 /**
  * `sqlite:./app.db?table=ferry_outbox&inbox=ferry_inbox&partitions=16`: the outbox, inbox and
@@ -30,21 +30,17 @@ export async function sqliteStoreFromUrl(url: URL): Promise<OpenedStore<SqliteDa
     statement.run(...params);
     return [];
   };
-  return {
+  return openedStore({
     dialect: 'sqlite',
-    store: outbox.store,
     tables: { outbox: outbox.store.table, inbox: inbox.table },
     outbox,
     inbox,
-    migrate: async () => {
-      await outbox.migrate();
-      await inbox.migrate();
-    },
     transaction: (work) => sqliteTransaction(db, work),
     query: async (tx, sql, params = []) =>
       tx === undefined ? withLock(db, () => run(db, sql, params)) : run(tx, sql, params),
-    close: async () => {
+    // The outbox and inbox were given the handle, so closing them leaves the file to this.
+    release: async () => {
       await withLock(db, () => db.close());
     },
-  };
+  });
 }
