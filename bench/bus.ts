@@ -26,10 +26,10 @@ import {
   type Bus,
   type Logger,
 } from '../src/index.js';
-import { partitionFor } from '../src/message.js';
-import { kafka } from '../src/transports/kafka.js';
+import { partitionFor } from '../src/core/message.js';
+import { kafka } from '../src/transports/kafka/transport.js';
 import { redisStreams } from '../src/transports/redis/index.js';
-import { sqlite } from '../src/transports/sqlite.js';
+import { sqlite } from '../src/transports/sqlite/transport.js';
 import type { BenchCase, BenchGroup, RoundResult } from './harness.js';
 
 const size = (name: string, fallback: number): number => Number(process.env[name] ?? fallback);

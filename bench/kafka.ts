@@ -9,9 +9,9 @@ import {
   stringDeserializer,
   stringSerializer,
 } from '@platformatic/kafka';
-import { buildOutgoing, newMessageId, type OutgoingMessage } from '../src/message.js';
-import type { Transport } from '../src/transport.js';
-import { kafka } from '../src/transports/kafka.js';
+import { buildOutgoing, newMessageId, type OutgoingMessage } from '../src/core/message.js';
+import type { Transport } from '../src/transport/transport.js';
+import { kafka } from '../src/transports/kafka/transport.js';
 import type { BenchCase, BenchGroup } from './harness.js';
 
 const MESSAGES = 20_000;

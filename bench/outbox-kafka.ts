@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { createBus, createLogger, defineTopic, type Transport } from '../src/index.js';
 import { postgresOutbox, type PostgresOutbox } from '../src/stores/postgres.js';
-import { kafka } from '../src/transports/kafka.js';
+import { kafka } from '../src/transports/kafka/transport.js';
 import type { BenchCase, BenchGroup } from './harness.js';
 
 const MESSAGES = 5000;

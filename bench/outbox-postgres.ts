@@ -20,11 +20,11 @@ import {
   type Subscription,
   type Transport,
 } from '../src/index.js';
-import { buildOutgoing, partitionFor } from '../src/message.js';
+import { buildOutgoing, partitionFor } from '../src/core/message.js';
 import type { Relay } from '../src/outbox/relay.js';
 import { postgresInbox, postgresOutbox, type PostgresOutbox } from '../src/stores/postgres.js';
-import { kafka } from '../src/transports/kafka.js';
-import { createMemoryBroker, memory } from '../src/transports/memory.js';
+import { kafka } from '../src/transports/kafka/transport.js';
+import { createMemoryBroker, memory } from '../src/transports/memory/transport.js';
 import {
   median,
   percentile,

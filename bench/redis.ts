@@ -10,10 +10,10 @@ import {
   type Bus,
   type OutgoingMessage,
 } from '../src/index.js';
-import { buildOutgoing } from '../src/message.js';
-import type { Transport } from '../src/transport.js';
+import { buildOutgoing } from '../src/core/message.js';
+import type { Transport } from '../src/transport/transport.js';
 import { redisPubSub, redisStreams } from '../src/transports/redis/index.js';
-import { entryFields } from '../src/transports/redis-streams.js';
+import { entryFields } from '../src/transports/redis/streams/transport.js';
 import type { BenchCase, BenchGroup } from './harness.js';
 
 const MESSAGES = 20_000;

@@ -6,7 +6,7 @@ export {
   isFerryError,
   type FerryErrorCode,
   type FerryErrorOptions,
-} from './errors.js';
+} from './core/errors.js';
 export {
   HEADER,
   deliveryId,
@@ -16,9 +16,9 @@ export {
   type Message,
   type MessageIdentity,
   type OutgoingMessage,
-} from './message.js';
-export { bytesCodec, jsonCodec, type Codec } from './codec.js';
-export { defineTopic, type Topic, type TopicOptions } from './topic.js';
+} from './core/message.js';
+export { bytesCodec, jsonCodec, type Codec } from './core/codec.js';
+export { defineTopic, type Topic, type TopicOptions } from './core/topic.js';
 export type {
   CloseOptions,
   DeliveryHandler,
@@ -31,8 +31,8 @@ export type {
   Subscription,
   Transport,
   TransportCapabilities,
-} from './transport.js';
-export { DEFAULT_RETRY, type RetryPolicy } from './retry.js';
+} from './transport/transport.js';
+export { DEFAULT_RETRY, type RetryPolicy } from './core/retry.js';
 export {
   createBus,
   deadLetterTopic,
@@ -45,8 +45,8 @@ export {
   type PublishItem,
   type PublishOptions,
   type PublishReceipt,
-} from './bus.js';
-export { redrive, type LogRedriveOptions } from './redrive.js';
+} from './core/bus.js';
+export { redrive, type LogRedriveOptions } from './core/redrive.js';
 export {
   auditFromEnv,
   createLogger,
@@ -54,7 +54,7 @@ export {
   redactSecrets,
   type Logger,
   type LogOptions,
-} from './log.js';
+} from './core/log.js';
 export type {
   Lease,
   NewOutboxRecord,
@@ -70,7 +70,11 @@ export {
   type RelayRetention,
   type RelayStats,
 } from './outbox/relay.js';
-export { listDeadLetters, type DeadLetter, type ListDeadLettersOptions } from './dead-letters.js';
+export {
+  listDeadLetters,
+  type DeadLetter,
+  type ListDeadLettersOptions,
+} from './core/dead-letters.js';
 export {
   createOutboxInspector,
   inspectorOf,

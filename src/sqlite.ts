@@ -16,4 +16,4 @@ export {
   type SqliteSource,
   type SqliteStatement,
 } from './stores/sqlite.js';
-export { sqlite, type SqliteTransportOptions } from './transports/sqlite.js';
+export { sqlite, type SqliteTransportOptions } from './transports/sqlite/transport.js';

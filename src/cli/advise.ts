@@ -1,5 +1,5 @@
 import { Option, type Command } from 'commander';
-import { advise, type Needs } from '../advise.js';
+import { advise, type Needs } from './advise-profiles.js';
 import { action } from './common.js';
 import { decimal } from './options.js';
 

@@ -1,6 +1,6 @@
 import { Option } from 'commander';
-import { FerryError, isFerryError } from '../errors.js';
-import { redactSecrets } from '../log.js';
+import { FerryError, isFerryError } from '../core/errors.js';
+import { redactSecrets } from '../core/log.js';
 import { keyValue, USAGE_EXIT_CODE, wholeNumber } from './options.js';
 
 export const DEFAULT_TRANSPORT = 'sqlite:./ferry.db';

@@ -1,6 +1,6 @@
 import { Option } from 'commander';
-import { FerryError } from '../errors.js';
-import { redactUrl } from '../log.js';
+import { FerryError } from '../core/errors.js';
+import { redactUrl } from '../core/log.js';
 import { durationMs } from './options.js';
 
 export const dbOption = (): Option =>

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { redactUrl } from '../log.js';
+import { redactUrl } from '../core/log.js';
 import { openStore } from './open-store.js';
 import { action } from './common.js';
 import { dbOption } from './db.js';

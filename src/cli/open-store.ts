@@ -1,6 +1,6 @@
-import { FerryError } from '../errors.js';
-import { redactUrl } from '../log.js';
-import { parseUrl } from '../urls.js';
+import { FerryError } from '../core/errors.js';
+import { redactUrl } from '../core/log.js';
+import { parseUrl } from '../transport/urls.js';
 import type { OpenedStore } from './opened-store.js';
 
 export type { OpenedStore } from './opened-store.js';

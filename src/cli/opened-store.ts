@@ -1,4 +1,4 @@
-import type { Inbox } from '../bus.js';
+import type { Inbox } from '../core/bus.js';
 import type { Outbox } from '../outbox/outbox.js';
 import type { OutboxStore } from '../outbox/store.js';
 

@@ -7,7 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { InvalidArgumentError } from 'commander';
-import { isFerryError } from '../errors.js';
+import { isFerryError } from '../core/errors.js';
 
 /** Exit code of a command line ferry cannot run: usage, a bad option value, URL or name. */
 export const USAGE_EXIT_CODE = 2;

@@ -1,5 +1,5 @@
-import { FerryError } from '../errors.js';
-import type { SeekTarget } from '../transport.js';
+import { FerryError } from '../core/errors.js';
+import type { SeekTarget } from '../transport/transport.js';
 
 /** `earliest`, `latest`, an ISO time, or `partition:offset,...` as a seek target. */
 export function parseSeekTarget(text: string): SeekTarget {

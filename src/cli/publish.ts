@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
-import { createBus } from '../bus.js';
-import { createLogger } from '../log.js';
-import { defineTopic } from '../topic.js';
-import { openTransport } from '../urls.js';
+import { createBus } from '../core/bus.js';
+import { createLogger } from '../core/log.js';
+import { defineTopic } from '../core/topic.js';
+import { openTransport } from '../transport/urls.js';
 import { action, collectHeader, parseJsonPayload, transportOption } from './common.js';
 import { fileContents } from './options.js';
 

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
-import { redrive } from '../redrive.js';
-import { assertTopicName } from '../topic.js';
-import { openTransport } from '../urls.js';
+import { redrive } from '../core/redrive.js';
+import { assertTopicName } from '../core/topic.js';
+import { openTransport } from '../transport/urls.js';
 import { action, positiveInteger, transportOption } from './common.js';
 
 export function redriveCommand(program: Command): void {

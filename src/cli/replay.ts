@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
-import { assertTopicName } from '../topic.js';
-import { openTransport } from '../urls.js';
-import type { SeekTarget } from '../transport.js';
+import { assertTopicName } from '../core/topic.js';
+import { openTransport } from '../transport/urls.js';
+import type { SeekTarget } from '../transport/transport.js';
 import { action, transportOption } from './common.js';
 import { fromFerryParser } from './options.js';
 import { parseSeekTarget } from './positions.js';

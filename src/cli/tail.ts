@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
-import { FerryError } from '../errors.js';
-import { deliveryCreatedAt, deliveryId, HEADER, type Delivery } from '../message.js';
-import { assertTopicName } from '../topic.js';
-import type { SeekTarget } from '../transport.js';
-import { openTransport } from '../urls.js';
+import { FerryError } from '../core/errors.js';
+import { deliveryCreatedAt, deliveryId, HEADER, type Delivery } from '../core/message.js';
+import { assertTopicName } from '../core/topic.js';
+import type { SeekTarget } from '../transport/transport.js';
+import { openTransport } from '../transport/urls.js';
 import { action, positiveInteger, transportOption, untilSignal } from './common.js';
 import { fromFerryParser } from './options.js';
 import { parseSeekTarget } from './positions.js';

@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import type { Delivery, Headers } from '../message.js';
+import type { Delivery, Headers } from '../core/message.js';
 import { metrics } from './metrics.js';
 import {
   errorType,

@@ -1,9 +1,9 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { FerryError } from '../errors.js';
+import { FerryError } from '../core/errors.js';
 import type { Relay } from '../outbox/relay.js';
 import type { OutboxStore, PartitionStatus } from '../outbox/store.js';
-import type { Transport } from '../transport.js';
+import type { Transport } from '../transport/transport.js';
 import { metricsRegistry, offerGaugesToOtel, scrapeGauge } from './metrics.js';
 
 /** What the metrics endpoint reads when scraped, and what `/readyz` checks. */

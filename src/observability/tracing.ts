@@ -1,5 +1,5 @@
 import type { Attributes, Context, Link, Span, SpanKind, SpanStatusCode } from '@opentelemetry/api';
-import type { Delivery, Headers } from '../message.js';
+import type { Delivery, Headers } from '../core/message.js';
 import { activeTraceApi, type OtelApi } from './otel.js';
 
 /** The instrumentation scope name spans and metrics are recorded under. */

@@ -1,7 +1,7 @@
-import { FerryError } from '../errors.js';
+import { FerryError } from '../core/errors.js';
 import { parseHeaders, toBigInt } from '../stores/sql-shared.js';
 import { quoteIdentifier, suffixIdentifier } from '../stores/identifier.js';
-import type { Headers } from '../message.js';
+import type { Headers } from '../core/message.js';
 
 /** An outbox row as an operator sees it. */
 export interface OutboxRow {

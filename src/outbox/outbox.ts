@@ -1,9 +1,9 @@
-import type { PublishItem, PublishOptions, PublishReceipt } from '../bus.js';
-import { FerryError, isFerryError } from '../errors.js';
-import { HEADER, newMessageId } from '../message.js';
+import type { PublishItem, PublishOptions, PublishReceipt } from '../core/bus.js';
+import { FerryError, isFerryError } from '../core/errors.js';
+import { HEADER, newMessageId } from '../core/message.js';
 import { defaultInstrumentation } from '../observability/instrumentation.js';
-import type { Topic } from '../topic.js';
-import { checkPayload } from '../topic.js';
+import type { Topic } from '../core/topic.js';
+import { checkPayload } from '../core/topic.js';
 import { createRelay, type Relay, type RelayOptions } from './relay.js';
 import type { NewOutboxRecord, OutboxStore } from './store.js';
 

@@ -1,4 +1,4 @@
-import type { Headers } from '../message.js';
+import type { Headers } from '../core/message.js';
 
 /** A message as the outbox keeps it until a relay has published it. */
 export interface OutboxRecord {

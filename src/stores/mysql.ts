@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
-import type { Inbox } from '../bus.js';
+import type { Inbox } from '../core/bus.js';
 import { createSqlInbox } from '../outbox/sql/inbox.js';
-import { FerryError } from '../errors.js';
-import { partitionFor } from '../message.js';
+import { FerryError } from '../core/errors.js';
+import { partitionFor } from '../core/message.js';
 import { createOutbox, type Outbox } from '../outbox/outbox.js';
 import type {
   Lease,

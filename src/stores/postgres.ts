@@ -1,7 +1,7 @@
-import type { Inbox } from '../bus.js';
+import type { Inbox } from '../core/bus.js';
 import { createSqlInbox } from '../outbox/sql/inbox.js';
-import { FerryError } from '../errors.js';
-import { partitionFor } from '../message.js';
+import { FerryError } from '../core/errors.js';
+import { partitionFor } from '../core/message.js';
 import { createOutbox, type Outbox } from '../outbox/outbox.js';
 import { createRelay, type Relay } from '../outbox/relay.js';
 import type { Lease, OutboxRecord, OutboxStore, PartitionStatus } from '../outbox/store.js';

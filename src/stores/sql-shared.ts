@@ -1,6 +1,6 @@
-import { FerryError } from '../errors.js';
+import { FerryError } from '../core/errors.js';
 export { assertIdentifier, quoteIdentifier, suffixIdentifier } from './identifier.js';
-import type { Headers } from '../message.js';
+import type { Headers } from '../core/message.js';
 
 /** Default number of outbox partitions when the tables are first created. */
 export const DEFAULT_PARTITIONS = 16;

@@ -1,7 +1,7 @@
-import type { PublishItem, PublishOptions, PublishReceipt, Inbox } from '../bus.js';
+import type { PublishItem, PublishOptions, PublishReceipt, Inbox } from '../core/bus.js';
 import { createSqlInbox } from '../outbox/sql/inbox.js';
-import { FerryError } from '../errors.js';
-import { partitionFor } from '../message.js';
+import { FerryError } from '../core/errors.js';
+import { partitionFor } from '../core/message.js';
 import { createOutbox, prepareRecords, type Outbox } from '../outbox/outbox.js';
 import type {
   Lease,
@@ -10,7 +10,7 @@ import type {
   OutboxStore,
   PartitionStatus,
 } from '../outbox/store.js';
-import type { Topic } from '../topic.js';
+import type { Topic } from '../core/topic.js';
 import { assertIdentifier, quoteIdentifier } from './identifier.js';
 import {
   DEFAULT_PARTITIONS,

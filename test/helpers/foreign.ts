@@ -2,7 +2,7 @@ import amqp from 'amqplib';
 import Sqlite from 'better-sqlite3';
 import { Redis } from 'ioredis';
 import * as kafkaLib from '@platformatic/kafka';
-import { partitionFor } from '../../src/message.js';
+import { partitionFor } from '../../src/core/message.js';
 
 /** A message as a client that is not ferry sends it: no `ferry-id`, no `ferry-created-at`. */
 export interface ForeignMessage {

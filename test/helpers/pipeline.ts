@@ -8,7 +8,7 @@ import {
   type Subscription,
 } from '../../src/index.js';
 import { openStore, type OpenedStore } from '../../src/cli/open-store.js';
-import { openTransport } from '../../src/urls.js';
+import { openTransport } from '../../src/transport/urls.js';
 import { uniqueName } from './wait.js';
 
 export interface Order {

@@ -1,8 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { permanentConnectFailure } from '../../src/transports/connect-failure.js';
-import { stomp } from '../../src/transports/stomp.js';
+import { permanentConnectFailure } from '../../src/transport/connect-failure.js';
+import { stomp } from '../../src/transports/rabbitmq/stomp/transport.js';
 import { ferry } from '../helpers/cli.js';
 import { serviceUrl } from '../helpers/services.js';
 

@@ -5,7 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { displayUrl } from '../../src/cli/console/index.js';
 import { startConsole, type ConsoleServer } from '../../src/cli/console/server.js';
 import { createLogger } from '../../src/index.js';
-import { openTransport } from '../../src/urls.js';
+import { openTransport } from '../../src/transport/urls.js';
 import { createPipeline, SCRIPT_PAYLOAD, type Pipeline } from '../helpers/pipeline.js';
 import { waitFor } from '../helpers/wait.js';
 

@@ -9,8 +9,8 @@ import {
   type Bus,
   type Transport,
 } from '../../src/index.js';
-import { kafka } from '../../src/transports/kafka.js';
-import { rabbitmq } from '../../src/transports/rabbitmq/index.js';
+import { kafka } from '../../src/transports/kafka/transport.js';
+import { rabbitmq } from '../../src/transports/rabbitmq/amqp/transport.js';
 import { redisPubSub, redisStreams } from '../../src/transports/redis/index.js';
 import { serviceUrl } from '../helpers/services.js';
 import { deferred, uniqueName, waitFor } from '../helpers/wait.js';

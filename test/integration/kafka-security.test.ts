@@ -8,8 +8,8 @@ import {
   type Bus,
   type Transport,
 } from '../../src/index.js';
-import { kafka, type KafkaSaslMechanism } from '../../src/transports/kafka.js';
-import { openTransport } from '../../src/urls.js';
+import { kafka, type KafkaSaslMechanism } from '../../src/transports/kafka/transport.js';
+import { openTransport } from '../../src/transport/urls.js';
 import { serviceUrl } from '../helpers/services.js';
 import { deferred, uniqueName } from '../helpers/wait.js';
 

@@ -11,8 +11,8 @@ import {
   type Delivery,
   type Transport,
 } from '../../src/index.js';
-import { openTransport } from '../../src/urls.js';
-import { kafka, type KafkaTransportOptions } from '../../src/transports/kafka.js';
+import { openTransport } from '../../src/transport/urls.js';
+import { kafka, type KafkaTransportOptions } from '../../src/transports/kafka/transport.js';
 import { serviceUrl } from '../helpers/services.js';
 import { delay, uniqueName, waitFor } from '../helpers/wait.js';
 

@@ -16,7 +16,7 @@ import {
   type Subscription,
   type Transport,
 } from '../../src/index.js';
-import { createMemoryBroker, memory } from '../../src/transports/memory.js';
+import { createMemoryBroker, memory } from '../../src/transports/memory/transport.js';
 import {
   openSqliteDatabase,
   sqliteInbox,
@@ -25,7 +25,7 @@ import {
   type SqliteDatabase,
   type SqliteOutbox,
 } from '../../src/stores/sqlite.js';
-import { sqlite } from '../../src/transports/sqlite.js';
+import { sqlite } from '../../src/transports/sqlite/transport.js';
 import { createRelay } from '../../src/outbox/relay.js';
 import type { OutboxStore } from '../../src/outbox/store.js';
 import { deferred, delay, uniqueName, waitFor } from '../helpers/wait.js';

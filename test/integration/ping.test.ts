@@ -3,12 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readiness, type Transport } from '../../src/index.js';
-import { kafka } from '../../src/transports/kafka.js';
-import { memory } from '../../src/transports/memory.js';
-import { rabbitmq } from '../../src/transports/rabbitmq/index.js';
+import { kafka } from '../../src/transports/kafka/transport.js';
+import { memory } from '../../src/transports/memory/transport.js';
+import { rabbitmq } from '../../src/transports/rabbitmq/amqp/transport.js';
 import { redisPubSub, redisStreams } from '../../src/transports/redis/index.js';
-import { sqlite } from '../../src/transports/sqlite.js';
-import { stomp } from '../../src/transports/stomp.js';
+import { sqlite } from '../../src/transports/sqlite/transport.js';
+import { stomp } from '../../src/transports/rabbitmq/stomp/transport.js';
 import { freePort } from '../helpers/processes.js';
 import { serviceUrl } from '../helpers/services.js';
 

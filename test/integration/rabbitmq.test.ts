@@ -21,9 +21,9 @@ import {
   ROUTING_KEY_HEADER,
   type RabbitMqOptions,
   type RabbitMqTransport,
-} from '../../src/transports/rabbitmq/index.js';
-import { stomp } from '../../src/transports/stomp.js';
-import { openTransport } from '../../src/urls.js';
+} from '../../src/transports/rabbitmq/amqp/transport.js';
+import { stomp } from '../../src/transports/rabbitmq/stomp/transport.js';
+import { openTransport } from '../../src/transport/urls.js';
 import { deleteByPrefix } from '../helpers/rabbitmq.js';
 import { serviceUrl } from '../helpers/services.js';
 import { delay, uniqueName, waitFor } from '../helpers/wait.js';

@@ -19,7 +19,7 @@ import {
   type Transport,
 } from '../../src/index.js';
 import { redisPubSub, redisStreams } from '../../src/transports/redis/index.js';
-import { openTransport } from '../../src/urls.js';
+import { openTransport } from '../../src/transport/urls.js';
 import { deleteKeys } from '../helpers/redis.js';
 import { serviceUrl } from '../helpers/services.js';
 import { uniqueName, waitFor } from '../helpers/wait.js';

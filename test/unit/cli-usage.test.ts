@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { sqliteFilePath } from '../../src/sqlite-path.js';
+import { sqliteFilePath } from '../../src/transports/sqlite/path.js';
 import { ferry } from '../helpers/cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ferry-usage-'));

@@ -3,7 +3,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { loadDriver } from '../../src/driver.js';
+import { loadDriver } from '../../src/core/driver.js';
 import {
   bytesCodec,
   createBus,
@@ -17,11 +17,11 @@ import {
   type Inbox,
   type Message,
 } from '../../src/index.js';
-import { hashKey, partitionFor } from '../../src/message.js';
-import { backoffDelay, resolveRetry, sleep } from '../../src/retry.js';
-import { validatePayload } from '../../src/topic.js';
-import { memory } from '../../src/transports/memory.js';
-import { openTransport } from '../../src/urls.js';
+import { hashKey, partitionFor } from '../../src/core/message.js';
+import { backoffDelay, resolveRetry, sleep } from '../../src/core/retry.js';
+import { validatePayload } from '../../src/core/topic.js';
+import { memory } from '../../src/transports/memory/transport.js';
+import { openTransport } from '../../src/transport/urls.js';
 
 async function waitUntil(check: () => boolean): Promise<void> {
   for (let i = 0; i < 500 && !check(); i++) await sleep(10);

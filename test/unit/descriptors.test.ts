@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { advise, PROFILES } from '../../src/advise.js';
-import type { TransportCapabilities } from '../../src/transport.js';
-import type { TransportDescriptor } from '../../src/transports/descriptor.js';
-import { TRANSPORTS } from '../../src/transports/descriptors.js';
-import { openTransport, transportSchemes } from '../../src/urls.js';
+import { advise, PROFILES } from '../../src/cli/advise-profiles.js';
+import type { TransportCapabilities } from '../../src/transport/transport.js';
+import type { TransportDescriptor } from '../../src/transport/descriptor.js';
+import { TRANSPORTS } from '../../src/transport/descriptors.js';
+import { openTransport, transportSchemes } from '../../src/transport/urls.js';
 
 const yesNo = (value: boolean, note: string | undefined): string =>
   `${value ? 'yes' : '**no**'}${note ? ` (${note})` : ''}`;

@@ -60,8 +60,20 @@ describe('import graph', () => {
 
   it('reads the imports it checks', () => {
     const opener = graph.get(join(root, 'cli/open-store.ts')) ?? [];
-    expect(opener).toContain(join(root, 'urls.ts'));
+    expect(opener).toContain(join(root, 'transport/urls.ts'));
     expect(opener).toContain(join(root, 'cli/stores/postgres.ts'));
+  });
+
+  it('keeps the core free of drivers, stores, the outbox and the CLI', () => {
+    const below = ['transports', 'stores', 'outbox', 'cli'].map((dir) => join(root, dir) + '/');
+    const core = [...graph].filter(([file]) => file.startsWith(join(root, 'core') + '/'));
+    expect(core.length).toBeGreaterThan(5);
+    const leaks = core.flatMap(([file, targets]) =>
+      targets
+        .filter((target) => below.some((dir) => target.startsWith(dir)))
+        .map((target) => `${relative(root, file)} -> ${relative(root, target)}`),
+    );
+    expect(leaks).toEqual([]);
   });
 
   it('has no cycle anywhere in src, through any kind of import', () => {

@@ -1,7 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import type { OutgoingMessage } from '../../src/message.js';
-import { createMemoryBroker, memory, type MemoryBroker } from '../../src/transports/memory.js';
-import type { Transport } from '../../src/transport.js';
+import type { OutgoingMessage } from '../../src/core/message.js';
+import {
+  createMemoryBroker,
+  memory,
+  type MemoryBroker,
+} from '../../src/transports/memory/transport.js';
+import type { Transport } from '../../src/transport/transport.js';
 import { waitFor } from '../helpers/wait.js';
 
 const retained = (broker: MemoryBroker, topic: string): number =>

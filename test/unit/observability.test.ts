@@ -23,7 +23,7 @@ import {
   renderMetrics,
   traceIdOf,
 } from '../../src/index.js';
-import { buildOutgoing } from '../../src/message.js';
+import { buildOutgoing } from '../../src/core/message.js';
 import { parseListen } from '../../src/observability/server.js';
 import {
   openSqliteDatabase,
@@ -31,7 +31,7 @@ import {
   sqliteOutbox,
   sqliteTransaction,
 } from '../../src/stores/sqlite.js';
-import { memory } from '../../src/transports/memory.js';
+import { memory } from '../../src/transports/memory/transport.js';
 import { uniqueName, waitFor } from '../helpers/wait.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ferry-observe-'));

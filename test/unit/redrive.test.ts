@@ -11,8 +11,8 @@ import {
   isFerryError,
   redrive,
 } from '../../src/index.js';
-import { memory } from '../../src/transports/memory.js';
-import { sqlite } from '../../src/transports/sqlite.js';
+import { memory } from '../../src/transports/memory/transport.js';
+import { sqlite } from '../../src/transports/sqlite/transport.js';
 import { waitFor } from '../helpers/wait.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ferry-redrive-'));

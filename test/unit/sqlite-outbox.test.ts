@@ -6,7 +6,7 @@ import type { StandardSchemaV1 } from '@standard-schema/spec';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { defineTopic, isFerryError, type Codec } from '../../src/index.js';
-import { partitionFor } from '../../src/message.js';
+import { partitionFor } from '../../src/core/message.js';
 import {
   openSqliteDatabase,
   sqliteInbox,

@@ -1,8 +1,8 @@
-import { listDeadLetters, type DeadLetter } from '../../dead-letters.js';
-import { isFerryError } from '../../errors.js';
-import { redactSecrets } from '../../log.js';
+import { listDeadLetters, type DeadLetter } from '../../core/dead-letters.js';
+import { isFerryError } from '../../core/errors.js';
+import { redactSecrets } from '../../core/log.js';
 import type { InboxEntry, OutboxInspector, OutboxRow, RelayInfo } from '../../outbox/inspect.js';
-import type { PartitionLag, Transport } from '../../transport.js';
+import type { PartitionLag, Transport } from '../../transport/transport.js';
 import type { OpenedStore } from '../open-store.js';
 
 export interface PartitionView {

@@ -1,6 +1,6 @@
 import { Option, type Command } from 'commander';
-import { createLogger } from '../../log.js';
-import { openTransport, parseUrl } from '../../urls.js';
+import { createLogger } from '../../core/log.js';
+import { openTransport, parseUrl } from '../../transport/urls.js';
 import { openStore } from '../open-store.js';
 import { action, transportOption, untilSignal } from '../common.js';
 import { dbOption } from '../db.js';

@@ -1,4 +1,4 @@
-import type { DeadLetter } from '../../dead-letters.js';
+import type { DeadLetter } from '../../core/dead-letters.js';
 import type { OutboxRow } from '../../outbox/inspect.js';
 import type { FoundMessage, Snapshot } from './data.js';
 import { html, type SafeHtml } from './html.js';

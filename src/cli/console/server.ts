@@ -1,10 +1,10 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
-import { FerryError, isFerryError } from '../../errors.js';
-import { redactSecrets, type Logger } from '../../log.js';
+import { FerryError, isFerryError } from '../../core/errors.js';
+import { redactSecrets, type Logger } from '../../core/log.js';
 import { inspectorOf } from '../../outbox/inspect.js';
-import { redrive } from '../../redrive.js';
-import type { Transport } from '../../transport.js';
+import { redrive } from '../../core/redrive.js';
+import type { Transport } from '../../transport/transport.js';
 import type { OpenedStore } from '../open-store.js';
 import { SCRIPT, STYLE } from './assets.js';
 import { createSources } from './data.js';

@@ -7,7 +7,7 @@ import {
   type SqliteDatabase,
 } from '../../stores/sqlite-database.js';
 import { splitStoreUrl } from '../../stores/sql-shared.js';
-import { sqliteFilePath } from '../../sqlite-path.js';
+import { sqliteFilePath } from '../../transports/sqlite/path.js';
 import { openedStore, type OpenedStore } from '../opened-store.js';
 
 /**

@@ -1,5 +1,5 @@
-import type { Inbox } from '../../bus.js';
-import { FerryError } from '../../errors.js';
+import type { Inbox } from '../../core/bus.js';
+import { FerryError } from '../../core/errors.js';
 import { checkLimit, storeError } from '../../stores/sql-shared.js';
 
 /**

@@ -4,4 +4,4 @@ export {
   type KafkaSaslMechanism,
   type KafkaSaslOptions,
   type KafkaTransportOptions,
-} from '../kafka.js';
+} from './transport.js';

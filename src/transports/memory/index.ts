@@ -5,4 +5,4 @@ export {
   type MemoryBroker,
   type MemoryBrokerOptions,
   type MemoryTransportOptions,
-} from '../memory.js';
+} from './transport.js';

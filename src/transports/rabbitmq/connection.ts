@@ -1,9 +1,9 @@
 import type * as AmqplibNs from 'amqplib';
 import type { ChannelModel, Options } from 'amqplib';
-import { loadDriver } from '../../driver.js';
-import { describeError, FerryError } from '../../errors.js';
-import { redactSecrets, redactUrl } from '../../log.js';
-import { permanentConnectFailure } from '../connect-failure.js';
+import { loadDriver } from '../../core/driver.js';
+import { describeError, FerryError } from '../../core/errors.js';
+import { redactSecrets, redactUrl } from '../../core/log.js';
+import { permanentConnectFailure } from '../../transport/connect-failure.js';
 
 export type Amqplib = typeof AmqplibNs;
 

@@ -1,6 +1,6 @@
-import { HEADER, hashKey, type Delivery } from '../../message.js';
-import { pause } from '../../retry.js';
-import type { DeliveryHandler } from '../../transport.js';
+import { HEADER, hashKey, type Delivery } from '../../core/message.js';
+import { pause } from '../../core/retry.js';
+import type { DeliveryHandler } from '../../transport/transport.js';
 
 /** A message pushed by the broker, with the calls that settle it. */
 export interface Inbound {

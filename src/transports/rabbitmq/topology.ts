@@ -1,5 +1,5 @@
 import type { Channel, Options } from 'amqplib';
-import { FerryError } from '../../errors.js';
+import { FerryError } from '../../core/errors.js';
 
 /** The AMQP exchange types a topic can map to. */
 export type ExchangeType = 'topic' | 'direct' | 'fanout' | 'headers';

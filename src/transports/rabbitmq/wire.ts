@@ -1,5 +1,5 @@
 import type { Message, Options } from 'amqplib';
-import { HEADER, type Delivery, type Headers, type OutgoingMessage } from '../../message.js';
+import { HEADER, type Delivery, type Headers, type OutgoingMessage } from '../../core/message.js';
 import { KEY_HEADER, ROUTING_KEY_HEADER } from './topology.js';
 
 /** The routing key a message is published with: `ferry-routing-key`, else its key, else ''. */

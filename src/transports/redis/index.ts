@@ -8,6 +8,6 @@ export {
   redisPubSub,
   type PubSubEnvelope,
   type RedisPubSubOptions,
-} from '../redis-pubsub.js';
-export { redisStreams, type RedisStreamsOptions } from '../redis-streams.js';
-export type { RedisConnectionOptions } from '../redis-common.js';
+} from './pubsub/transport.js';
+export { redisStreams, type RedisStreamsOptions } from './streams/transport.js';
+export type { RedisConnectionOptions } from './common.js';

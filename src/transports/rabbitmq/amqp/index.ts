@@ -10,4 +10,4 @@ export {
   type RabbitMqOptions,
   type RabbitMqTransport,
   type TopologyOptions,
-} from '../index.js';
+} from './transport.js';

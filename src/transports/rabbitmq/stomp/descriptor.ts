@@ -1,4 +1,4 @@
-import type { TransportDescriptor } from '../../descriptor.js';
+import type { TransportDescriptor } from '../../../transport/descriptor.js';
 
 export const stompDescriptor = {
   name: 'stomp',

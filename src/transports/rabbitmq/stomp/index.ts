@@ -1,2 +1,2 @@
 // `ferry/stomp`: RabbitMQ over STOMP (@stomp/stompjs, loaded on first use).
-export { stomp, type StompTransportOptions } from '../../stomp.js';
+export { stomp, type StompTransportOptions } from './transport.js';

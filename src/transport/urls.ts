@@ -1,7 +1,7 @@
-import { FerryError } from './errors.js';
-import { redactUrl } from './log.js';
+import { FerryError } from '../core/errors.js';
+import { redactUrl } from '../core/log.js';
 import type { Transport } from './transport.js';
-import { TRANSPORTS, type TransportName } from './transports/descriptors.js';
+import { TRANSPORTS, type TransportName } from './descriptors.js';
 
 export type TransportOpener = (url: URL) => Transport | Promise<Transport>;
 
@@ -11,13 +11,14 @@ export type TransportOpener = (url: URL) => Transport | Promise<Transport>;
  * transport is the descriptors' to say.
  */
 const openers: Record<TransportName, () => Promise<TransportOpener>> = {
-  memory: async () => (await import('./transports/memory.js')).memoryFromUrl,
-  sqlite: async () => (await import('./transports/sqlite.js')).sqliteFromUrl,
-  kafka: async () => (await import('./transports/kafka.js')).kafkaFromUrl,
-  rabbitmq: async () => (await import('./transports/rabbitmq/index.js')).rabbitmqFromUrl,
-  stomp: async () => (await import('./transports/stomp.js')).stompFromUrl,
-  redis: async () => (await import('./transports/redis-pubsub.js')).redisPubSubFromUrl,
-  'redis-streams': async () => (await import('./transports/redis-streams.js')).redisStreamsFromUrl,
+  memory: async () => (await import('../transports/memory/transport.js')).memoryFromUrl,
+  sqlite: async () => (await import('../transports/sqlite/transport.js')).sqliteFromUrl,
+  kafka: async () => (await import('../transports/kafka/transport.js')).kafkaFromUrl,
+  rabbitmq: async () => (await import('../transports/rabbitmq/amqp/transport.js')).rabbitmqFromUrl,
+  stomp: async () => (await import('../transports/rabbitmq/stomp/transport.js')).stompFromUrl,
+  redis: async () => (await import('../transports/redis/pubsub/transport.js')).redisPubSubFromUrl,
+  'redis-streams': async () =>
+    (await import('../transports/redis/streams/transport.js')).redisStreamsFromUrl,
 };
 
 const transports: Record<string, () => Promise<TransportOpener>> = Object.fromEntries(

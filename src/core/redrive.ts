@@ -7,7 +7,7 @@ import {
   redriveGroup,
 } from './dead-letters.js';
 import { HEADER, type Headers, type OutgoingMessage } from './message.js';
-import type { RedriveOptions, RedriveResult, Transport } from './transport.js';
+import type { RedriveOptions, RedriveResult, Transport } from '../transport/transport.js';
 import { deadLetterTopic } from './bus.js';
 
 const DLQ_HEADERS = new Set<string>([

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { resolve } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
-import { loadDriver } from '../driver.js';
-import { FerryError } from '../errors.js';
-import type { Delivery, Headers, OutgoingMessage } from '../message.js';
+import { loadDriver } from '../../core/driver.js';
+import { FerryError } from '../../core/errors.js';
+import type { Delivery, Headers, OutgoingMessage } from '../../core/message.js';
 import type {
   CloseOptions,
   DeliveryHandler,
@@ -12,12 +12,12 @@ import type {
   SubscribeOptions,
   Subscription,
   Transport,
-} from '../transport.js';
-import { PartitionPump } from './partition-pump.js';
-import { sqliteFilePath } from '../sqlite-path.js';
-import { assertPartitions, checkSize, partitionOf, Subscriptions } from './shared.js';
-import { capabilitiesOf } from './descriptor.js';
-import { sqliteDescriptor } from './sqlite/descriptor.js';
+} from '../../transport/transport.js';
+import { PartitionPump } from '../../transport/partition-pump.js';
+import { sqliteFilePath } from './path.js';
+import { assertPartitions, checkSize, partitionOf, Subscriptions } from '../../transport/shared.js';
+import { capabilitiesOf } from '../../transport/descriptor.js';
+import { sqliteDescriptor } from './descriptor.js';
 
 type Database = BetterSqlite3.Database;
 

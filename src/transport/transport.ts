@@ -1,4 +1,4 @@
-import type { Delivery, MessageIdentity, OutgoingMessage } from './message.js';
+import type { Delivery, MessageIdentity, OutgoingMessage } from '../core/message.js';
 
 /** What a transport promises. The consumer runtime and `ferry advise` read these. */
 export interface TransportCapabilities {

@@ -1,4 +1,4 @@
-import type { TransportCapabilities } from '../transport.js';
+import type { TransportCapabilities } from './transport.js';
 
 /** What `ferry advise` weighs besides capabilities. */
 export interface TransportAdvice {

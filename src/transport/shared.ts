@@ -1,11 +1,11 @@
-import { FerryError } from '../errors.js';
-import { HEADER, partitionFor, type OutgoingMessage } from '../message.js';
+import { FerryError } from '../core/errors.js';
+import { HEADER, partitionFor, type OutgoingMessage } from '../core/message.js';
 import type {
   CloseOptions,
   SubscribeOptions,
   Subscription,
   TransportCapabilities,
-} from '../transport.js';
+} from './transport.js';
 
 /** The partition of a message: by key, else by id, so keyless messages spread out. */
 export function partitionOf(message: OutgoingMessage, partitions: number): number {

@@ -1,7 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { FerryError } from '../errors.js';
-import { HEADER, type Delivery, type Headers, type OutgoingMessage } from '../message.js';
+import { FerryError } from '../../../core/errors.js';
+import {
+  HEADER,
+  type Delivery,
+  type Headers,
+  type OutgoingMessage,
+} from '../../../core/message.js';
 import type {
   CloseOptions,
   DeliveryHandler,
@@ -9,8 +14,8 @@ import type {
   SeekTarget,
   SubscribeOptions,
   Transport,
-} from '../transport.js';
-import { pause } from '../retry.js';
+} from '../../../transport/transport.js';
+import { pause } from '../../../core/retry.js';
 import {
   assertPartitions,
   checkSize,
@@ -18,7 +23,7 @@ import {
   partitionOf,
   roundRobinShare,
   Subscriptions,
-} from './shared.js';
+} from '../../../transport/shared.js';
 import {
   closeRedis,
   connectionFromUrl,
@@ -31,9 +36,9 @@ import {
   within,
   type RedisConnectionOptions,
   pingRedis,
-} from './redis-common.js';
-import { capabilitiesOf } from './descriptor.js';
-import { redisStreamsDescriptor } from './redis/streams/descriptor.js';
+} from '../common.js';
+import { capabilitiesOf } from '../../../transport/descriptor.js';
+import { redisStreamsDescriptor } from './descriptor.js';
 
 export interface RedisStreamsOptions extends RedisConnectionOptions {
   /**

@@ -1,7 +1,7 @@
 import { deadLetterTopic } from './bus.js';
 import { FerryError } from './errors.js';
 import { deliveryId, HEADER, type Delivery, type Headers } from './message.js';
-import type { PartitionLag, Transport } from './transport.js';
+import type { PartitionLag, Transport } from '../transport/transport.js';
 
 /** A dead letter waiting in `<topic>.dlq`, with what the consumer runtime recorded. */
 export interface DeadLetter {

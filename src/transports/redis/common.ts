@@ -1,8 +1,8 @@
 import type { Redis, RedisOptions } from 'ioredis';
-import { loadDriver } from '../driver.js';
-import { describeError, FerryError } from '../errors.js';
-import { redactSecrets } from '../log.js';
-import { permanentConnectFailure } from './connect-failure.js';
+import { loadDriver } from '../../core/driver.js';
+import { describeError, FerryError } from '../../core/errors.js';
+import { redactSecrets } from '../../core/log.js';
+import { permanentConnectFailure } from '../../transport/connect-failure.js';
 
 /** How to reach Redis: a URL, ioredis options, or both (options win over the URL). */
 export interface RedisConnectionOptions {

@@ -7,8 +7,8 @@ import type {
   Options,
 } from 'amqplib';
 import { randomUUID } from 'node:crypto';
-import { describeError, FerryError } from '../../errors.js';
-import { HEADER, type OutgoingMessage } from '../../message.js';
+import { describeError, FerryError } from '../../../core/errors.js';
+import { HEADER, type OutgoingMessage } from '../../../core/message.js';
 import type {
   CloseOptions,
   DeliveryHandler,
@@ -18,13 +18,13 @@ import type {
   SubscribeOptions,
   Subscription,
   Transport,
-} from '../../transport.js';
-import { checkSize, checkSubscribe, InFlight, unsupported } from '../shared.js';
-import { Connector } from './connection.js';
-import { Lanes } from './lanes.js';
-import { DLQ_SUFFIX, isPermanentAmqpError, Topology, type TopologyOptions } from './topology.js';
-import { Window } from './window.js';
-import { publishOptions, routingKeyOf, toDelivery } from './wire.js';
+} from '../../../transport/transport.js';
+import { checkSize, checkSubscribe, InFlight, unsupported } from '../../../transport/shared.js';
+import { Connector } from '../connection.js';
+import { Lanes } from '../lanes.js';
+import { DLQ_SUFFIX, isPermanentAmqpError, Topology, type TopologyOptions } from '../topology.js';
+import { Window } from '../window.js';
+import { publishOptions, routingKeyOf, toDelivery } from '../wire.js';
 
 export {
   KEY_HEADER,
@@ -34,9 +34,9 @@ export {
   type ExchangeOptions,
   type ExchangeType,
   type TopologyOptions,
-} from './topology.js';
-import { capabilitiesOf } from '../descriptor.js';
-import { amqpDescriptor } from './amqp/descriptor.js';
+} from '../topology.js';
+import { capabilitiesOf } from '../../../transport/descriptor.js';
+import { amqpDescriptor } from './descriptor.js';
 
 export interface RabbitMqOptions extends TopologyOptions {
   /** `amqp://user:pass@host:5672/vhost` (or amqplib's connect object). Default `amqp://127.0.0.1`. */

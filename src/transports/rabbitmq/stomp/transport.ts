@@ -2,11 +2,16 @@ import type { Client, IMessage, StompHeaders } from '@stomp/stompjs';
 import type { Channel } from 'amqplib';
 import { isUtf8 } from 'node:buffer';
 import { randomUUID } from 'node:crypto';
-import { loadDriver } from '../driver.js';
-import { describeError, FerryError } from '../errors.js';
-import { redactSecrets, redactUrl } from '../log.js';
-import { permanentConnectFailure } from './connect-failure.js';
-import { HEADER, type Delivery, type Headers, type OutgoingMessage } from '../message.js';
+import { loadDriver } from '../../../core/driver.js';
+import { describeError, FerryError } from '../../../core/errors.js';
+import { redactSecrets, redactUrl } from '../../../core/log.js';
+import { permanentConnectFailure } from '../../../transport/connect-failure.js';
+import {
+  HEADER,
+  type Delivery,
+  type Headers,
+  type OutgoingMessage,
+} from '../../../core/message.js';
 import type {
   CloseOptions,
   DeliveryHandler,
@@ -14,18 +19,13 @@ import type {
   SubscribeOptions,
   Subscription,
   Transport,
-} from '../transport.js';
-import { Connector } from './rabbitmq/connection.js';
-import { Lanes, type Inbound } from './rabbitmq/lanes.js';
-import {
-  isPermanentAmqpError,
-  KEY_HEADER,
-  Topology,
-  type TopologyOptions,
-} from './rabbitmq/topology.js';
-import { Window } from './rabbitmq/window.js';
-import { routingKeyOf } from './rabbitmq/wire.js';
-import { checkSize, checkSubscribe, InFlight } from './shared.js';
+} from '../../../transport/transport.js';
+import { Connector } from '../connection.js';
+import { Lanes, type Inbound } from '../lanes.js';
+import { isPermanentAmqpError, KEY_HEADER, Topology, type TopologyOptions } from '../topology.js';
+import { Window } from '../window.js';
+import { routingKeyOf } from '../wire.js';
+import { checkSize, checkSubscribe, InFlight } from '../../../transport/shared.js';
 
 export type {
   AmqpBinding,
@@ -33,9 +33,9 @@ export type {
   ExchangeOptions,
   ExchangeType,
   TopologyOptions,
-} from './rabbitmq/topology.js';
-import { capabilitiesOf } from './descriptor.js';
-import { stompDescriptor } from './rabbitmq/stomp/descriptor.js';
+} from '../topology.js';
+import { capabilitiesOf } from '../../../transport/descriptor.js';
+import { stompDescriptor } from './descriptor.js';
 
 export interface StompTransportOptions extends TopologyOptions {
   /** `stomp://user:pass@host:61613/vhost`. Default `stomp://guest:guest@127.0.0.1:61613`. */

@@ -2,10 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { ConnectionOptions as TlsOptions } from 'node:tls';
 import type * as KafkaLib from '@platformatic/kafka';
-import { loadDriver } from '../driver.js';
-import { FerryError, isFerryError, type FerryErrorCode } from '../errors.js';
-import { redactSecrets } from '../log.js';
-import type { OutgoingMessage } from '../message.js';
+import { loadDriver } from '../../core/driver.js';
+import { FerryError, isFerryError, type FerryErrorCode } from '../../core/errors.js';
+import { redactSecrets } from '../../core/log.js';
+import type { OutgoingMessage } from '../../core/message.js';
 import type {
   CloseOptions,
   DeliveryHandler,
@@ -13,11 +13,11 @@ import type {
   SeekTarget,
   SubscribeOptions,
   Transport,
-} from '../transport.js';
-import { KafkaSubscription } from './kafka-subscription.js';
-import { assertPartitions, checkSize, Subscriptions } from './shared.js';
-import { capabilitiesOf } from './descriptor.js';
-import { kafkaDescriptor } from './kafka/descriptor.js';
+} from '../../transport/transport.js';
+import { KafkaSubscription } from './subscription.js';
+import { assertPartitions, checkSize, Subscriptions } from '../../transport/shared.js';
+import { capabilitiesOf } from '../../transport/descriptor.js';
+import { kafkaDescriptor } from './descriptor.js';
 
 type Lib = typeof KafkaLib;
 type Producer = KafkaLib.Producer<string, Buffer, string, string>;

@@ -1,9 +1,25 @@
 import { isUtf8 } from 'node:buffer';
 import type { Redis } from 'ioredis';
-import { FerryError } from '../errors.js';
-import { HEADER, type Delivery, type Headers, type OutgoingMessage } from '../message.js';
-import type { CloseOptions, DeliveryHandler, SubscribeOptions, Transport } from '../transport.js';
-import { checkSize, checkSubscribe, InFlight, Subscriptions, unsupported } from './shared.js';
+import { FerryError } from '../../../core/errors.js';
+import {
+  HEADER,
+  type Delivery,
+  type Headers,
+  type OutgoingMessage,
+} from '../../../core/message.js';
+import type {
+  CloseOptions,
+  DeliveryHandler,
+  SubscribeOptions,
+  Transport,
+} from '../../../transport/transport.js';
+import {
+  checkSize,
+  checkSubscribe,
+  InFlight,
+  Subscriptions,
+  unsupported,
+} from '../../../transport/shared.js';
 import {
   closeRedis,
   connectionFromUrl,
@@ -16,9 +32,9 @@ import {
   within,
   type RedisConnectionOptions,
   pingRedis,
-} from './redis-common.js';
-import { capabilitiesOf } from './descriptor.js';
-import { redisPubSubDescriptor } from './redis/pubsub/descriptor.js';
+} from '../common.js';
+import { capabilitiesOf } from '../../../transport/descriptor.js';
+import { redisPubSubDescriptor } from './descriptor.js';
 
 /**
  * One line to print (once) wherever Redis Pub/Sub carries messages that matter, e.g. when a

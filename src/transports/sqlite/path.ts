@@ -1,7 +1,7 @@
-// Apart from urls.ts, which loads the SQLite transport: both the transport and the CLI's
+// Apart from transport/urls.ts, which loads the SQLite transport: both the transport and the CLI's
 // store opener read the file of a sqlite: URL without importing each other.
-import { FerryError } from './errors.js';
-import { redactUrl } from './log.js';
+import { FerryError } from '../../core/errors.js';
+import { redactUrl } from '../../core/log.js';
 
 /**
  * The file a `sqlite:` URL names: `sqlite:./app.db` or `sqlite:app.db` (relative to the

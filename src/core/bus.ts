@@ -12,12 +12,17 @@ import {
   type Message,
   type OutgoingMessage,
 } from './message.js';
-import { defaultInstrumentation, type Instrumentation } from './observability/instrumentation.js';
-import { traceIdOf } from './observability/tracing.js';
+import { defaultInstrumentation, type Instrumentation } from '../observability/instrumentation.js';
+import { traceIdOf } from '../observability/tracing.js';
 import { backoffDelay, resolveRetry, sleep, type RetryPolicy } from './retry.js';
 import { checkPayload, type Topic } from './topic.js';
-import type { CloseOptions, StartPosition, Subscription, Transport } from './transport.js';
-import { Subscriptions } from './transports/shared.js';
+import type {
+  CloseOptions,
+  StartPosition,
+  Subscription,
+  Transport,
+} from '../transport/transport.js';
+import { Subscriptions } from '../transport/shared.js';
 
 /**
  * Idempotent-consumer store. `process` runs `work` in one database transaction together

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { FerryError } from '../errors.js';
-import type { Delivery, OutgoingMessage } from '../message.js';
+import { FerryError } from '../../core/errors.js';
+import type { Delivery, OutgoingMessage } from '../../core/message.js';
 import type {
   CloseOptions,
   DeliveryHandler,
@@ -8,17 +8,17 @@ import type {
   SeekTarget,
   SubscribeOptions,
   Transport,
-} from '../transport.js';
-import { PartitionPump } from './partition-pump.js';
+} from '../../transport/transport.js';
+import { PartitionPump } from '../../transport/partition-pump.js';
 import {
   assertPartitions,
   checkSize,
   partitionOf,
   roundRobinShare,
   Subscriptions,
-} from './shared.js';
-import { capabilitiesOf } from './descriptor.js';
-import { memoryDescriptor } from './memory/descriptor.js';
+} from '../../transport/shared.js';
+import { capabilitiesOf } from '../../transport/descriptor.js';
+import { memoryDescriptor } from './descriptor.js';
 
 interface Stored extends Delivery {
   readonly brokerTime: Date;

@@ -1,6 +1,6 @@
-import type { TransportCapabilities } from './transport.js';
-import type { TransportAdvice, TransportDescriptor } from './transports/descriptor.js';
-import { TRANSPORTS } from './transports/descriptors.js';
+import type { TransportCapabilities } from '../transport/transport.js';
+import type { TransportAdvice, TransportDescriptor } from '../transport/descriptor.js';
+import { TRANSPORTS } from '../transport/descriptors.js';
 
 /** What a team needs from its messaging, as the selection guide asks it. */
 export interface Needs {

@@ -1,8 +1,13 @@
 import type * as KafkaLib from '@platformatic/kafka';
-import { pause } from '../retry.js';
-import type { FerryError } from '../errors.js';
-import { HEADER, type Delivery } from '../message.js';
-import type { CloseOptions, DeliveryHandler, StartPosition, Subscription } from '../transport.js';
+import { pause } from '../../core/retry.js';
+import type { FerryError } from '../../core/errors.js';
+import { HEADER, type Delivery } from '../../core/message.js';
+import type {
+  CloseOptions,
+  DeliveryHandler,
+  StartPosition,
+  Subscription,
+} from '../../transport/transport.js';
 
 type Lib = typeof KafkaLib;
 type Consumer = KafkaLib.Consumer<string, Buffer, string, string>;

@@ -1,5 +1,5 @@
-import type { Delivery } from '../message.js';
-import type { DeliveryHandler } from '../transport.js';
+import type { Delivery } from '../core/message.js';
+import type { DeliveryHandler } from './transport.js';
 
 /** Where a pump reads a partitioned log and stores the group's position in it. */
 export interface PumpSource {
