@@ -4,7 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { adviseCommand } from './advise.js';
 import { reportError } from './common.js';
 import { consoleCommand } from './console/index.js';
-import { demoCommand } from './demo.js';
+import { demoCommand } from './demo/index.js';
 import { migrateCommand } from './migrate.js';
 import { USAGE_EXIT_CODE } from './options.js';
 import { outboxCommand } from './outbox.js';
