@@ -1,11 +1,18 @@
+import { describeError, FerryError, isFerryError } from '../core/errors.js';
 import type { Delivery } from '../core/message.js';
+import { within } from './lifecycle.js';
+import { handOut, sleep } from './redelivery.js';
+import { Semaphore } from './semaphore.js';
 import type { DeliveryHandler } from './transport.js';
 
-/** Where a pump reads a partitioned log and stores the group's position in it. */
+/** Where a pump reads a partition and stores the group's position in it. */
 export interface PumpSource {
   /** Next offset to read in `partition` (the committed position). */
   position(partition: number): number | Promise<number>;
-  /** Up to `limit` messages of `partition` at or after `offset`, in offset order. */
+  /**
+   * Up to `limit` messages of `partition` at or after `offset`, in offset order; none when
+   * there is nothing new yet (the pump waits for `wake` or `idleWaitMs`, then reads again).
+   */
   read(partition: number, offset: number, limit: number): Delivery[] | Promise<Delivery[]>;
   /**
    * Stores `nextOffset` as the position: every message before it is acknowledged. Called
@@ -22,12 +29,13 @@ export interface PumpOptions {
   readonly idleWaitMs: number;
   /** Wait before handing out again a message whose handler rejected. */
   readonly redeliveryDelayMs: number;
+  /** Messages read at once per partition. Default 100. */
   readonly batchSize?: number;
   /**
-   * Told about failures of the source (the pump retries after `redeliveryDelayMs`) and about
-   * handlers that rejected (their message is handed out again after `redeliveryDelayMs`).
+   * Told about failures of the source (`CONNECTION_FAILED` unless the source threw a
+   * FerryError); the pump reads again after `redeliveryDelayMs`.
    */
-  readonly onError?: (error: unknown) => void;
+  readonly onError?: (error: FerryError) => void;
 }
 
 interface Worker {
@@ -36,19 +44,29 @@ interface Worker {
   done: Promise<void>;
   /** Position after the last message handled and not yet committed. */
   handledUpTo: number | undefined;
+  /** Aborted to end the worker's current wait for messages (new messages, stopping). */
+  wake: AbortController;
+  /** Aborted when the worker stops: ends a wait before a redelivery. */
+  readonly halt: AbortController;
 }
 
 /**
- * Consumes the partitions assigned to one member of a group over a partitioned log (the
- * memory and sqlite transports): one message at a time per partition, in offset order,
- * partitions in parallel up to `concurrency`; the position moves past a message only after
- * its handler resolved.
+ * The one partition worker. Consumes the partitions assigned to one member of a group: one
+ * message at a time per partition, in offset order, partitions in parallel with at most
+ * `concurrency` handlers running; a rejected message is handed out again (see
+ * {@link handOut}) before later ones of its partition; the position moves past a message
+ * only after its handler resolved.
+ *
+ * A partition taken away stops taking messages at once; its handler in flight finishes and
+ * commits, and a worker given the partition back waits for it, so a partition is never
+ * handled twice at once.
  */
 export class PartitionPump {
   private readonly workers = new Map<number, Worker>();
-  private readonly waiters = new Set<() => void>();
-  private readonly slotQueue: Array<() => void> = [];
-  private running = 0;
+  /** Workers of revoked partitions still finishing a handler. */
+  private readonly draining = new Map<number, Promise<void>>();
+  private readonly slots: Semaphore;
+  private readonly batchSize: number;
   private closed = false;
   /** After a close timed out: handlers still running are abandoned and must not commit. */
   private abandoned = false;
@@ -57,7 +75,10 @@ export class PartitionPump {
     private readonly source: PumpSource,
     private readonly handler: DeliveryHandler,
     private readonly options: PumpOptions,
-  ) {}
+  ) {
+    this.slots = new Semaphore(options.concurrency);
+    this.batchSize = options.batchSize ?? 100;
+  }
 
   get partitions(): number[] {
     return [...this.workers.keys()].sort((a, b) => a - b);
@@ -70,9 +91,14 @@ export class PartitionPump {
     const stopping: Promise<void>[] = [];
     for (const [partition, worker] of this.workers) {
       if (!wanted.has(partition)) {
-        worker.stopping = true;
+        this.stop(worker);
         this.workers.delete(partition);
-        stopping.push(worker.done);
+        const done = worker.done;
+        this.draining.set(partition, done);
+        void done.then(() => {
+          if (this.draining.get(partition) === done) this.draining.delete(partition);
+        });
+        stopping.push(done);
       }
     }
     for (const partition of wanted) {
@@ -82,42 +108,39 @@ export class PartitionPump {
           stopping: false,
           done: Promise.resolve(),
           handledUpTo: undefined,
+          wake: new AbortController(),
+          halt: new AbortController(),
         };
-        worker.done = this.work(partition, worker);
+        worker.done = this.work(worker, this.draining.get(partition));
         this.workers.set(partition, worker);
       }
     }
-    this.wake();
     await Promise.all(stopping);
   }
 
-  /** New messages may be there: stop waiting. */
-  wake(): void {
-    for (const resolve of this.waiters) resolve();
-    this.waiters.clear();
+  /** New messages may be there (in `partition`, or in any): stop waiting. */
+  wake(partition?: number): void {
+    if (partition === undefined) {
+      for (const worker of this.workers.values()) worker.wake.abort();
+    } else {
+      this.workers.get(partition)?.wake.abort();
+    }
   }
 
-  /** Stops every worker; waits up to `timeoutMs` for handlers in flight. */
-  async close(timeoutMs: number): Promise<void> {
-    if (this.closed) return;
+  /**
+   * Stops every worker; waits up to `timeoutMs` for handlers in flight. Resolves true when
+   * they all finished, false when some were abandoned: their messages stay unacknowledged,
+   * what resolved before them in their batch is committed. Later calls resolve true at once.
+   */
+  async close(timeoutMs: number): Promise<boolean> {
+    if (this.closed) return true;
     this.closed = true;
     const workers = [...this.workers.values()];
-    for (const worker of workers) worker.stopping = true;
+    for (const worker of workers) this.stop(worker);
     this.workers.clear();
-    this.wake();
-    for (const release of this.slotQueue.splice(0)) release();
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<boolean>((resolve) => {
-      timer = setTimeout(() => resolve(false), timeoutMs);
-    });
-    const finished = await Promise.race([
-      Promise.all(workers.map((worker) => worker.done)).then(() => true),
-      timedOut,
-    ]);
-    clearTimeout(timer);
-    if (finished) return;
-    // Handlers still running are abandoned (their messages come back); what resolved before
-    // them in their batch is acknowledged now.
+    this.slots.close();
+    const running = [...workers.map((worker) => worker.done), ...this.draining.values()];
+    if (await within(Promise.all(running), timeoutMs)) return true;
     this.abandoned = true;
     await Promise.all(
       workers.map(async ({ partition, handledUpTo }) => {
@@ -125,104 +148,83 @@ export class PartitionPump {
         try {
           await this.source.commit(partition, handledUpTo);
         } catch (error) {
-          this.options.onError?.(error);
+          this.report(error, partition);
         }
       }),
     );
+    return false;
   }
 
-  private async work(partition: number, worker: Worker): Promise<void> {
+  private stop(worker: Worker): void {
+    worker.stopping = true;
+    worker.wake.abort();
+    worker.halt.abort();
+  }
+
+  private async work(worker: Worker, previous: Promise<void> | undefined): Promise<void> {
+    if (previous) await previous;
+    const { partition } = worker;
+    const stopped = (): boolean => worker.stopping;
     let position: number | undefined;
     while (!worker.stopping) {
       let batch: Delivery[];
       try {
         position ??= await this.source.position(partition);
-        batch = await this.source.read(partition, position, this.options.batchSize ?? 100);
+        batch = await this.source.read(partition, position, this.batchSize);
       } catch (error) {
-        this.options.onError?.(error);
-        await this.idle(this.options.redeliveryDelayMs);
+        this.report(error, partition);
+        await this.idle(worker, this.options.redeliveryDelayMs);
         continue;
       }
       if (batch.length === 0) {
-        await this.idle(this.options.idleWaitMs);
+        await this.idle(worker, this.options.idleWaitMs);
         continue;
       }
       // The position is stored once per batch (and before stopping), not per message: a
       // crash redelivers at most the rest of a batch, which at-least-once allows.
       worker.handledUpTo = undefined;
+      const redelivery = {
+        slots: this.slots,
+        redeliveryDelayMs: this.options.redeliveryDelayMs,
+        stopped,
+        signal: worker.halt.signal,
+      };
       for (const delivery of batch) {
         if (worker.stopping) break;
-        if (!(await this.handle(delivery, worker))) break;
+        if (!(await handOut(delivery, this.handler, redelivery))) break;
         if (this.abandoned) return;
         worker.handledUpTo = Number(delivery.offset) + 1;
       }
       if (this.abandoned) return;
       const handledUpTo = worker.handledUpTo;
-      if (handledUpTo !== undefined) {
-        try {
-          await this.source.commit(partition, handledUpTo);
-          worker.handledUpTo = undefined;
-          position = handledUpTo;
-        } catch (error) {
-          // Position not stored: those messages will be handed out again (at-least-once).
-          this.options.onError?.(error);
-          position = undefined;
-        }
-      }
-    }
-  }
-
-  /** Runs the handler until it resolves; false if the worker stopped first. */
-  private async handle(delivery: Delivery, worker: Worker): Promise<boolean> {
-    while (!worker.stopping) {
-      if (!(await this.acquire())) return false;
+      if (handledUpTo === undefined) continue;
       try {
-        await this.handler(delivery);
-        return true;
+        await this.source.commit(partition, handledUpTo);
+        worker.handledUpTo = undefined;
+        position = handledUpTo;
       } catch (error) {
-        this.options.onError?.(error);
-        if (worker.stopping) return false;
-      } finally {
-        this.release();
+        // Position not stored: those messages will be handed out again (at-least-once).
+        this.report(error, partition);
+        position = undefined;
       }
-      await this.idle(this.options.redeliveryDelayMs);
     }
-    return false;
   }
 
-  private acquire(): Promise<boolean> {
-    if (this.closed) return Promise.resolve(false);
-    if (this.running < this.options.concurrency) {
-      this.running++;
-      return Promise.resolve(true);
-    }
-    return new Promise((resolve) => {
-      this.slotQueue.push(() => {
-        if (this.closed) {
-          resolve(false);
-        } else {
-          this.running++;
-          resolve(true);
-        }
-      });
-    });
+  /** Waits up to `ms`, less when woken; a fresh wake signal for the next wait. */
+  private async idle(worker: Worker, ms: number): Promise<void> {
+    if (worker.stopping) return;
+    if (!worker.wake.signal.aborted) await sleep(ms, worker.wake.signal);
+    if (worker.wake.signal.aborted && !worker.stopping) worker.wake = new AbortController();
   }
 
-  private release(): void {
-    this.running--;
-    this.slotQueue.shift()?.();
-  }
-
-  private idle(ms: number): Promise<void> {
-    if (this.closed) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = (): void => {
-        clearTimeout(timer);
-        this.waiters.delete(done);
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      this.waiters.add(done);
-    });
+  private report(error: unknown, partition: number): void {
+    this.options.onError?.(
+      isFerryError(error)
+        ? error
+        : new FerryError('CONNECTION_FAILED', `Partition ${partition}: ${describeError(error)}`, {
+            cause: error,
+            details: { partition },
+          }),
+    );
   }
 }

@@ -9,15 +9,15 @@ import type {
   SubscribeOptions,
   Transport,
 } from '../../transport/transport.js';
-import { PartitionPump } from '../../transport/partition-pump.js';
 import {
   assertPartitions,
-  checkSize,
+  capabilitiesOf,
+  createTransport,
+  errorReporter,
+  PartitionPump,
   partitionOf,
   roundRobinShare,
-  Subscriptions,
-} from '../../transport/shared.js';
-import { capabilitiesOf } from '../../transport/descriptor.js';
+} from '../../transport/kernel.js';
 import { memoryDescriptor } from './descriptor.js';
 
 interface Stored extends Delivery {
@@ -148,8 +148,11 @@ export interface MemoryTransportOptions {
   /** Shared broker state; default a new one private to this transport. */
   readonly broker?: MemoryBroker;
   readonly maxMessageBytes?: number;
-  /** Told about handlers that rejected (their message is handed out again). */
-  readonly onError?: (error: unknown) => void;
+  /**
+   * Told about background failures the transport recovers from by itself, as FerryErrors.
+   * A handler that rejects is not one: its message is handed out again.
+   */
+  readonly onError?: (error: FerryError) => void;
 }
 
 /**
@@ -160,8 +163,7 @@ export interface MemoryTransportOptions {
 export function memory(options: MemoryTransportOptions = {}): Transport {
   const broker = options.broker ?? createMemoryBroker();
   const capabilities = capabilitiesOf(memoryDescriptor, options.maxMessageBytes);
-  const mine = new Subscriptions();
-  let closed = false;
+  const report = errorReporter(options.onError);
 
   const log = (topic: string): PartitionLog[] => {
     let partitions = broker.topics.get(topic);
@@ -215,21 +217,14 @@ export function memory(options: MemoryTransportOptions = {}): Transport {
     });
     return state.rebalancing;
   };
-  const assertOpen = (): void => {
-    if (closed) throw new FerryError('CLOSED', 'memory transport is closed');
-  };
 
-  return {
+  return createTransport({
     name: 'memory',
     capabilities,
 
-    async ping() {
-      assertOpen();
-    },
+    ping: () => Promise.resolve(),
 
     publish(messages: readonly OutgoingMessage[]) {
-      assertOpen();
-      checkSize('memory', capabilities, messages);
       const touched = new Set<string>();
       for (const message of messages) {
         const partitions = log(message.topic);
@@ -249,7 +244,6 @@ export function memory(options: MemoryTransportOptions = {}): Transport {
     },
 
     async subscribe(subscribe: SubscribeOptions, handler: DeliveryHandler) {
-      assertOpen();
       const partitions = log(subscribe.topic);
       const group =
         subscribe.group === undefined ? undefined : groupOf(subscribe.topic, subscribe.group);
@@ -276,7 +270,7 @@ export function memory(options: MemoryTransportOptions = {}): Transport {
           concurrency: subscribe.concurrency ?? broker.partitions,
           idleWaitMs: 1000,
           redeliveryDelayMs: 50,
-          ...(options.onError === undefined ? {} : { onError: options.onError }),
+          onError: (error) => report(error, 'CONNECTION_FAILED', 'memory'),
         },
       );
       let pumps = broker.pumps.get(subscribe.topic);
@@ -292,7 +286,7 @@ export function memory(options: MemoryTransportOptions = {}): Transport {
         readersOf(subscribe.topic).add(offsets);
         await pump.assign(Array.from({ length: broker.partitions }, (_, partition) => partition));
       }
-      return mine.add(async (closeOptions?: CloseOptions) => {
+      return async (closeOptions?: CloseOptions) => {
         pumps.delete(pump);
         await pump.close(closeOptions?.timeoutMs ?? 30_000);
         if (!group) broker.readers.get(subscribe.topic)?.delete(offsets);
@@ -300,11 +294,10 @@ export function memory(options: MemoryTransportOptions = {}): Transport {
           group.members.delete(memberId);
           await rebalance(group);
         }
-      });
+      };
     },
 
     seek(topic: string, group: string, target: SeekTarget) {
-      assertOpen();
       const partitions = log(topic);
       const { offsets } = groupOf(topic, group);
       partitions.forEach((entries, partition) => {
@@ -337,12 +330,7 @@ export function memory(options: MemoryTransportOptions = {}): Transport {
         }),
       );
     },
-
-    async close(closeOptions?: CloseOptions) {
-      closed = true;
-      await mine.closeAll(closeOptions);
-    },
-  };
+  });
 }
 
 /** `memory:`: a private in-process broker. Query: `partitions`, `maxRetained`, `keepRead` (per partition). */
