@@ -22,6 +22,7 @@ const capabilities = {
 
 const message = (body: string): OutgoingMessage => ({
   topic: 't',
+  key: undefined,
   headers: {},
   body: Buffer.from(body),
 });
