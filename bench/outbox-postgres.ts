@@ -17,14 +17,19 @@ import {
   type Bus,
   type Logger,
   type OutgoingMessage,
+  type Relay,
   type Subscription,
   type Transport,
 } from '../src/index.js';
-import { buildOutgoing, partitionFor } from '../src/core/message.js';
-import type { Relay } from '../src/outbox/relay.js';
-import { postgresInbox, postgresOutbox, type PostgresOutbox } from '../src/stores/postgres.js';
-import { kafka } from '../src/transports/kafka/transport.js';
-import { createMemoryBroker, memory } from '../src/transports/memory/transport.js';
+import {
+  buildOutgoing,
+  partitionFor,
+  postgresInbox,
+  postgresOutbox,
+  type PostgresOutbox,
+} from './common.js';
+import { kafka } from '../src/transports/kafka/index.js';
+import { createMemoryBroker, memory } from '../src/transports/memory/index.js';
 import {
   median,
   percentile,

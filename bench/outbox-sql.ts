@@ -12,14 +12,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
-import {
-  buildOutgoing,
-  newMessageId,
-  partitionFor,
-  type OutgoingMessage,
-} from '../src/core/message.js';
-import { postgresOutbox } from '../src/stores/postgres.js';
-import { defineTopic } from '../src/core/topic.js';
+import { defineTopic, newMessageId, type OutgoingMessage } from '../src/index.js';
+import { buildOutgoing, partitionFor, postgresOutbox } from './common.js';
 import { createSinkTable, inspectSink, sinkTransport } from '../test/fixtures/pg-sink.js';
 import { uniqueName } from '../test/helpers/wait.js';
 import type { BenchCase, BenchGroup, RoundResult } from './harness.js';

@@ -3,9 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import { createLogger, defineTopic, type OutgoingMessage, type Transport } from '../src/index.js';
-import { buildOutgoing } from '../src/core/message.js';
-import { openSqliteDatabase, sqliteOutbox, type SqliteOutbox } from '../src/stores/sqlite.js';
-import { sqlite } from '../src/transports/sqlite/transport.js';
+import { openSqliteDatabase, sqlite, sqliteOutbox, type SqliteOutbox } from '../src/sqlite.js';
+import { buildOutgoing } from './common.js';
 import type { BenchCase, BenchGroup } from './harness.js';
 
 const MESSAGES = 5000;

@@ -2,9 +2,8 @@
 // channel, persistent messages, an in-flight window of 1000, one durable queue bound.
 import { randomBytes } from 'node:crypto';
 import amqp from 'amqplib';
-import { HEADER, newMessageId, type OutgoingMessage } from '../src/core/message.js';
-import type { Transport } from '../src/transport/transport.js';
-import { rabbitmq } from '../src/transports/rabbitmq/amqp/transport.js';
+import { HEADER, newMessageId, type OutgoingMessage, type Transport } from '../src/index.js';
+import { rabbitmq } from '../src/transports/rabbitmq/amqp/index.js';
 import type { BenchCase, BenchGroup } from './harness.js';
 
 const MESSAGES = 20_000;

@@ -1,273 +1,270 @@
-// The Redis transports through ferry against the raw ioredis client, side by side.
+// Redis: the bus (and the transport alone) against raw ioredis. Streams: pipelined XADD of
+// 500; consumers read 100 at a time with one XACK per batch. Pub/Sub: pipelined PUBLISH.
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import {
-  createBus,
-  createLogger,
-  defineTopic,
-  HEADER,
-  newMessageId,
-  type Bus,
-  type OutgoingMessage,
-} from '../src/index.js';
-import { buildOutgoing } from '../src/core/message.js';
-import type { Transport } from '../src/transport/transport.js';
+import { createBus, defineTopic, HEADER, type Bus, type Logger } from '../src/index.js';
 import { redisPubSub, redisStreams } from '../src/transports/redis/index.js';
-import { entryFields } from '../src/transports/redis/streams/transport.js';
-import type { BenchCase, BenchGroup } from './harness.js';
+import {
+  BATCH,
+  chunks,
+  counter,
+  orders,
+  outgoing,
+  pair,
+  rawMessage,
+  READ,
+  silent,
+  size,
+  trails,
+  type Order,
+  type OrderItem,
+  type Side,
+} from './common.js';
+import type { BenchCase, BenchGroup, RoundResult } from './harness.js';
 
-const MESSAGES = 20_000;
-const BATCH = 500;
+const url = (): string => process.env.FERRY_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
-interface Order {
-  orderId: string;
-  customer: string;
-  amount: number;
-  items: Array<{ sku: string; qty: number }>;
-}
-const payloads: Order[] = Array.from({ length: MESSAGES }, (_, i) => ({
-  orderId: `o-${i}`,
-  customer: `c-${i % 97}`,
-  amount: i * 1.5,
-  items: [{ sku: `sku-${i % 13}`, qty: 1 + (i % 3) }],
-}));
-const bodies = payloads.map((payload) => JSON.stringify(payload));
-const outgoing = (topic: string): OutgoingMessage[] =>
-  payloads.map((payload, i) =>
-    buildOutgoing({
-      id: newMessageId(),
-      topic,
-      key: payload.orderId,
-      body: Buffer.from(bodies[i] as string),
-      contentType: 'application/json',
-      createdAt: new Date(),
-    }),
-  );
-const chunks = <T>(items: readonly T[]): T[][] => {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += BATCH) out.push(items.slice(i, i + BATCH));
-  return out;
-};
-
-/** Pub/Sub publish, Streams XADD and Streams group consume, 20,000 messages in batches of 500. */
-export function redisGroups(): BenchGroup[] {
-  const url = process.env.FERRY_REDIS_URL ?? 'redis://127.0.0.1:6379';
+function streamsGroups(): BenchGroup[] {
+  const messages = size('BENCH_REDIS_MESSAGES', 20_000);
+  const items = orders(messages);
   const prefix = `ferry-bench-${randomBytes(4).toString('hex')}:`;
-  const silent = createLogger({ level: 'silent' });
-  let raw: Redis | undefined;
-  let pubsub: Transport | undefined;
-  let pubsubBus: Bus | undefined;
-  let streams: Transport | undefined;
-  let streamsBus: Bus | undefined;
-  const client = (): Redis => (raw ??= new Redis(url));
-
+  let client: Redis | undefined;
   let sequence = 0;
-  let topic = '';
-  let messages: OutgoingMessage[] = [];
-  const fresh = (what: string) => async (): Promise<void> => {
-    topic = `${what}-${sequence++}`;
-    messages = outgoing(topic);
-  };
-  const dropStream = async (): Promise<void> => {
-    await client().unlink(prefix + topic);
-  };
-
-  const setup = async (): Promise<void> => {
-    pubsub = redisPubSub({ url, prefix });
-    pubsubBus = createBus({ transport: redisPubSub({ url, prefix }), logger: silent });
-    streams = redisStreams({ url, prefix });
-    streamsBus = createBus({ transport: redisStreams({ url, prefix }), logger: silent });
-  };
-  const teardown = async (): Promise<void> => {
-    await Promise.all([pubsub?.close(), pubsubBus?.close(), streams?.close(), streamsBus?.close()]);
-    let cursor = '0';
-    do {
-      const [next, keys] = await client().scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length > 0) await client().unlink(...keys);
-    } while (cursor !== '0');
-    raw?.disconnect();
-    raw = undefined;
-  };
-
-  const rawPublish: BenchCase = {
-    name: 'raw ioredis PUBLISH of the payload, pipelined',
-    setup: fresh('pub'),
-    async round() {
-      for (const chunk of chunks(bodies)) {
-        const pipeline = client().pipeline();
-        for (const body of chunk) pipeline.publish(prefix + topic, body);
-        await pipeline.exec();
+  let stream = '';
+  const fresh = (): void => void (stream = `bus-${sequence++}`);
+  const raw = (): Redis => (client ??= new Redis(url()));
+  const xadd = async (list: OrderItem[]): Promise<void> => {
+    for (const batch of chunks(list)) {
+      const pipeline = raw().pipeline();
+      for (const item of batch) {
+        const message = rawMessage(item);
+        const fields: Array<string | Buffer> = [];
+        for (const [header, value] of Object.entries(message.headers)) fields.push(header, value);
+        fields.push('ferry-key', message.key, 'body', message.body);
+        pipeline.call('XADD', prefix + stream, '*', ...fields);
       }
-      return MESSAGES;
+      await pipeline.exec();
+    }
+  };
+  const drop = async (): Promise<void> => {
+    await raw().unlink(prefix + stream);
+  };
+  let bus: Bus | undefined;
+  const openBus = async (logger: () => Logger, audit: boolean): Promise<void> => {
+    fresh();
+    bus = createBus({ transport: redisStreams({ url: url(), prefix }), logger: logger(), audit });
+  };
+  const closeBus = async (): Promise<void> => {
+    await bus?.close();
+    bus = undefined;
+    await drop();
+  };
+  const subscribeAll = async (
+    subscribe: (seen: () => void) => Promise<{ close(): Promise<void> } | undefined>,
+  ): Promise<RoundResult> => {
+    const seen = counter(messages);
+    const subscription = await subscribe(seen.seen);
+    const result = await seen.done;
+    await subscription?.close();
+    return result;
+  };
+
+  const publish: Side = {
+    raw: {
+      name: `raw ioredis: pipelined XADD, ${BATCH} per pipeline`,
+      setup: async () => fresh(),
+      round: async () => {
+        await xadd(items);
+        return messages;
+      },
+      teardown: drop,
+    },
+    bus: (label, logger, audit) => ({
+      name: `ferry bus publishMany, ${label}`,
+      setup: () => openBus(logger, audit),
+      round: async () => {
+        const typed = defineTopic<Order>(stream);
+        for (const batch of chunks(items)) await bus?.publishMany(typed, batch);
+        return messages;
+      },
+      teardown: closeBus,
+    }),
+    transport: {
+      name: 'ferry redis streams transport publish alone (no bus; reference)',
+      setup: () => openBus(silent, false),
+      round: async () => {
+        for (const batch of chunks(items)) {
+          await bus?.transport.publish(batch.map((item) => outgoing(stream, item)));
+        }
+        return messages;
+      },
+      teardown: closeBus,
     },
   };
-  // What a raw client sends to carry the same id, key and headers: the envelope, built inline.
-  const rawPublishEnvelopes: BenchCase = {
-    name: 'raw ioredis PUBLISH of an id/key/headers envelope, pipelined',
-    setup: fresh('pub'),
-    async round() {
-      for (const chunk of chunks(messages)) {
-        const pipeline = client().pipeline();
-        for (const message of chunk) {
-          pipeline.publish(
-            prefix + topic,
-            JSON.stringify({
+  const consume: Side = {
+    raw: {
+      name: `raw ioredis: XREADGROUP ${READ} + one XACK per batch`,
+      setup: async () => {
+        fresh();
+        await xadd(items);
+        await raw().xgroup('CREATE', prefix + stream, 'g', '0');
+      },
+      round: async () => {
+        const key = prefix + stream;
+        const seen = counter(messages);
+        for (let got = 0; got < messages;) {
+          const reply = (await raw().callBuffer(
+            'XREADGROUP',
+            'GROUP',
+            'g',
+            'c',
+            'COUNT',
+            READ,
+            'STREAMS',
+            key,
+            '>',
+          )) as Array<[Buffer, Array<[Buffer, Buffer[]]>]> | null;
+          const entries = reply?.[0]?.[1] ?? [];
+          for (const [, fields] of entries) {
+            const headers: Record<string, string> = {};
+            for (let i = 0; i < fields.length - 2; i += 2) {
+              headers[String(fields[i])] = String(fields[i + 1]);
+            }
+            if (headers[HEADER.id] === undefined) throw new Error('no id');
+            JSON.parse((fields[fields.length - 1] as Buffer).toString());
+            seen.seen();
+          }
+          if (entries.length > 0) await raw().xack(key, 'g', ...entries.map(([id]) => id));
+          got += entries.length;
+        }
+        return seen.done;
+      },
+      teardown: drop,
+    },
+    bus: (label, logger, audit) => ({
+      name: `ferry bus subscribe (group), ${label}`,
+      setup: async () => {
+        await openBus(logger, audit);
+        await xadd(items);
+      },
+      round: () =>
+        subscribeAll(async (seen) =>
+          bus?.subscribe(defineTopic<Order>(stream), { group: 'g', from: 'earliest' }, async () =>
+            seen(),
+          ),
+        ),
+      teardown: closeBus,
+    }),
+    transport: {
+      name: 'ferry redis streams transport subscribe alone (no bus; reference)',
+      setup: async () => {
+        await openBus(silent, false);
+        await xadd(items);
+      },
+      round: () =>
+        subscribeAll(async (seen) =>
+          bus?.transport.subscribe(
+            { topic: stream, group: 'g', from: 'earliest' },
+            async (delivery) => {
+              JSON.parse(delivery.body.toString());
+              seen();
+            },
+          ),
+        ),
+      teardown: closeBus,
+    },
+  };
+  return pair(
+    `Redis Streams (${messages.toLocaleString('en')} messages)`,
+    `Pipelined XADD of ${BATCH}; consumers read ${READ} at a time with one XACK per batch, timed from the first entry to the last. Both sides encode/parse JSON bodies and carry the same three headers.`,
+    'FERRY_REDIS_URL',
+    publish,
+    consume,
+    {
+      teardown: async () => {
+        client?.disconnect();
+        client = undefined;
+      },
+    },
+  );
+}
+
+/** Pub/Sub publish: the raw payload, the raw envelope, the transport, and the bus. */
+function pubSubGroup(): BenchGroup {
+  const messages = size('BENCH_REDIS_MESSAGES', 20_000);
+  const items = orders(messages);
+  const prefix = `ferry-bench-${randomBytes(4).toString('hex')}:`;
+  let client: Redis | undefined;
+  const raw = (): Redis => (client ??= new Redis(url()));
+  let bus: Bus | undefined;
+  const channel = 'orders';
+  const openBus = async (logger: () => Logger, audit: boolean): Promise<void> => {
+    bus = createBus({ transport: redisPubSub({ url: url(), prefix }), logger: logger(), audit });
+  };
+  const closeBus = async (): Promise<void> => {
+    await bus?.close();
+    bus = undefined;
+  };
+  const pipelined = async (line: (item: OrderItem) => string | Buffer): Promise<number> => {
+    for (const batch of chunks(items)) {
+      const pipeline = raw().pipeline();
+      for (const item of batch) pipeline.publish(prefix + channel, line(item));
+      await pipeline.exec();
+    }
+    return messages;
+  };
+  const busCase = ([label, logger, audit]: (typeof trails)[number]): BenchCase => ({
+    name: `ferry bus publishMany, ${label}`,
+    setup: () => openBus(logger, audit),
+    round: async () => {
+      const typed = defineTopic<Order>(channel);
+      for (const batch of chunks(items)) await bus?.publishMany(typed, batch);
+      return messages;
+    },
+    teardown: closeBus,
+  });
+  return {
+    title: `Redis Pub/Sub (${messages.toLocaleString('en')} messages): publish`,
+    note: `Batches of ${BATCH}, one pipeline after another. The transport carries id, key and headers too: the baseline is a raw PUBLISH of an id/key/headers envelope; the bare payload row shows what the envelope costs.`,
+    requires: 'FERRY_REDIS_URL',
+    cases: [
+      {
+        name: 'raw ioredis PUBLISH of an id/key/headers envelope, pipelined',
+        round: () =>
+          pipelined((item) => {
+            const message = rawMessage(item);
+            return JSON.stringify({
               id: message.headers[HEADER.id],
               key: message.key,
               headers: message.headers,
               body: message.body.toString(),
-            }),
-          );
-        }
-        await pipeline.exec();
-      }
-      return MESSAGES;
+            });
+          }),
+      },
+      ...trails.map(busCase),
+      {
+        name: 'ferry redis pub/sub transport publish alone (no bus; reference)',
+        setup: () => openBus(silent, false),
+        round: async () => {
+          for (const batch of chunks(items)) {
+            await bus?.transport.publish(batch.map((item) => outgoing(channel, item)));
+          }
+          return messages;
+        },
+        teardown: closeBus,
+      },
+      {
+        name: 'raw ioredis PUBLISH of the bare payload, pipelined (reference)',
+        round: () => pipelined((item) => JSON.stringify(item.payload)),
+      },
+    ],
+    async teardown() {
+      client?.disconnect();
+      client = undefined;
     },
   };
-  const ferryPublish: BenchCase = {
-    name: 'ferry redis pub/sub transport publish',
-    setup: fresh('pub'),
-    async round() {
-      for (const chunk of chunks(messages)) await pubsub?.publish(chunk);
-      return MESSAGES;
-    },
-  };
-  const ferryPublishBus: BenchCase = {
-    name: 'ferry bus publishMany over redis pub/sub (encodes the payloads)',
-    setup: fresh('pub'),
-    async round() {
-      const typed = defineTopic<Order>(topic);
-      for (const chunk of chunks(payloads)) {
-        await pubsubBus?.publishMany(
-          typed,
-          chunk.map((payload) => ({ payload, key: payload.orderId })),
-        );
-      }
-      return MESSAGES;
-    },
-  };
+}
 
-  const xadd = async (stream: string, items: readonly OutgoingMessage[]): Promise<void> => {
-    for (const chunk of chunks(items)) {
-      const pipeline = client().pipeline();
-      for (const message of chunk) pipeline.call('XADD', stream, '*', ...entryFields(message));
-      await pipeline.exec();
-    }
-  };
-  const rawXadd: BenchCase = {
-    name: 'raw ioredis XADD of the same fields, pipelined',
-    setup: fresh('xadd'),
-    async round() {
-      await xadd(prefix + topic, messages);
-      return MESSAGES;
-    },
-    teardown: dropStream,
-  };
-  const ferryXadd: BenchCase = {
-    name: 'ferry redis streams transport publish',
-    setup: fresh('xadd'),
-    async round() {
-      for (const chunk of chunks(messages)) await streams?.publish(chunk);
-      return MESSAGES;
-    },
-    teardown: dropStream,
-  };
-  const ferryXaddBus: BenchCase = {
-    name: 'ferry bus publishMany over redis streams (encodes the payloads)',
-    setup: fresh('xadd'),
-    async round() {
-      const typed = defineTopic<Order>(topic);
-      for (const chunk of chunks(payloads)) {
-        await streamsBus?.publishMany(
-          typed,
-          chunk.map((payload) => ({ payload, key: payload.orderId })),
-        );
-      }
-      return MESSAGES;
-    },
-    teardown: dropStream,
-  };
-
-  // Consume: a stream filled untimed with the same entries.
-  const filled = async (): Promise<void> => {
-    await fresh('consume')();
-    await xadd(prefix + topic, messages);
-  };
-  const rawConsume: BenchCase = {
-    name: 'raw ioredis XREADGROUP 100 at a time, one XACK per batch',
-    async setup() {
-      await filled();
-      await client().xgroup('CREATE', prefix + topic, 'g', '0');
-    },
-    async round() {
-      const key = prefix + topic;
-      let seen = 0;
-      while (seen < MESSAGES) {
-        const reply = (await client().xreadgroup(
-          'GROUP',
-          'g',
-          'c',
-          'COUNT',
-          100,
-          'STREAMS',
-          key,
-          '>',
-        )) as Array<[string, Array<[string, string[]]>]> | null;
-        const entries = reply?.[0]?.[1] ?? [];
-        for (const [, fields] of entries) JSON.parse(fields[fields.length - 1] as string);
-        if (entries.length > 0) await client().xack(key, 'g', ...entries.map(([id]) => id));
-        seen += entries.length;
-      }
-      return MESSAGES;
-    },
-    teardown: dropStream,
-  };
-  const ferryConsume: BenchCase = {
-    name: 'ferry redis streams transport subscribe (group)',
-    setup: filled,
-    async round() {
-      let seen = 0;
-      let done!: () => void;
-      const all = new Promise<void>((resolve) => (done = resolve));
-      const subscription = await streams?.subscribe({ topic, group: 'g' }, async (delivery) => {
-        JSON.parse(delivery.body.toString());
-        if (++seen === MESSAGES) done();
-      });
-      await all;
-      await subscription?.close();
-      return MESSAGES;
-    },
-    teardown: dropStream,
-  };
-
-  const note = `${MESSAGES.toLocaleString('en')} messages of ~${Math.round(
-    bodies.reduce((sum, body) => sum + body.length, 0) / MESSAGES,
-  )} B JSON, batches of ${BATCH} one after another.`;
-  return [
-    {
-      title: 'Redis Pub/Sub: publish',
-      note: `${note} The transport carries id, key and headers too: compare it with the envelope row as well as with the bare payload.`,
-      requires: 'FERRY_REDIS_URL',
-      setup,
-      cases: [rawPublish, ferryPublish, rawPublishEnvelopes, ferryPublishBus],
-      teardown,
-    },
-    {
-      title: 'Redis Streams: XADD',
-      note,
-      requires: 'FERRY_REDIS_URL',
-      setup,
-      cases: [rawXadd, ferryXadd, ferryXaddBus],
-      teardown,
-    },
-    {
-      title: 'Redis Streams: group consume',
-      note: `${note} Filled untimed; each side parses every body.`,
-      requires: 'FERRY_REDIS_URL',
-      setup,
-      cases: [rawConsume, ferryConsume],
-      teardown,
-    },
-  ];
+export function redisGroups(): BenchGroup[] {
+  return [...streamsGroups(), pubSubGroup()];
 }

@@ -3,9 +3,9 @@
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
 import pg from 'pg';
-import { createLogger } from '../src/core/log.js';
-import { postgresOutbox } from '../src/stores/postgres.js';
-import { kafka } from '../src/transports/kafka/transport.js';
+import { createLogger } from '../src/index.js';
+import { postgresOutbox } from './common.js';
+import { kafka } from '../src/transports/kafka/index.js';
 
 const pool = new pg.Pool({ connectionString: process.env.FERRY_PG_URL, max: 10 });
 const outbox = postgresOutbox({

@@ -7,7 +7,8 @@
 import { createInterface } from 'node:readline';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { buildOutgoing, HEADER, type Headers } from '../src/core/message.js';
+import { HEADER, type Headers } from '../src/index.js';
+import { buildOutgoing } from './common.js';
 import { sinkTransport } from '../test/fixtures/pg-sink.js';
 
 const env = (name: string): string => {

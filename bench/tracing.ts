@@ -14,7 +14,7 @@ import {
   type Bus,
   type Instrumentation,
 } from '../src/index.js';
-import { memory } from '../src/transports/memory/transport.js';
+import { memory } from '../src/transports/memory/index.js';
 import type { BenchCase, BenchGroup } from './harness.js';
 
 const MESSAGES = 5000;
