@@ -8,6 +8,7 @@
 #   scripts/kafka/kafka.sh start    fetch jars if needed, start, wait until it answers
 #   scripts/kafka/kafka.sh stop     stop the broker started from the data dir
 #   scripts/kafka/kafka.sh status   exit 0 if a broker answers on the port, else 1
+#   scripts/kafka/kafka.sh fetch    only fetch the jars (cluster.sh runs the same jars)
 #
 # Environment:
 #   FERRY_KAFKA_PORT           client port (default 9092); the controller uses port + 1
@@ -297,8 +298,9 @@ case "${1:-}" in
   start) cmd_start ;;
   stop) cmd_stop ;;
   status) cmd_status ;;
+  fetch) fetch_jars ;;
   *)
-    echo "usage: $0 start|stop|status" >&2
+    echo "usage: $0 start|stop|status|fetch" >&2
     exit 2
     ;;
 esac
