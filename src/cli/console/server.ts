@@ -8,16 +8,9 @@ import type { Transport } from '../../transport/transport.js';
 import type { OpenedStore } from '../open-store.js';
 import { SCRIPT, STYLE } from './assets.js';
 import { createSources } from './data.js';
-import {
-  confirmSection,
-  findSection,
-  layout,
-  liveSections,
-  resultSection,
-  type ActionName,
-  type Confirmation,
-  type PageContext,
-} from './page.js';
+import { confirmSection, findSection, resultSection, type Confirmation } from './find.js';
+import { liveSections } from './live.js';
+import { layout, type ActionName, type PageContext } from './page.js';
 
 export interface ConsoleOptions {
   readonly store: OpenedStore;
