@@ -23,6 +23,7 @@ export interface DeadLetter {
   readonly body: Buffer;
 }
 
+/** Which dead letters `listDeadLetters` reads, and when it stops reading. */
 export interface ListDeadLettersOptions {
   /** Only the dead letters of this group. */
   readonly group?: string;

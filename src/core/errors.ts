@@ -34,6 +34,7 @@ export type FerryErrorCode =
   /** A store or migration step failed. */
   | 'STORE_FAILED';
 
+/** What a {@link FerryError} carries besides its code and message. */
 export interface FerryErrorOptions {
   cause?: unknown;
   /** Structured facts about the failure (topic, partition, ...); never secrets. */
@@ -64,6 +65,10 @@ export class PermanentError extends Error {
   }
 }
 
+/**
+ * True when `error` is a {@link FerryError}, and, when `code` is given, one with that code.
+ * Narrows the type, so `error.code` and `error.details` can be read after it.
+ */
 export function isFerryError(error: unknown, code?: FerryErrorCode): error is FerryError {
   return error instanceof FerryError && (code === undefined || error.code === code);
 }

@@ -1,5 +1,9 @@
 import { v7 as uuidv7 } from 'uuid';
 
+/**
+ * Message headers: string names to string values, carried by every transport. Names starting
+ * with `ferry-` are ferry's own (see `HEADER`); the rest pass through untouched.
+ */
 export type Headers = Record<string, string>;
 
 /**

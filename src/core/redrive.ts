@@ -19,6 +19,7 @@ const DLQ_HEADERS = new Set<string>([
   HEADER.dlqAt,
 ]);
 
+/** {@link redrive}'s options: which dead letters, and how long to wait for more. */
 export interface LogRedriveOptions extends RedriveOptions {
   /** Stop once no dead letter has arrived for this long. Default 1.5 s. */
   readonly idleMs?: number;

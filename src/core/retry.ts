@@ -1,5 +1,10 @@
 import { FerryError } from './errors.js';
 
+/**
+ * How the consumer runtime retries a failing handler: exponential backoff with jitter, up to
+ * `maxAttempts` runs in all, then the message is dead-lettered. A `PermanentError` skips the
+ * remaining attempts.
+ */
 export interface RetryPolicy {
   /** Handler runs at most this many times before the message is dead-lettered. Default 5. */
   readonly maxAttempts: number;
@@ -13,6 +18,7 @@ export interface RetryPolicy {
   readonly jitter: number;
 }
 
+/** The policy used where none is given: 5 attempts, 200 ms doubling up to 30 s, 20% jitter. */
 export const DEFAULT_RETRY: RetryPolicy = {
   maxAttempts: 5,
   initialDelayMs: 200,

@@ -14,6 +14,7 @@ export interface Topic<T = unknown> {
   readonly __payload?: T;
 }
 
+/** How a topic checks and encodes its payloads; both optional (no schema, JSON). */
 export interface TopicOptions<T> {
   /** Any Standard Schema (zod, valibot, arktype, ...): validated on publish and on consume. */
   schema?: StandardSchemaV1<unknown, T>;

@@ -78,6 +78,7 @@ export interface Instrumentation {
 
 const NOTHING = { end(): void {} };
 
+/** An {@link Instrumentation} that records nothing and costs nothing: for tests and benchmarks. */
 export const noInstrumentation: Instrumentation = {
   publish: () => ({ headers: undefined, end() {} }),
   deliver: ({ delivery }) => ({
@@ -93,6 +94,7 @@ export const noInstrumentation: Instrumentation = {
   relayFailed() {},
 };
 
+/** What {@link createInstrumentation} records; both on by default. */
 export interface InstrumentationOptions {
   /** Spans and trace context through `@opentelemetry/api`, when an SDK is registered. Default true. */
   readonly tracing?: boolean;
@@ -102,6 +104,11 @@ export interface InstrumentationOptions {
 
 const seconds = (started: number): number => (performance.now() - started) / 1000;
 
+/**
+ * The default {@link Instrumentation}: OpenTelemetry spans with trace context carried in
+ * message headers (when an SDK is registered; otherwise the API's no-op), and ferry's
+ * metrics in the Prometheus registry that `serveMetrics` serves.
+ */
 export function createInstrumentation(options: InstrumentationOptions = {}): Instrumentation {
   const tracing = options.tracing ?? true;
   const metered = options.metrics ?? true;

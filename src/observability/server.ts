@@ -156,6 +156,7 @@ export function renderMetrics(): Promise<string> {
   return metricsRegistry.metrics();
 }
 
+/** One `/readyz` check: whether the dependency answered, and why not. */
 export interface ReadyCheck {
   readonly ok: boolean;
   readonly detail?: string;
@@ -221,6 +222,7 @@ export async function readiness(
   return { ready: Object.values(checks).every((check) => check.ok), checks };
 }
 
+/** Where `serveMetrics` listens and what its `/readyz` checks. */
 export interface ServeMetricsOptions extends MetricsSources {
   /** Port; 0 picks a free one. */
   readonly port: number;
@@ -228,6 +230,7 @@ export interface ServeMetricsOptions extends MetricsSources {
   readonly host?: string;
 }
 
+/** A running metrics endpoint; `close()` stops listening and resolves once the server has closed. */
 export interface MetricsServer {
   /** `http://host:port`. */
   readonly url: string;

@@ -72,6 +72,10 @@ export interface InspectorSource {
   readonly inboxTable: string;
 }
 
+/**
+ * An {@link OutboxInspector} over any dialect's tables, through the source's `?`-placeholder
+ * query. It only reads; it holds no lease and takes no lock a relay would wait on.
+ */
 export function createOutboxInspector(source: InspectorSource): OutboxInspector {
   const { dialect } = source;
   const query = (sql: string, params?: readonly unknown[]) => source.query(sql, params);

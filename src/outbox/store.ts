@@ -38,6 +38,7 @@ export interface Lease {
   readonly fence: bigint;
 }
 
+/** One outbox partition's backlog, counted from its rows: what `ferry outbox status` shows. */
 export interface PartitionStatus {
   readonly partition: number;
   readonly pending: number;

@@ -26,8 +26,10 @@ export interface TransportCapabilities {
   readonly identity: MessageIdentity;
 }
 
+/** Where reading starts: the oldest message the broker keeps, or only messages from now on. */
 export type StartPosition = 'earliest' | 'latest';
 
+/** What a transport subscription reads, as whom, and how many partitions at once. */
 export interface SubscribeOptions {
   readonly topic: string;
   /**
@@ -53,6 +55,7 @@ export interface SubscribeOptions {
  */
 export type DeliveryHandler = (delivery: Delivery) => Promise<void>;
 
+/** How long `close()` waits for handlers still running. */
 export interface CloseOptions {
   /** How long to wait for in-flight handlers before abandoning them (unacknowledged). Default 30 s. */
   readonly timeoutMs?: number;
@@ -68,12 +71,18 @@ export interface Subscription {
   close(options?: CloseOptions): Promise<void>;
 }
 
+/**
+ * Where `seek` moves a group: to the start or end, to the first message at or after a time,
+ * or to given offsets per partition. Messages before the target are skipped; after it,
+ * handed out again (replay).
+ */
 export type SeekTarget =
   | { readonly position: StartPosition }
   | { readonly timestamp: Date }
   /** Offsets per partition, as the transport reports them in `Delivery.offset`. */
   | { readonly offsets: Readonly<Record<number, string>> };
 
+/** Which dead letters `redrive` moves back to their topic. */
 export interface RedriveOptions {
   /** Only dead letters of this group (header `ferry-dlq-group`). */
   readonly group?: string;
@@ -86,6 +95,7 @@ export interface RedriveOptions {
   readonly ids?: readonly string[];
 }
 
+/** What a `redrive` did: dead letters moved back and dead letters kept. */
 export interface RedriveResult {
   /** Messages put back. */
   readonly moved: number;
@@ -93,6 +103,7 @@ export interface RedriveResult {
   readonly kept: number;
 }
 
+/** How far a group is behind on one partition: `lag` messages between its committed offset and the end. */
 export interface PartitionLag {
   readonly partition: number;
   /** Next offset the group will read, or undefined if it has never committed. */
