@@ -16,9 +16,20 @@ const openers: Record<TransportName, () => Promise<TransportOpener>> = {
   kafka: async () => (await import('../transports/kafka/transport.js')).kafkaFromUrl,
   rabbitmq: async () => (await import('../transports/rabbitmq/amqp/transport.js')).rabbitmqFromUrl,
   stomp: async () => (await import('../transports/rabbitmq/stomp/transport.js')).stompFromUrl,
-  redis: async () => (await import('../transports/redis/pubsub/transport.js')).redisPubSubFromUrl,
-  'redis-streams': async () =>
-    (await import('../transports/redis/streams/transport.js')).redisStreamsFromUrl,
+  redis: async () => {
+    const [{ redisPubSub }, { redisPubSubOptionsFromUrl }] = await Promise.all([
+      import('../transports/redis/pubsub/index.js'),
+      import('../transports/redis/pubsub/options.js'),
+    ]);
+    return (url) => redisPubSub(redisPubSubOptionsFromUrl(url));
+  },
+  'redis-streams': async () => {
+    const [{ redisStreams }, { redisStreamsOptionsFromUrl }] = await Promise.all([
+      import('../transports/redis/streams/index.js'),
+      import('../transports/redis/streams/options.js'),
+    ]);
+    return (url) => redisStreams(redisStreamsOptionsFromUrl(url));
+  },
 };
 
 const transports: Record<string, () => Promise<TransportOpener>> = Object.fromEntries(

@@ -32,7 +32,7 @@ transportContract(
             url,
             prefix,
             partitions: 4,
-            claimIdleMs: 1500,
+            sessionTimeoutMs: 1500,
             blockMs: 1000,
             redeliveryDelayMs: 20,
           }),

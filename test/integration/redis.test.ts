@@ -15,6 +15,7 @@ import {
   type Bus,
   type Delivery,
   type Message,
+  type OutgoingMessage,
   type Subscription,
   type Transport,
 } from '../../src/index.js';
@@ -22,7 +23,7 @@ import { redisPubSub, redisStreams } from '../../src/transports/redis/index.js';
 import { openTransport } from '../../src/transport/urls.js';
 import { deleteKeys } from '../helpers/redis.js';
 import { serviceUrl } from '../helpers/services.js';
-import { uniqueName, waitFor } from '../helpers/wait.js';
+import { delay, uniqueName, waitFor } from '../helpers/wait.js';
 
 const run = promisify(execFile);
 const url = serviceUrl('FERRY_REDIS_URL');
@@ -187,7 +188,7 @@ describe.skipIf(url === undefined)('redis transports against a real Redis', () =
 
   describe('Streams', () => {
     const streams = (extra: Parameters<typeof redisStreams>[0] = {}): Transport =>
-      redisStreams({ url: redisUrl, prefix, claimIdleMs: 1000, blockMs: 500, ...extra });
+      redisStreams({ url: redisUrl, prefix, sessionTimeoutMs: 1000, blockMs: 500, ...extra });
 
     it('refuses a reply shape it does not read (RESP3, a non-legacy replyMapping)', async () => {
       const topic = defineTopic<string>(uniqueName('it.resp'));
@@ -229,7 +230,7 @@ describe.skipIf(url === undefined)('redis transports against a real Redis', () =
     it('reclaims the pending messages of a consumer killed with SIGKILL', async () => {
       const topic = defineTopic<string>(uniqueName('it.reclaim'));
       const group = uniqueName('g');
-      const claimIdleMs = 1000;
+      const sessionTimeoutMs = 1000;
       const child = spawn(
         process.execPath,
         [
@@ -240,7 +241,7 @@ describe.skipIf(url === undefined)('redis transports against a real Redis', () =
           prefix,
           topic.name,
           group,
-          String(claimIdleMs),
+          String(sessionTimeoutMs),
         ],
         { stdio: ['ignore', 'pipe', 'inherit'] },
       );
@@ -261,7 +262,7 @@ describe.skipIf(url === undefined)('redis transports against a real Redis', () =
 
       const got: Message<string>[] = [];
       subscriptions.push(
-        await bus(streams({ claimIdleMs })).subscribe(topic, { group }, async (m) => {
+        await bus(streams({ sessionTimeoutMs })).subscribe(topic, { group }, async (m) => {
           got.push(m);
         }),
       );
@@ -325,10 +326,10 @@ describe.skipIf(url === undefined)('redis transports against a real Redis', () =
       expect(lines.at(-1)).toBe('{"orderId":"o-3"}');
     });
 
-    it('trims streams to about maxLen and opens from a redis-streams URL', async () => {
+    it('trims streams to about retention.maxCount and opens from a redis-streams URL', async () => {
       const transport = track(
         await openTransport(
-          `${redisUrl.replace(/^redis:/, 'redis-streams:')}?prefix=${encodeURIComponent(prefix)}&partitions=2&maxLen=10`,
+          `${redisUrl.replace(/^redis:/, 'redis-streams:')}?prefix=${encodeURIComponent(prefix)}&partitions=2&maxCount=10`,
         ),
       );
       expect(transport.name).toBe('redis-streams');
@@ -353,6 +354,44 @@ describe.skipIf(url === undefined)('redis transports against a real Redis', () =
         expect(length).toBeGreaterThanOrEqual(10);
         expect(length).toBeLessThan(500);
       }
+    });
+
+    it('trims entries older than retention.maxAgeMs when publishing', async () => {
+      const transport = track(
+        redisStreams({ url: redisUrl, prefix, retention: { maxAgeMs: 1000 } }),
+      );
+      const topic = uniqueName('it.age');
+      const batch = (round: number): OutgoingMessage[] =>
+        Array.from({ length: 100 }, (_, i) => ({
+          topic,
+          key: `k${i}`,
+          headers: {},
+          body: Buffer.from(`${round}:${i}`),
+        }));
+      for (let round = 0; round < 10; round++) await transport.publish(batch(round));
+      await delay(1500);
+      await transport.publish(batch(10));
+      // Whole nodes older than the limit went with the last publish; its own batch stays.
+      const redis = admin();
+      const length = await redis.xlen(`${prefix}${topic}`);
+      expect(length).toBeLessThan(500);
+      const newest = await redis.xrevrange(`${prefix}${topic}`, '+', '-', 'COUNT', 100);
+      expect(newest.map(([, fields]) => fields.at(-1))).toEqual(
+        Array.from({ length: 100 }, (_, i) => `10:${99 - i}`),
+      );
+    });
+
+    it('refuses the renamed maxLen and claimIdleMs with their new names', async () => {
+      for (const old of [{ maxLen: 10 }, { claimIdleMs: 1000 }]) {
+        expect(() => redisStreams({ url: redisUrl, ...old })).toThrow(
+          expect.objectContaining({ code: 'INVALID_ARGUMENT' }),
+        );
+      }
+      const refused = await openTransport(
+        `${redisUrl.replace(/^redis:/, 'redis-streams:')}?maxLen=10`,
+      ).catch((error: unknown) => error);
+      expect(refused).toMatchObject({ code: 'INVALID_URL' });
+      expect(String(refused)).toContain('maxCount');
     });
   });
 });

@@ -22,8 +22,11 @@ export interface RedisConnectionOptions {
    * `order.created` the stream or channel `app:order.created`). Default none.
    */
   readonly prefix?: string;
-  /** Told about connection and background failures; ferry keeps going (ioredis reconnects). */
-  readonly onError?: (error: unknown) => void;
+  /**
+   * Told about connection and background failures, each as a `FerryError` (the client's
+   * error in `cause`); ferry keeps going (ioredis reconnects). Default: ignored.
+   */
+  readonly onError?: (error: FerryError) => void;
 }
 
 /** Opens one ioredis connection; `extra` wins over the user's options. */
@@ -59,7 +62,9 @@ export async function connectRedis(
       ? new Redis(settings)
       : new Redis(options.url, settings);
   // Without a listener ioredis prints every reconnect failure to the console.
-  client.on('error', (error: unknown) => options.onError?.(error));
+  client.on('error', (error: unknown) =>
+    options.onError?.(redisError('CONNECTION_FAILED', 'redis connection error', error)),
+  );
   await firstConnection(client, settings.connectTimeout ?? FIRST_CONNECT_MS);
   await refuseCluster(client);
   return client;

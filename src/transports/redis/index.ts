@@ -8,6 +8,6 @@ export {
   redisPubSub,
   type PubSubEnvelope,
   type RedisPubSubOptions,
-} from './pubsub/transport.js';
-export { redisStreams, type RedisStreamsOptions } from './streams/transport.js';
+} from './pubsub/index.js';
+export { redisStreams, type RedisStreamsOptions } from './streams/index.js';
 export type { RedisConnectionOptions } from './common.js';

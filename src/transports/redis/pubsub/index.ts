@@ -1,18 +1,7 @@
-import { isUtf8 } from 'node:buffer';
 import type { Redis } from 'ioredis';
 import { FerryError } from '../../../core/errors.js';
-import {
-  HEADER,
-  type Delivery,
-  type Headers,
-  type OutgoingMessage,
-} from '../../../core/message.js';
-import type {
-  CloseOptions,
-  DeliveryHandler,
-  SubscribeOptions,
-  Transport,
-} from '../../../transport/transport.js';
+import type { OutgoingMessage } from '../../../core/message.js';
+import { capabilitiesOf } from '../../../transport/descriptor.js';
 import {
   checkSize,
   checkSubscribe,
@@ -20,21 +9,27 @@ import {
   Subscriptions,
   unsupported,
 } from '../../../transport/shared.js';
+import type {
+  CloseOptions,
+  DeliveryHandler,
+  SubscribeOptions,
+  Transport,
+} from '../../../transport/transport.js';
 import {
   closeRedis,
-  connectionFromUrl,
   connectRedis,
   execPipeline,
   forgetOnFailure,
-  numberParam,
-  redisError,
-  Slots,
-  within,
-  type RedisConnectionOptions,
   pingRedis,
+  redisError,
 } from '../common.js';
-import { capabilitiesOf } from '../../../transport/descriptor.js';
 import { redisPubSubDescriptor } from './descriptor.js';
+import type { RedisPubSubOptions } from './options.js';
+import { Listener } from './subscription.js';
+import { encodeEnvelope } from './wire.js';
+
+export type { RedisPubSubOptions } from './options.js';
+export type { PubSubEnvelope } from './wire.js';
 
 /**
  * One line to print (once) wherever Redis Pub/Sub carries messages that matter, e.g. when a
@@ -43,173 +38,7 @@ import { redisPubSubDescriptor } from './descriptor.js';
 export const AT_MOST_ONCE_WARNING =
   'redis (Pub/Sub) is at-most-once: messages published while no subscriber listens, or whose handler fails, are lost; use redis-streams, kafka or rabbitmq where loss is not acceptable.';
 
-export interface RedisPubSubOptions extends RedisConnectionOptions {
-  /**
-   * Treat topics holding glob characters (`*`, `?`, `[`) as channel patterns: subscribing to
-   * `order.*` uses PSUBSCRIBE and delivers every channel it matches, with `Delivery.topic`
-   * set to the channel the message was published to. Default false (topics are literal).
-   */
-  readonly patterns?: boolean;
-  /** Largest body `publish` accepts, in bytes. Default 8 MiB. */
-  readonly maxMessageBytes?: number;
-  /**
-   * Messages a subscription holds while its handler is busy. Beyond this, new messages are
-   * dropped (and reported to `onDrop`) rather than letting memory grow without bound.
-   * Default 100 000.
-   */
-  readonly maxQueued?: number;
-  /** Told when a subscription drops a message because `maxQueued` was reached. */
-  readonly onDrop?: (topic: string) => void;
-}
-
-/** What `redis-cli SUBSCRIBE` shows for each ferry message (see {@link redisPubSub}). */
-export interface PubSubEnvelope {
-  /** The ferry message id (also in `headers['ferry-id']`). */
-  readonly id?: string;
-  readonly key?: string;
-  /** Every header, ferry's included (`ferry-id`, `ferry-created-at`, `content-type`). */
-  readonly headers: Headers;
-  /** The payload: its text when `encoding` is absent, base64 when `encoding` is `base64`. */
-  readonly body: string;
-  readonly encoding?: 'base64';
-}
-
 const GLOB = /[*?[]/;
-
-/** Text bodies travel as text; anything else (or bytes that are not UTF-8) as base64. */
-function isTextType(contentType: string | undefined): boolean {
-  if (contentType === undefined) return false;
-  if (contentType === 'application/json') return true;
-  const type = contentType.split(';', 1)[0]?.trim().toLowerCase() ?? '';
-  return type === 'application/json' || type.endsWith('+json') || type.startsWith('text/');
-}
-
-/** The wire form of a message on a Pub/Sub channel. */
-export function encodeEnvelope(message: OutgoingMessage): string {
-  const { headers, body } = message;
-  const text = isTextType(headers[HEADER.contentType]) && isUtf8(body);
-  // One object shape for every message (JSON.stringify leaves out the undefined fields).
-  return JSON.stringify({
-    id: headers[HEADER.id],
-    key: message.key,
-    headers,
-    body: body.toString(text ? 'utf8' : 'base64'),
-    encoding: text ? undefined : 'base64',
-  });
-}
-
-/**
- * Reads a channel message. A ferry envelope gives back key, headers and body; anything else
- * (`redis-cli PUBLISH orders hello`) is delivered as it is: the raw bytes as body, no key,
- * no headers (its id is then derived from the channel and arrival count).
- */
-export function decodeEnvelope(raw: Buffer): Pick<Delivery, 'key' | 'headers' | 'body'> {
-  if (raw[0] === 0x7b /* { */) {
-    try {
-      const parsed = JSON.parse(raw.toString('utf8')) as Partial<
-        Record<keyof PubSubEnvelope, unknown>
-      >;
-      if (
-        typeof parsed.body === 'string' &&
-        (parsed.headers === undefined || isObject(parsed.headers))
-      ) {
-        const headers: Headers = {};
-        for (const [name, value] of Object.entries(parsed.headers ?? {})) {
-          headers[name] = String(value);
-        }
-        if (typeof parsed.id === 'string' && headers[HEADER.id] === undefined) {
-          headers[HEADER.id] = parsed.id;
-        }
-        return {
-          key: typeof parsed.key === 'string' ? parsed.key : undefined,
-          headers,
-          body: Buffer.from(parsed.body, parsed.encoding === 'base64' ? 'base64' : 'utf8'),
-        };
-      }
-    } catch {
-      // not an envelope: deliver the raw message
-    }
-  }
-  return { key: undefined, headers: {}, body: raw };
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-/** One subscription: a queue per channel, drained one message at a time. */
-class Listener {
-  private readonly queues = new Map<string, Delivery[]>();
-  private readonly offsets = new Map<string, number>();
-  private readonly draining = new Set<Promise<void>>();
-  private readonly slots: Slots;
-  private queued = 0;
-  closed = false;
-
-  constructor(
-    private readonly handler: DeliveryHandler,
-    concurrency: number,
-    private readonly maxQueued: number,
-    private readonly onDrop: ((topic: string) => void) | undefined,
-    private readonly onError: ((error: unknown) => void) | undefined,
-  ) {
-    this.slots = new Slots(concurrency);
-  }
-
-  push(topic: string, raw: Buffer): void {
-    if (this.closed) return;
-    if (this.queued >= this.maxQueued) {
-      this.onDrop?.(topic);
-      return;
-    }
-    const offset = this.offsets.get(topic) ?? 0;
-    this.offsets.set(topic, offset + 1);
-    const delivery: Delivery = {
-      topic,
-      ...decodeEnvelope(raw),
-      partition: 0,
-      offset: String(offset),
-    };
-    const queue = this.queues.get(topic);
-    this.queued++;
-    if (queue) {
-      queue.push(delivery);
-      return;
-    }
-    const fresh = [delivery];
-    this.queues.set(topic, fresh);
-    const drain = this.drain(topic, fresh).finally(() => this.draining.delete(drain));
-    this.draining.add(drain);
-  }
-
-  private async drain(topic: string, queue: Delivery[]): Promise<void> {
-    try {
-      for (let delivery = queue.shift(); delivery && !this.closed; delivery = queue.shift()) {
-        this.queued--;
-        await this.slots.acquire();
-        try {
-          if (this.closed) return;
-          await this.handler(delivery);
-        } catch (error) {
-          // At-most-once: a failed delivery is not handed out again.
-          this.onError?.(error);
-        } finally {
-          this.slots.release();
-        }
-      }
-    } finally {
-      this.queues.delete(topic);
-    }
-  }
-
-  /** Drops what is queued and waits for the handlers running now, up to `timeoutMs`. */
-  async close(timeoutMs: number): Promise<void> {
-    this.closed = true;
-    this.queued = 0;
-    for (const queue of this.queues.values()) queue.length = 0;
-    await within(Promise.all(this.draining), timeoutMs);
-  }
-}
 
 interface Channel {
   readonly listeners: Set<Listener>;
@@ -375,7 +204,9 @@ export function redisPubSub(options: RedisPubSubOptions = {}): Transport {
             else await client.unsubscribe(channel);
           } catch (error) {
             // The connection is gone; it will not resubscribe a channel nobody wants.
-            options.onError?.(error);
+            options.onError?.(
+              redisError('CONNECTION_FAILED', `redis UNSUBSCRIBE ${channel} failed`, error),
+            );
           }
         });
         await drained;
@@ -399,19 +230,4 @@ export function redisPubSub(options: RedisPubSubOptions = {}): Transport {
       );
     },
   };
-}
-
-/**
- * `redis://[user:password@]host:port[/db]` (`rediss://` for TLS). Query: `prefix`,
- * `patterns=1`, `maxMessageBytes`.
- */
-export function redisPubSubFromUrl(url: URL): Transport {
-  const scheme = url.protocol === 'rediss:' ? 'rediss:' : 'redis:';
-  const patterns = url.searchParams.get('patterns');
-  const maxMessageBytes = numberParam(url, 'maxMessageBytes');
-  return redisPubSub({
-    ...connectionFromUrl(url, scheme),
-    ...(patterns === null ? {} : { patterns: patterns === '1' || patterns === 'true' }),
-    ...(maxMessageBytes === undefined ? {} : { maxMessageBytes }),
-  });
 }
