@@ -1,4 +1,4 @@
-import { deadLetterTopic } from './bus.js';
+import { deadLetterTopic } from './consume/dead-letter.js';
 import { FerryError } from './errors.js';
 import { deliveryId, HEADER, type Delivery, type Headers } from './message.js';
 import type { PartitionLag, Transport } from '../transport/transport.js';
