@@ -1,7 +1,7 @@
 // The PostgreSQL outbox, measured against what it is made of: the relay to Kafka against
 // its ceiling, its CPU at a light load, the writers' cost of enqueueing, scale-out to a
 // remote-like broker, commit → handler latency, and the inbox consumer.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
@@ -10,7 +10,6 @@ import { Admin, ProduceAcks, Producer, stringSerializer } from '@platformatic/ka
 import pg from 'pg';
 import {
   createBus,
-  createLogger,
   defineTopic,
   HEADER,
   newMessageId,
@@ -22,8 +21,12 @@ import {
   type Transport,
 } from '../src/index.js';
 import {
+  audited,
   buildOutgoing,
   partitionFor,
+  silent,
+  size,
+  until,
   postgresInbox,
   postgresOutbox,
   type PostgresOutbox,
@@ -39,7 +42,6 @@ import {
   type RoundResult,
 } from './harness.js';
 
-const size = (name: string, fallback: number): number => Number(process.env[name] ?? fallback);
 const PARTITIONS = 16;
 const KAFKA_PARTITIONS = 8;
 const BATCH = 500;
@@ -57,8 +59,6 @@ const payload = (i: number): Order => ({
 });
 const items = (count: number) =>
   Array.from({ length: count }, (_, i) => ({ key: `customer-${i % KEYS}`, payload: payload(i) }));
-const silent = (): Logger => createLogger({ level: 'silent' });
-const audited = (): Logger => createLogger({ level: 'info', destination: '/dev/null' });
 const pgUrl = (): string => process.env.FERRY_PG_URL ?? '';
 const brokers = (): string[] => (process.env.FERRY_KAFKA_BROKERS ?? '').split(',');
 const unique = (prefix: string): string =>
@@ -129,14 +129,6 @@ async function enqueueAll(
     await client.query('COMMIT');
   } finally {
     client.release();
-  }
-}
-
-async function until(check: () => boolean, timeoutMs = 120_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('benchmark stalled');
-    await sleep(1);
   }
 }
 
@@ -357,6 +349,53 @@ function relayCeilingGroup(): BenchGroup {
   };
 }
 
+interface RelayProcess {
+  /** Sends one command line and reads the one-line JSON answer (see bench/relay-child.ts). */
+  ask<T>(command: string): Promise<T>;
+  stop(): Promise<void>;
+}
+interface CpuReport {
+  readonly cpu: number;
+  readonly at: number;
+  readonly published: number;
+  readonly partitions: number;
+}
+
+/** Starts bench/relay-child.ts on `table` and resolves once its relay has started. */
+async function relayProcess(table: string, env: Record<string, string>): Promise<RelayProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/relay-child.ts'], {
+    env: { ...process.env, OUTBOX_TABLE: table, ...env },
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  const lines: string[] = [];
+  let waiting: (() => void) | undefined;
+  createInterface({ input: child.stdout }).on('line', (line) => {
+    lines.push(line);
+    waiting?.();
+  });
+  child.on('exit', () => waiting?.());
+  const next = async (): Promise<string> => {
+    while (lines.length === 0) {
+      if (child.exitCode !== null) throw new Error('relay process ended');
+      await new Promise<void>((resolve) => (waiting = resolve));
+    }
+    return lines.shift() as string;
+  };
+  if ((await next()) !== 'ready') throw new Error('relay process did not start');
+  return {
+    async ask<T>(command: string): Promise<T> {
+      child.stdin.write(`${command}\n`);
+      return JSON.parse(await next()) as T;
+    },
+    async stop() {
+      if (child.exitCode !== null) return;
+      const exited = once(child, 'exit');
+      child.stdin.end('stop\n');
+      await exited;
+    },
+  };
+}
+
 /** A relay process's CPU while writers commit 200 messages a second. */
 function relayCpuGroup(): BenchGroup {
   const rate = size('BENCH_CPU_RATE', 200);
@@ -366,36 +405,13 @@ function relayCpuGroup(): BenchGroup {
 
   const relayCase = (label: string, notify: boolean): BenchCase => {
     let outbox: TableOutbox | undefined;
-    let child: ChildProcess | undefined;
-    const lines: string[] = [];
-    let waiting: (() => void) | undefined;
-    const next = async (): Promise<string> => {
-      while (lines.length === 0) {
-        if (!child || child.exitCode !== null) throw new Error('relay process ended');
-        await new Promise<void>((resolve) => (waiting = resolve));
-      }
-      return lines.shift() as string;
-    };
-    const cpu = async (): Promise<{ cpu: number; at: number; published: number }> => {
-      child?.stdin?.write('cpu\n');
-      return JSON.parse(await next()) as { cpu: number; at: number; published: number };
-    };
+    let relay: RelayProcess | undefined;
+    const cpu = (): Promise<CpuReport> => (relay as RelayProcess).ask<CpuReport>('cpu');
     return {
       name: label,
       async setup() {
         outbox = await r.outbox({ notify });
-        child = spawn(process.execPath, ['--import', 'tsx', 'bench/relay-child.ts'], {
-          env: { ...process.env, OUTBOX_TABLE: outbox.table, NOTIFY: notify ? '1' : '0' },
-          stdio: ['pipe', 'pipe', 'inherit'],
-        });
-        lines.length = 0;
-        createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
-          lines.push(line);
-          waiting?.();
-        });
-        child.on('exit', () => waiting?.());
-
-        if ((await next()) !== 'ready') throw new Error('relay process did not start');
+        relay = await relayProcess(outbox.table, { NOTIFY: notify ? '1' : '0' });
         // Warm: a first message has gone all the way through before the window.
         const client = await r.pool().connect();
         try {
@@ -434,8 +450,7 @@ function relayCpuGroup(): BenchGroup {
         };
       },
       async teardown() {
-        child?.stdin?.end('stop\n');
-        if (child && child.exitCode === null) await once(child, 'exit');
+        await relay?.stop();
         await r.dropTables();
       },
     };
@@ -563,76 +578,77 @@ function enqueueCostGroup(clients: number): BenchGroup {
   };
 }
 
-/** A transport that confirms each publish batch after a fixed delay, as a remote broker. */
-function delayedTransport(inner: Transport, delayMs: number, seen: Map<string, number>): Transport {
-  return {
-    ...inner,
-    name: `${inner.name}+${delayMs}ms`,
-    async publish(messages) {
-      await sleep(delayMs);
-      await inner.publish(messages);
-      for (const message of messages) {
-        const id = message.headers[HEADER.id] ?? '';
-        seen.set(id, (seen.get(id) ?? 0) + 1);
-      }
-    },
-  };
-}
-
+/**
+ * Relay processes (as they are deployed) on one outbox, publishing to a transport that
+ * confirms each batch after a fixed delay, as a broker across a network would.
+ */
 function scaleOutGroup(): BenchGroup {
   const rows = size('BENCH_SCALE_ROWS', 20_000);
   const delayMs = size('BENCH_DELAY_MS', 5);
   const r = resources();
   const scaleCase = (count: number): BenchCase => {
-    let outbox: PostgresOutbox | undefined;
-    let relays: Relay[] = [];
-    let transport: Transport | undefined;
-    const seen = new Map<string, number>();
+    let outbox: TableOutbox | undefined;
+    let relays: RelayProcess[] = [];
+    const reports = (): Promise<CpuReport[]> =>
+      Promise.all(relays.map((relay) => relay.ask<CpuReport>('cpu')));
     return {
-      name: `${count} relay${count === 1 ? '' : 's'}`,
+      name: `${count} relay process${count === 1 ? '' : 'es'}`,
       async setup() {
-        seen.clear();
         outbox = await r.outbox();
-        transport = delayedTransport(memory({ broker: createMemoryBroker() }), delayMs, seen);
-        relays = Array.from({ length: count }, (_, i) =>
-          (outbox as PostgresOutbox).relay({
-            transport: transport as Transport,
-            owner: `scale-${i}-${randomBytes(2).toString('hex')}`,
-            leaseMs: 3000,
-            logger: silent(),
-            retention: 'keep',
-          }),
+        const table = outbox.table;
+        relays = await Promise.all(
+          Array.from({ length: count }, (_, i) =>
+            relayProcess(table, {
+              TRANSPORT: 'delayed',
+              DELAY_MS: String(delayMs),
+              OWNER: `scale-${i}-${randomBytes(2).toString('hex')}`,
+              LEASE_MS: '3000',
+            }),
+          ),
         );
-        for (const relay of relays) await relay.start();
         // Balanced: every partition held, none by more than its share.
         const share = Math.ceil(PARTITIONS / count);
-        await until(() => {
-          const held = relays.map((relay) => relay.stats().partitions.length);
-          return held.reduce((a, b) => a + b, 0) === PARTITIONS && held.every((n) => n <= share);
-        }, 60_000);
+        const deadline = Date.now() + 60_000;
+        for (;;) {
+          const held = (await reports()).map((report) => report.partitions);
+          if (held.reduce((a, b) => a + b, 0) === PARTITIONS && held.every((n) => n <= share)) {
+            break;
+          }
+          if (Date.now() > deadline) throw new Error('relays did not balance their leases');
+          await sleep(50);
+        }
       },
       async round() {
         await enqueueAll(r.pool(), outbox as PostgresOutbox, 'bench.scale', rows);
         const started = performance.now();
-        for (const relay of relays) relay.wake();
-        const published = (): number =>
-          relays.reduce((sum, relay) => sum + relay.stats().published, 0);
-        await until(() => published() >= rows);
+        await Promise.all(relays.map((relay) => relay.ask('wake')));
+        const published = async (): Promise<number> =>
+          (await reports()).reduce((sum, report) => sum + report.published, 0);
+        const deadline = Date.now() + 120_000;
+        while ((await published()) < rows) {
+          if (Date.now() > deadline) throw new Error('benchmark stalled');
+          await sleep(2);
+        }
         const seconds = (performance.now() - started) / 1000;
+        // Untimed: every publish of every process, by message id.
+        const seen = new Map<string, number>();
+        for (const relay of relays) {
+          for (const id of await relay.ask<string[]>('ids')) seen.set(id, (seen.get(id) ?? 0) + 1);
+        }
         let duplicates = 0;
         for (const times of seen.values()) duplicates += times - 1;
         return { operations: rows, seconds, metrics: { 'duplicate publishes': duplicates } };
       },
       async teardown() {
         await Promise.all(relays.map((relay) => relay.stop()));
-        await transport?.close();
+        relays = [];
         await r.dropTables();
       },
     };
   };
   return {
     title: `Relay scale-out to a remote-like broker (${delayMs} ms per publish batch, ${rows.toLocaleString('en')} rows)`,
-    note: `Relays in one process share one PostgreSQL outbox of ${PARTITIONS} partitions; the transport (memory) confirms each batch after ${delayMs} ms, as a broker across a network would. Leases are balanced before the round. Duplicate publishes are counted by message id over all rounds.`,
+    note: `1, 2 and 4 relay processes share one PostgreSQL outbox of ${PARTITIONS} partitions; each publishes to a transport (memory) wrapped to confirm each batch after ${delayMs} ms, as a broker across a network would. The processes start, take their leases and balance before the round; the round commits the rows (untimed), wakes the relays and is timed until all are published and marked. Duplicate publishes are counted by message id across processes, over all rounds.`,
     requires: 'FERRY_PG_URL',
     metrics: { 'duplicate publishes': 'sum' },
     cases: [scaleCase(1), scaleCase(2), scaleCase(4)],
