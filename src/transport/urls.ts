@@ -1,7 +1,10 @@
 import { FerryError } from '../core/errors.js';
 import { redactUrl } from '../core/log.js';
+import { parseUrl } from './parse-url.js';
 import type { Transport } from './transport.js';
 import { TRANSPORTS, type TransportName } from './descriptors.js';
+
+export { parseUrl } from './parse-url.js';
 
 export type TransportOpener = (url: URL) => Transport | Promise<Transport>;
 
@@ -11,7 +14,10 @@ export type TransportOpener = (url: URL) => Transport | Promise<Transport>;
  * transport is the descriptors' to say.
  */
 const openers: Record<TransportName, () => Promise<TransportOpener>> = {
-  memory: async () => (await import('../transports/memory/transport.js')).memoryFromUrl,
+  memory: async () => {
+    const { memory } = await import('../transports/memory/index.js');
+    return (url) => memory({ url: url.href });
+  },
   sqlite: async () => (await import('../transports/sqlite/transport.js')).sqliteFromUrl,
   kafka: async () => (await import('../transports/kafka/transport.js')).kafkaFromUrl,
   rabbitmq: async () => (await import('../transports/rabbitmq/amqp/transport.js')).rabbitmqFromUrl,
@@ -39,26 +45,6 @@ const transports: Record<string, () => Promise<TransportOpener>> = Object.fromEn
 );
 
 export const transportSchemes = (): string[] => Object.keys(transports).map((s) => s.slice(0, -1));
-
-/**
- * Parses a connection URL; `INVALID_URL` (password redacted) when it is not one. A URL may
- * list several hosts (`kafka://h1:9092,h2:9092`); URL objects hold one, so the others are
- * passed on as repeated `host` query parameters.
- */
-export function parseUrl(text: string, kind: string): URL {
-  try {
-    const hosts = /^([a-z][a-z0-9+.-]*:\/\/(?:[^/?#@]*@)?)([^/?#]*,[^/?#]*)(.*)$/i.exec(text);
-    if (hosts) {
-      const [first = '', ...others] = (hosts[2] as string).split(',');
-      const url = new URL(`${hosts[1] as string}${first}${hosts[3] as string}`);
-      for (const host of others) if (host.length > 0) url.searchParams.append('host', host);
-      return url;
-    }
-    return new URL(text);
-  } catch (cause) {
-    throw new FerryError('INVALID_URL', `Not a valid ${kind} URL: ${redactUrl(text)}`, { cause });
-  }
-}
 
 /** Opens the transport a URL names: `sqlite:./ferry.db`, `kafka://host:9092`, ... */
 export async function openTransport(text: string): Promise<Transport> {

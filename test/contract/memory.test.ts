@@ -1,4 +1,4 @@
-import { createMemoryBroker, memory } from '../../src/transports/memory/transport.js';
+import { createMemoryBroker, memory } from '../../src/transports/memory/index.js';
 import { deadLetterContract } from './dead-letters.js';
 import { publishingThrough, transportContract } from './transport.js';
 

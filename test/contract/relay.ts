@@ -11,7 +11,7 @@ import {
   type Relay,
   type Transport,
 } from '../../src/index.js';
-import { createMemoryBroker, memory } from '../../src/transports/memory/transport.js';
+import { createMemoryBroker, memory } from '../../src/transports/memory/index.js';
 import { redisStreams } from '../../src/transports/redis/index.js';
 import { serviceUrl } from '../helpers/services.js';
 import { tcpProxy } from '../helpers/tcp-proxy.js';

@@ -16,7 +16,7 @@ import {
   type Subscription,
   type Transport,
 } from '../../src/index.js';
-import { createMemoryBroker, memory } from '../../src/transports/memory/transport.js';
+import { createMemoryBroker, memory } from '../../src/transports/memory/index.js';
 import {
   openSqliteDatabase,
   sqliteInbox,

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readiness, type Transport } from '../../src/index.js';
 import { kafka } from '../../src/transports/kafka/transport.js';
-import { memory } from '../../src/transports/memory/transport.js';
+import { memory } from '../../src/transports/memory/index.js';
 import { rabbitmq } from '../../src/transports/rabbitmq/amqp/transport.js';
 import { redisPubSub, redisStreams } from '../../src/transports/redis/index.js';
 import { sqlite } from '../../src/transports/sqlite/transport.js';

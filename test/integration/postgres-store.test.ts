@@ -6,7 +6,7 @@ import {
   postgresOutboxStore,
   type PostgresOutboxStore,
 } from '../../src/stores/postgres.js';
-import { memory } from '../../src/transports/memory/transport.js';
+import { memory } from '../../src/transports/memory/index.js';
 import { openStore } from '../../src/cli/open-store.js';
 import { serviceUrl } from '../helpers/services.js';
 import { delay, uniqueName, waitFor } from '../helpers/wait.js';

@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBus, defineTopic, type Transport } from '../../src/index.js';
 import { postgresOutbox } from '../../src/stores/postgres.js';
 import { kafka } from '../../src/transports/kafka/transport.js';
-import { memory } from '../../src/transports/memory/transport.js';
+import { memory } from '../../src/transports/memory/index.js';
 import { rabbitmq } from '../../src/transports/rabbitmq/amqp/transport.js';
 import { redisPubSub, redisStreams } from '../../src/transports/redis/index.js';
 import { sqlite } from '../../src/transports/sqlite/transport.js';

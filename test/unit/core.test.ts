@@ -20,7 +20,7 @@ import {
 import { hashKey, partitionFor } from '../../src/core/message.js';
 import { backoffDelay, resolveRetry, sleep } from '../../src/core/retry.js';
 import { validatePayload } from '../../src/core/topic.js';
-import { memory } from '../../src/transports/memory/transport.js';
+import { memory } from '../../src/transports/memory/index.js';
 import { openTransport } from '../../src/transport/urls.js';
 
 async function waitUntil(check: () => boolean): Promise<void> {

@@ -4,7 +4,7 @@ import {
   createMemoryBroker,
   memory,
   type MemoryBroker,
-} from '../../src/transports/memory/transport.js';
+} from '../../src/transports/memory/index.js';
 import type { Transport } from '../../src/transport/transport.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -26,7 +26,7 @@ async function consumed(transport: Transport, topic: string, group: string): Pro
 describe('memory transport retention', () => {
   it('a long run through two groups and a group-less subscriber keeps what is unread and keepRead for replay', async () => {
     const broker = createMemoryBroker({ partitions: 4 });
-    expect(broker).toMatchObject({ maxRetained: 10_000, keepRead: 1000 });
+    expect(broker).toMatchObject({ maxCount: 10_000, keepRead: 1000 });
     const transport = memory({ broker });
     const seen = { billing: 0, shipping: 0, tail: 0 };
     await transport.subscribe({ topic: 'long', group: 'billing' }, async () => {
@@ -59,8 +59,8 @@ describe('memory transport retention', () => {
     await transport.close();
   });
 
-  it('a group that stopped reading holds back what it has not read, up to maxRetained per partition', async () => {
-    const broker = createMemoryBroker({ partitions: 2, maxRetained: 500, keepRead: 0 });
+  it('a group that stopped reading holds back what it has not read, up to retention.maxCount per partition', async () => {
+    const broker = createMemoryBroker({ partitions: 2, retention: { maxCount: 500 }, keepRead: 0 });
     const transport = memory({ broker });
     const slow = await transport.subscribe({ topic: 'held', group: 'slow' }, async () => {});
     await slow.close();
@@ -82,7 +82,7 @@ describe('memory transport retention', () => {
   });
 
   it('a topic nobody subscribed to keeps what it is sent for a later reader from earliest', async () => {
-    const broker = createMemoryBroker({ partitions: 1, maxRetained: 100 });
+    const broker = createMemoryBroker({ partitions: 1, retention: { maxCount: 100 } });
     const transport = memory({ broker });
     await transport.publish(batch('kept', 0, 150));
     expect(retained(broker, 'kept')).toBe(100);
@@ -97,7 +97,21 @@ describe('memory transport retention', () => {
   });
 
   it('rejects a cap that is not a whole number >= 1', () => {
-    expect(() => createMemoryBroker({ maxRetained: 0 })).toThrow(/maxRetained/);
+    expect(() => createMemoryBroker({ retention: { maxCount: 0 } })).toThrow(/maxCount/);
     expect(() => createMemoryBroker({ keepRead: -1 })).toThrow(/keepRead/);
+    expect(() => createMemoryBroker({ retention: { maxAgeMs: 1000 } })).toThrow(
+      expect.objectContaining({ code: 'UNSUPPORTED' }),
+    );
+  });
+
+  it('opens a private broker from a url', () => {
+    expect(() => memory({ url: 'memory:?partitions=0' })).toThrow(/partitions/);
+    expect(() => memory({ url: 'kafka://127.0.0.1:9092' })).toThrow(
+      expect.objectContaining({ code: 'INVALID_URL' }),
+    );
+    expect(() => memory({ url: 'memory:?maxCount=x' })).toThrow(
+      expect.objectContaining({ code: 'INVALID_URL' }),
+    );
+    expect(memory({ url: 'memory:?partitions=2&maxCount=5&keepRead=1' }).name).toBe('memory');
   });
 });

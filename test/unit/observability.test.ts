@@ -31,7 +31,7 @@ import {
   sqliteOutbox,
   sqliteTransaction,
 } from '../../src/stores/sqlite.js';
-import { memory } from '../../src/transports/memory/transport.js';
+import { memory } from '../../src/transports/memory/index.js';
 import { uniqueName, waitFor } from '../helpers/wait.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ferry-observe-'));

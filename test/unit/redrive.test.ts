@@ -11,7 +11,7 @@ import {
   isFerryError,
   redrive,
 } from '../../src/index.js';
-import { memory } from '../../src/transports/memory/transport.js';
+import { memory } from '../../src/transports/memory/index.js';
 import { sqlite } from '../../src/transports/sqlite/transport.js';
 import { waitFor } from '../helpers/wait.js';
 
