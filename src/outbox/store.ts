@@ -109,9 +109,16 @@ export interface OutboxStore<Tx> {
    * Up to `limit` pending rows of `partition` in `seq` order, stopping before the first row
    * that is not yet available (so a row in backoff holds back the rows behind it), and
    * leaving out rows behind a dead row of the same key (a dead row blocks its key until it
-   * is retried or skipped; a dead row without a key blocks nothing).
+   * is retried or skipped; a dead row without a key blocks nothing). Rows whose `seq` is in
+   * `exclude` are left out: a relay reads its next batch while the rows it sent are still
+   * being marked. (Not a cursor: a row that commits late with a lower `seq` must still be
+   * read.) A store may ignore `exclude`; the relay then leaves those rows out itself.
    */
-  readPending(partition: number, limit: number): Promise<OutboxRecord[]>;
+  readPending(
+    partition: number,
+    limit: number,
+    exclude?: readonly bigint[],
+  ): Promise<OutboxRecord[]>;
   /**
    * Marks rows published in one statement, only while `owner` still holds `lease` (same
    * fence, not expired). Returns how many rows it marked: fewer than `ids.length` means the

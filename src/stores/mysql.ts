@@ -377,20 +377,21 @@ export function mysqlOutboxStore(options: MysqlOutboxOptions): MysqlOutboxStore 
         if (deregister) await pool.query(`DELETE FROM ${R} WHERE owner = ?`, [owner]);
       }),
 
-    readPending: (partition, limit) =>
+    readPending: (partition, limit, exclude) =>
       run('readPending', async (pool) => {
         if (checkLimit(limit, 'limit') === 0) return [];
+        const skipping = exclude !== undefined && exclude.length > 0;
         const result = await pool.query(
           `SELECT id, CAST(seq AS CHAR) AS seq_text, topic, \`key\`, \`partition\`, payload, headers,
                   DATE_FORMAT(created_at, ${ISO}) AS created_at, attempts,
                   DATE_FORMAT(available_at, ${ISO}) AS available_at,
                   available_at <= ${NOW} AS ready
-           FROM ${T} o WHERE status = 'pending' AND \`partition\` = ?
+           FROM ${T} o WHERE status = 'pending' AND \`partition\` = ?${skipping ? ' AND seq NOT IN (?)' : ''}
              AND NOT EXISTS (SELECT 1 FROM ${T} d WHERE d.status = 'dead'
                AND d.\`partition\` = o.\`partition\` AND d.seq < o.seq
                AND CAST(d.\`key\` AS BINARY) = CAST(o.\`key\` AS BINARY))
            ORDER BY seq LIMIT ?`,
-          [partition, limit],
+          skipping ? [partition, exclude.map(String), limit] : [partition, limit],
         );
         const out: OutboxRecord[] = [];
         for (const row of rowsOf(result)) {

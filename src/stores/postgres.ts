@@ -341,16 +341,17 @@ export function postgresOutboxStore(options: PostgresOutboxOptions): PostgresOut
         );
       }),
 
-    readPending: (partition, limit) =>
+    readPending: (partition, limit, exclude) =>
       run('readPending', async (pool) => {
         if (checkLimit(limit, 'limit') === 0) return [];
+        const skipping = exclude !== undefined && exclude.length > 0;
         const result = await pool.query(
           `SELECT ${selectColumns}, available_at <= now() AS ready FROM ${T} o
-           WHERE status = 'pending' AND partition = $1
+           WHERE status = 'pending' AND partition = $1${skipping ? ' AND seq <> ALL($3::bigint[])' : ''}
              AND NOT EXISTS (SELECT 1 FROM ${T} d WHERE d.status = 'dead'
                AND d.partition = o.partition AND d.key = o.key AND d.seq < o.seq)
            ORDER BY seq LIMIT $2`,
-          [partition, limit],
+          skipping ? [partition, limit, exclude.map(String)] : [partition, limit],
         );
         const out: OutboxRecord[] = [];
         for (const row of rowsOf(result)) {

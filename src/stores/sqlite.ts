@@ -338,17 +338,20 @@ export function sqliteOutboxStore(
         if (deregister) sql(db, `DELETE FROM ${relay} WHERE owner = ?`).run(owner);
       }),
 
-    readPending: (partition, limit) =>
+    readPending: (partition, limit, exclude) =>
       run((db) => {
+        const skipping = exclude !== undefined && exclude.length > 0;
         const rows = sql(
           db,
           `SELECT id, CAST(seq AS TEXT) AS seq_text, topic, "key", "partition", payload, headers,
                   created_at, available_at, attempts
-           FROM ${t} o WHERE "partition" = ? AND status = 'pending'
+           FROM ${t} o WHERE "partition" = ? AND status = 'pending'${skipping ? ' AND seq NOT IN (SELECT value FROM json_each(?))' : ''}
              AND NOT EXISTS (SELECT 1 FROM ${t} d WHERE d.status = 'dead'
                AND d."partition" = o."partition" AND d."key" = o."key" AND d.seq < o.seq)
            ORDER BY seq LIMIT ?`,
-        ).all(partition, limit) as Row[];
+        ).all(
+          ...(skipping ? [partition, `[${exclude.join(',')}]`, limit] : [partition, limit]),
+        ) as Row[];
         const now = Date.now();
         const records: OutboxRecord[] = [];
         for (const row of rows) {

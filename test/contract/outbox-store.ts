@@ -296,6 +296,24 @@ export function outboxStoreContract<Tx>(
       expect(await store.readPending(2, 100)).toEqual([]);
     });
 
+    it('leaves out the rows it is told to, and still reads rows between them', async () => {
+      const { a, store } = await fresh(1);
+      const rows = [record(0, 'a'), record(0, 'b'), record(0, 'a'), record(0)];
+      const written = rows.map((row) => row.id);
+      await enqueue(a, rows);
+      const all = await store.readPending(0, 10);
+      expect(ids(all)).toEqual(written);
+      const seqs = all.map((row) => row.seq);
+      const [s0, s1, s2, s3] = seqs as [bigint, bigint, bigint, bigint];
+      expect(ids(await store.readPending(0, 10, [s0, s1]))).toEqual(written.slice(2));
+      expect(ids(await store.readPending(0, 1, [s0, s1]))).toEqual(written.slice(2, 3));
+      // Not a cursor: a row below an excluded one is still read.
+      expect(ids(await store.readPending(0, 10, [s1, s3]))).toEqual([written[0], written[2]]);
+      expect(await store.readPending(0, 10, seqs)).toEqual([]);
+      expect(ids(await store.readPending(0, 10, []))).toEqual(written);
+      expect(ids(await store.readPending(0, 10, [s2 + 1000n]))).toEqual(written);
+    });
+
     it('stops reading at the first row that is not yet available', async () => {
       const { a, store } = await fresh();
       const rows = [record(1), record(1), record(1)];
