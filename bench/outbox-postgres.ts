@@ -1,12 +1,13 @@
-// The PostgreSQL outbox, measured against what it is made of: the relay to Kafka against
-// its ceiling, its CPU at a light load, the writers' cost of enqueueing, scale-out to a
+// The PostgreSQL outbox, measured against what it is made of: the relay to Kafka and to
+// RabbitMQ against its ceiling, its CPU at a light load, the writers' cost of enqueueing, scale-out to a
 // remote-like broker, commit → handler latency, and the inbox consumer.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
-import { Admin, ProduceAcks, Producer, stringSerializer } from '@platformatic/kafka';
+import { Admin } from '@platformatic/kafka';
+import amqp from 'amqplib';
 import pg from 'pg';
 import {
   createBus,
@@ -23,6 +24,7 @@ import {
 import {
   audited,
   buildOutgoing,
+  chunks,
   partitionFor,
   silent,
   size,
@@ -33,6 +35,15 @@ import {
 } from './common.js';
 import { kafka } from '../src/transports/kafka/index.js';
 import { createMemoryBroker, memory } from '../src/transports/memory/index.js';
+import { rabbitmq } from '../src/transports/rabbitmq/amqp/index.js';
+import {
+  brokers,
+  KAFKA_PARTITIONS,
+  kafkaResources,
+  rawProducer,
+  type RawProducer,
+} from './kafka.js';
+import { rawPublish } from './rabbitmq.js';
 import {
   median,
   percentile,
@@ -43,7 +54,6 @@ import {
 } from './harness.js';
 
 const PARTITIONS = 16;
-const KAFKA_PARTITIONS = 8;
 const BATCH = 500;
 const KEYS = 200;
 interface Order {
@@ -60,7 +70,6 @@ const payload = (i: number): Order => ({
 const items = (count: number) =>
   Array.from({ length: count }, (_, i) => ({ key: `customer-${i % KEYS}`, payload: payload(i) }));
 const pgUrl = (): string => process.env.FERRY_PG_URL ?? '';
-const brokers = (): string[] => (process.env.FERRY_KAFKA_BROKERS ?? '').split(',');
 const unique = (prefix: string): string =>
   `${prefix}_${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`;
 
@@ -165,8 +174,25 @@ async function steadyWrites(
   return { committed, seconds: (performance.now() - started) / 1000 };
 }
 
-/** Relay PostgreSQL → Kafka against min(the database work alone, the producer alone). */
-function relayCeilingGroup(): BenchGroup {
+/** One broker the relay ceiling group is measured on. */
+interface RelayBroker {
+  readonly title: string;
+  readonly note: string;
+  readonly requires: string;
+  /** Makes a topic; returns it and the transport the relay publishes with. */
+  open(): Promise<{ topic: string; transport: Transport }>;
+  /** The broker alone: the raw client sending the relay's messages (grouped per partition). */
+  readonly alone: {
+    readonly name: string;
+    send(topic: string, byPartition: OutgoingMessage[][]): Promise<void>;
+  };
+  /** Untimed, after each case's round (e.g. empty a queue). */
+  after?(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Relay PostgreSQL → broker against min(the database work alone, the broker alone). */
+function relayCeilingGroup(broker: RelayBroker): BenchGroup {
   const rows = size('BENCH_RELAY_ROWS', 20_000);
   const r = resources();
   let topic = '';
@@ -222,14 +248,13 @@ function relayCeilingGroup(): BenchGroup {
     teardown: () => r.dropTables(),
   };
 
-  // The broker side alone: the same messages, in the same batches (per outbox partition,
-  // 500 at a time), sent by the raw producer with the same settings.
-  let producer: Producer<string, Buffer, string, string> | undefined;
-  let batches: OutgoingMessage[][][] = [];
+  // The broker side alone: the same messages, grouped by outbox partition, sent by the raw
+  // client with the same settings.
+  let byPartition: OutgoingMessage[][] = [];
   const brokerAlone: BenchCase = {
-    name: 'ceiling 2: raw @platformatic/kafka producer, the same messages, ≤ 1 MB per request',
+    name: `ceiling 2: ${broker.alone.name}`,
     async setup() {
-      const byPartition: OutgoingMessage[][] = Array.from({ length: PARTITIONS }, () => []);
+      byPartition = Array.from({ length: PARTITIONS }, () => []);
       for (const [i, item] of items(rows).entries()) {
         byPartition[partitionFor(item.key, PARTITIONS)]?.push(
           buildOutgoing({
@@ -242,55 +267,12 @@ function relayCeilingGroup(): BenchGroup {
           }),
         );
       }
-      batches = byPartition.map((list) => {
-        const out: OutgoingMessage[][] = [];
-        for (let i = 0; i < list.length; i += BATCH) out.push(list.slice(i, i + BATCH));
-        return out;
-      });
-      producer ??= new Producer<string, Buffer, string, string>({
-        clientId: 'bench-raw',
-        bootstrapBrokers: brokers(),
-        idempotent: true,
-        acks: ProduceAcks.ALL,
-        serializers: {
-          key: stringSerializer,
-          headerKey: stringSerializer,
-          headerValue: stringSerializer,
-        },
-      });
     },
     async round() {
-      // An idempotent producer keeps one request in flight (as the transport does): the
-      // partitions' batches go out together, one request of at most 1 MB after another.
-      const rounds = Math.max(...batches.map((list) => list.length));
-      let request: OutgoingMessage[] = [];
-      let bytes = 0;
-      const flush = async (): Promise<void> => {
-        if (request.length === 0) return;
-        await producer?.send({
-          messages: request.map((m) => ({
-            topic,
-            key: m.key as string,
-            value: m.body,
-            headers: m.headers,
-          })),
-        });
-        request = [];
-        bytes = 0;
-      };
-      for (let i = 0; i < rounds; i++) {
-        for (const list of batches) {
-          for (const message of list[i] ?? []) {
-            const size = message.body.length + 200;
-            if (bytes + size > 1_000_000) await flush();
-            request.push(message);
-            bytes += size;
-          }
-        }
-      }
-      await flush();
+      await broker.alone.send(topic, byPartition);
       return rows;
     },
+    teardown: async () => broker.after?.(),
   };
 
   const relayCase = (label: string, logger: () => Logger, audit: boolean): BenchCase => {
@@ -318,21 +300,18 @@ function relayCeilingGroup(): BenchGroup {
       async teardown() {
         await relay?.stop();
         await r.dropTables();
+        await broker.after?.();
       },
     };
   };
 
   return {
-    title: `Relay PostgreSQL → Kafka vs its ceiling (${rows.toLocaleString('en')} rows per round)`,
-    note: `The ceiling is the slower of the database work alone and the producer alone. The relay is started (leases taken) before the round and stopped after it; the round commits the rows in one transaction (untimed), wakes the relay and is timed until every row is published and marked. Kafka: ${KAFKA_PARTITIONS} partitions, idempotent, acks=all.`,
-    requires: ['FERRY_PG_URL', 'FERRY_KAFKA_BROKERS'],
+    title: `Relay PostgreSQL → ${broker.title} vs its ceiling (${rows.toLocaleString('en')} rows per round)`,
+    note: `The ceiling is the slower of the database work alone and the broker alone (both measured in this group). The relay is started (leases taken) before the round and stopped after it; the round commits the rows in one transaction (untimed), wakes the relay and is timed until every row is published and marked. ${broker.note}`,
+    requires: ['FERRY_PG_URL', broker.requires],
     ceiling: [0, 1],
     async setup() {
-      topic = r.topic('relay');
-      const admin = new Admin({ clientId: 'bench-admin', bootstrapBrokers: brokers() });
-      await admin.createTopics({ topics: [topic], partitions: KAFKA_PARTITIONS });
-      await admin.close();
-      transport = kafka({ brokers: brokers(), partitions: KAFKA_PARTITIONS });
+      ({ topic, transport } = await broker.open());
     },
     cases: [
       databaseAlone,
@@ -341,10 +320,115 @@ function relayCeilingGroup(): BenchGroup {
       relayCase('audit trail on (info → /dev/null)', audited, true),
     ],
     async teardown() {
+      await transport?.close();
+      await broker.close();
+      await r.close();
+    },
+  };
+}
+
+/** Kafka: 8 partitions, the raw producer idempotent with acks=all, like the transport. */
+function kafkaBroker(): RelayBroker {
+  const k = kafkaResources();
+  let producer: RawProducer | undefined;
+  return {
+    title: 'Kafka',
+    note: `Kafka: ${KAFKA_PARTITIONS} partitions, idempotent, acks=all.`,
+    requires: 'FERRY_KAFKA_BROKERS',
+    async open() {
+      producer = rawProducer();
+      return {
+        topic: await k.topic('relay'),
+        transport: kafka({ brokers: brokers(), partitions: KAFKA_PARTITIONS }),
+      };
+    },
+    alone: {
+      name: 'raw @platformatic/kafka producer, the same messages, ≤ 1 MB per request',
+      async send(topic, byPartition) {
+        // An idempotent producer keeps one request in flight (as the transport does): the
+        // partitions' batches go out together, one request of at most 1 MB after another.
+        const batches = byPartition.map((list) => chunks(list));
+        let request: OutgoingMessage[] = [];
+        let bytes = 0;
+        const flush = async (): Promise<void> => {
+          if (request.length === 0) return;
+          await producer?.send({
+            messages: request.map((m) => ({
+              topic,
+              key: m.key as string,
+              value: m.body,
+              headers: m.headers,
+            })),
+          });
+          request = [];
+          bytes = 0;
+        };
+        const rounds = Math.max(...batches.map((list) => list.length));
+        for (let i = 0; i < rounds; i++) {
+          for (const list of batches) {
+            for (const message of list[i] ?? []) {
+              const length = message.body.length + 200;
+              if (bytes + length > 1_000_000) await flush();
+              request.push(message);
+              bytes += length;
+            }
+          }
+        }
+        await flush();
+      },
+    },
+    async close() {
       await producer?.close();
       producer = undefined;
-      await transport?.close();
-      await r.close();
+      await k.close();
+    },
+  };
+}
+
+/** RabbitMQ: a durable exchange and one bound durable queue; publisher confirms on both sides. */
+function rabbitmqBroker(): RelayBroker {
+  const url = process.env.FERRY_AMQP_URL ?? '';
+  const prefix = `bench-${randomBytes(3).toString('hex')}.`;
+  const window = 1000;
+  let connection: amqp.ChannelModel | undefined;
+  let exchange = '';
+  let queue = '';
+  const channel = async (): Promise<amqp.Channel> =>
+    (connection ??= await amqp.connect(url)).createChannel();
+  return {
+    title: 'RabbitMQ',
+    note: `RabbitMQ: persistent messages into a durable exchange with one bound durable queue (emptied after each round), publisher confirms with ${window} in flight on both sides.`,
+    requires: 'FERRY_AMQP_URL',
+    async open() {
+      const topic = `relay-${randomBytes(4).toString('hex')}`;
+      exchange = `${prefix}${topic}`;
+      queue = `${exchange}:g`;
+      const declare = await channel();
+      await declare.assertExchange(exchange, 'topic', { durable: true });
+      await declare.assertQueue(queue, { durable: true });
+      await declare.bindQueue(queue, exchange, '#');
+      await declare.close();
+      return { topic, transport: rabbitmq({ url, prefix, maxInFlight: window }) };
+    },
+    alone: {
+      name: `raw amqplib, confirms, window ${window}, the same messages`,
+      async send(_topic, byPartition) {
+        await rawPublish(connection as amqp.ChannelModel, exchange, byPartition.flat(), true);
+      },
+    },
+    async after() {
+      const purge = await channel();
+      await purge.purgeQueue(queue);
+      await purge.close();
+    },
+    async close() {
+      if (!connection) return;
+      const drop = await channel();
+      await drop.deleteQueue(queue);
+      await drop.deleteExchange(exchange);
+      await drop.close();
+      await connection.close();
+      connection = undefined;
     },
   };
 }
@@ -862,7 +946,8 @@ function inboxGroup(): BenchGroup {
 
 export function outboxPostgresGroups(): BenchGroup[] {
   return [
-    relayCeilingGroup(),
+    relayCeilingGroup(kafkaBroker()),
+    relayCeilingGroup(rabbitmqBroker()),
     relayCpuGroup(),
     enqueueCostGroup(1),
     enqueueCostGroup(16),

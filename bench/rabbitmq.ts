@@ -26,7 +26,7 @@ const messages = (topic: string): OutgoingMessage[] =>
   }));
 
 /** Raw amqplib: confirm channel (or plain), same window, same properties ferry sends. */
-async function rawPublish(
+export async function rawPublish(
   connection: amqp.ChannelModel,
   exchange: string,
   batch: readonly OutgoingMessage[],
