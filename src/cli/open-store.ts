@@ -1,6 +1,4 @@
-import { FerryError } from '../core/errors.js';
-import { redactUrl } from '../core/log.js';
-import { parseUrl } from '../transport/urls.js';
+import { parseUrl, unknownScheme } from '../transport/urls.js';
 import type { OpenedStore } from './opened-store.js';
 
 export type { OpenedStore } from './opened-store.js';
@@ -25,13 +23,6 @@ export const storeSchemes = (): string[] => Object.keys(stores).map((s) => s.sli
 export async function openStore(text: string): Promise<OpenedStore> {
   const url = parseUrl(text, 'database');
   const load = stores[url.protocol];
-  if (!load) {
-    throw new FerryError(
-      'INVALID_URL',
-      `Unknown database scheme ${JSON.stringify(url.protocol.slice(0, -1))} in ${redactUrl(text)}. Supported: ${storeSchemes()
-        .map((s) => `${s}:`)
-        .join(', ')}`,
-    );
-  }
+  if (!load) throw unknownScheme('database', text, storeSchemes());
   return (await load())(url);
 }

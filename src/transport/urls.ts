@@ -46,17 +46,20 @@ const transports: Record<string, () => Promise<TransportOpener>> = Object.fromEn
 
 export const transportSchemes = (): string[] => Object.keys(transports).map((s) => s.slice(0, -1));
 
+/** `INVALID_URL` for a URL whose scheme is none of `schemes`, naming those it could be. */
+export function unknownScheme(kind: string, text: string, schemes: readonly string[]): FerryError {
+  const scheme = JSON.stringify(text.slice(0, Math.max(0, text.indexOf(':'))).toLowerCase());
+  const supported = schemes.map((s) => `${s}:`).join(', ');
+  return new FerryError(
+    'INVALID_URL',
+    `Unknown ${kind} scheme ${scheme} in ${redactUrl(text)}. Supported: ${supported}`,
+  );
+}
+
 /** Opens the transport a URL names: `sqlite:./ferry.db`, `kafka://host:9092`, ... */
 export async function openTransport(text: string): Promise<Transport> {
   const url = parseUrl(text, 'transport');
   const load = transports[url.protocol];
-  if (!load) {
-    throw new FerryError(
-      'INVALID_URL',
-      `Unknown transport scheme ${JSON.stringify(url.protocol.slice(0, -1))} in ${redactUrl(text)}. Supported: ${transportSchemes()
-        .map((s) => `${s}:`)
-        .join(', ')}`,
-    );
-  }
+  if (!load) throw unknownScheme('transport', text, transportSchemes());
   return (await load())(url);
 }
