@@ -66,11 +66,13 @@ export interface PostgresOutboxStore extends OutboxStore<PgQueryable> {
   readonly channel: string | undefined;
   /**
    * Calls `onWake` whenever a writer's transaction with outbox rows commits (needs
-   * `notify`). Holds one dedicated connection; reconnects after a failure with backoff
-   * and calls `onWake` once reconnected, since notifications sent meanwhile are lost.
-   * Wake-ups are hints: a relay still polls, so a lost one only adds latency.
+   * `notify`), with the partitions of the rows it inserted (undefined when the
+   * notification does not say, as from an older writer). Holds one dedicated connection;
+   * reconnects after a failure with backoff and calls `onWake()` once reconnected, since
+   * notifications sent meanwhile are lost. Wake-ups are hints: a relay still polls, so a
+   * lost one only adds latency.
    */
-  listen(onWake: () => void): Promise<WakeSubscription>;
+  listen(onWake: (partitions?: readonly number[]) => void): Promise<WakeSubscription>;
 }
 
 const DIALECT = 'postgres';
@@ -132,7 +134,11 @@ export function postgresOutboxStore(options: PostgresOutboxOptions): PostgresOut
     `$1::text[], $2::text[], $3::text[], $4::int[], $5::bytea[], $6::jsonb[], $7::timestamptz[]` +
     `) WITH ORDINALITY AS r(id, topic, key, partition, payload, headers, created_at, ord) ORDER BY ord`;
   const insertStatement =
-    channel === undefined ? insertSql : `WITH inserted AS (${insertSql}) SELECT pg_notify($8, '')`;
+    channel === undefined
+      ? insertSql
+      : // The payload names the partitions written, so a relay reads only those.
+        `WITH inserted AS (${insertSql} RETURNING partition) ` +
+        `SELECT pg_notify($8, coalesce(string_agg(DISTINCT partition::text, ','), '')) FROM inserted`;
 
   // A lease is valid while it has not expired; the row lock makes a concurrent takeover
   // wait until this statement's transaction ends, so a write guarded by it is never
@@ -520,11 +526,14 @@ function wakeOnNotify(store: PostgresOutboxStore, relay: Relay): Relay {
   let subscription: WakeSubscription | undefined;
   return {
     owner: relay.owner,
-    wake: () => relay.wake(),
+    wake: (partition) => relay.wake(partition),
     stats: () => relay.stats(),
     start: async () => {
       await relay.start();
-      subscription = await store.listen(() => relay.wake());
+      subscription = await store.listen((partitions) => {
+        if (partitions === undefined) relay.wake();
+        else for (const partition of partitions) relay.wake(partition);
+      });
     },
     stop: async (stopOptions) => {
       await subscription?.close();
@@ -536,7 +545,7 @@ function wakeOnNotify(store: PostgresOutboxStore, relay: Relay): Relay {
 async function openListener(
   pool: PgPool,
   channel: string,
-  onWake: () => void,
+  onWake: (partitions?: readonly number[]) => void,
   forget: (sub: WakeSubscription) => void,
   registry: Set<WakeSubscription>,
 ): Promise<WakeSubscription> {
@@ -555,7 +564,7 @@ async function openListener(
   const connect = async (): Promise<void> => {
     const fresh = await pool.connect();
     fresh.on('notification', (message) => {
-      if (message.channel === channel) onWake();
+      if (message.channel === channel) onWake(partitionsOf(message.payload));
     });
     fresh.on('error', (error) => {
       if (client !== fresh) return;
@@ -681,4 +690,13 @@ function assertChannel(name: string): string {
     throw new FerryError('INVALID_NAME', `Invalid notify channel name ${JSON.stringify(name)}`);
   }
   return name;
+}
+
+/** The partitions a wake-up names (`3,7`), or undefined when it names none. */
+function partitionsOf(payload: string | undefined): number[] | undefined {
+  if (payload === undefined || payload === '') return undefined;
+  const partitions = payload.split(',').map(Number);
+  return partitions.every((partition) => Number.isInteger(partition) && partition >= 0)
+    ? partitions
+    : undefined;
 }

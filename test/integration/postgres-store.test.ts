@@ -114,7 +114,11 @@ describe.skipIf(url === undefined)('postgres store and inbox', () => {
       store = outbox.store;
       await outbox.migrate();
       let wakes = 0;
-      const subscription = await store.listen(() => wakes++);
+      const named: number[][] = [];
+      const subscription = await store.listen((partitions) => {
+        wakes++;
+        if (partitions !== undefined) named.push([...partitions]);
+      });
 
       const client = await pool.connect();
       await client.query('BEGIN');
@@ -126,10 +130,14 @@ describe.skipIf(url === undefined)('postgres store and inbox', () => {
       expect(wakes).toBe(0);
 
       await client.query('BEGIN');
-      await outbox.enqueue(client, Topic, { n: 2 });
+      const { id } = await outbox.enqueue(client, Topic, { n: 2 });
       await client.query('COMMIT');
       client.release();
       await waitFor('a wake-up after commit', () => wakes > 0);
+      // It names the partition the row went to, so a relay reads only that one.
+      const [row] = (await store.readPending(0, 10)).concat(await store.readPending(1, 10));
+      expect(row?.id).toBe(id);
+      expect(named).toEqual([[row?.partition]]);
       await subscription.close();
       await store.close();
       await expect(store.listen(() => {})).rejects.toMatchObject({ code: 'CLOSED' });
