@@ -83,7 +83,7 @@ function resources() {
   let pool: pg.Pool | undefined;
   return {
     pool(): pg.Pool {
-      pool ??= new pg.Pool({ connectionString: pgUrl(), max: 20 });
+      pool ??= new pg.Pool({ connectionString: pgUrl(), max: 32 });
       return pool;
     },
     async outbox(options: { notify?: boolean } = {}): Promise<TableOutbox> {
@@ -656,6 +656,27 @@ function enqueueCostGroup(clients: number): BenchGroup {
       },
       withOutbox('business tx + outbox.enqueue', false),
       withOutbox('business tx + outbox.enqueue, NOTIFY on', true),
+      {
+        name: 'business tx + plain one-row INSERT + pg_notify (what NOTIFY alone costs; reference)',
+        setup: fresh,
+        round: () =>
+          writers(async (client, id) => {
+            await client.query(
+              `INSERT INTO "${plain}" (id, topic, key, partition, payload, headers, created_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+              [
+                newMessageId(),
+                topic.name,
+                id,
+                partitionFor(id, PARTITIONS),
+                body,
+                headers,
+                new Date(),
+              ],
+            );
+            await client.query(`SELECT pg_notify($1, '')`, [`${plain}_wake`]);
+          }),
+      },
       { name: 'business tx alone (reference)', setup: fresh, round: () => writers(async () => {}) },
     ],
     teardown: () => r.close(),
@@ -743,7 +764,8 @@ function scaleOutGroup(): BenchGroup {
 /** Commit → handler latency at a steady rate, PostgreSQL outbox → Kafka → bus consumer. */
 function latencyGroup(rate: number): BenchGroup {
   const seconds = size('BENCH_LATENCY_SECONDS', 3);
-  const writerCount = 8;
+  // Enough writers that the offered rate is reached when one commit takes up to ~25 ms.
+  const writerCount = Math.max(8, Math.ceil(rate / 40));
   const r = resources();
   let relayTransport: Transport | undefined;
 
