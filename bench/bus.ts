@@ -71,7 +71,7 @@ export function busGroups(): BenchGroup[] {
   const topic = defineTopic<Order>('orders');
   const openBus = async (logger: () => Logger, audit: boolean): Promise<Bus> =>
     (bus = createBus({
-      transport: await sqlite({ path: path(), partitions: PARTITIONS }),
+      transport: sqlite({ path: path(), partitions: PARTITIONS }),
       logger: logger(),
       audit,
     }));

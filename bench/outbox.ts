@@ -133,7 +133,7 @@ export function outboxGroups(): BenchGroup[] {
       note: 'Same rows, same transport, one process. Ratio against the naive relay.',
       async setup() {
         db = await openSqliteDatabase(join(dir, 'app.db'));
-        transport = await sqlite({ path: join(dir, 'log.db'), partitions: 16 });
+        transport = sqlite({ path: join(dir, 'log.db'), partitions: 16 });
         for (const name of ['naive', 'relay', 'ceiling']) {
           const filled: SqliteOutbox[] = [];
           for (let i = 0; i < PREPARED; i++) filled.push(await fill(`${name}_${i}`));

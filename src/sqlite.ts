@@ -16,4 +16,8 @@ export {
   type SqliteSource,
   type SqliteStatement,
 } from './stores/sqlite.js';
-export { sqlite, type SqliteTransportOptions } from './transports/sqlite/transport.js';
+export {
+  sqlite,
+  type SqliteRetention,
+  type SqliteTransportOptions,
+} from './transports/sqlite/index.js';

@@ -22,7 +22,7 @@ await outbox.migrate();
 await inbox.migrate();
 
 const logger = createLogger({ level: process.env.FERRY_LOG_LEVEL ?? 'warn' });
-const transport = await sqlite({ path: join(dir, 'log.db') });
+const transport = sqlite({ path: join(dir, 'log.db') });
 const bus = createBus({ transport, logger });
 
 // Consumers: each group gets every order once; its effect commits with its inbox row.

@@ -18,7 +18,10 @@ const openers: Record<TransportName, () => Promise<TransportOpener>> = {
     const { memory } = await import('../transports/memory/index.js');
     return (url) => memory({ url: url.href });
   },
-  sqlite: async () => (await import('../transports/sqlite/transport.js')).sqliteFromUrl,
+  sqlite: async () => {
+    const { sqlite } = await import('../transports/sqlite/index.js');
+    return (url) => sqlite({ url: url.href });
+  },
   kafka: async () => (await import('../transports/kafka/transport.js')).kafkaFromUrl,
   rabbitmq: async () => (await import('../transports/rabbitmq/amqp/transport.js')).rabbitmqFromUrl,
   stomp: async () => (await import('../transports/rabbitmq/stomp/transport.js')).stompFromUrl,

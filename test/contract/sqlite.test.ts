@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll } from 'vitest';
-import { sqlite } from '../../src/transports/sqlite/transport.js';
+import { sqlite } from '../../src/transports/sqlite/index.js';
 import { deadLetterContract } from './dead-letters.js';
 import { sqliteLogPublisher } from '../helpers/foreign.js';
 import { transportContract } from './transport.js';

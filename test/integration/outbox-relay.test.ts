@@ -25,7 +25,7 @@ import {
   type SqliteDatabase,
   type SqliteOutbox,
 } from '../../src/stores/sqlite.js';
-import { sqlite } from '../../src/transports/sqlite/transport.js';
+import { sqlite } from '../../src/transports/sqlite/index.js';
 import { createRelay } from '../../src/outbox/relay.js';
 import type { OutboxStore } from '../../src/outbox/store.js';
 import { deferred, delay, uniqueName, waitFor } from '../helpers/wait.js';
@@ -130,7 +130,7 @@ describe('outbox relay', () => {
     await new Promise((resolve) => doomed.child.once('exit', resolve));
     expect((await outbox.store.status()).reduce((sum, s) => sum + s.pending, 0)).toBe(total);
 
-    const transport = track(await sqlite({ path: logPath, partitions: 4 }));
+    const transport = track(sqlite({ path: logPath, partitions: 4 }));
     const bus = createBus({ transport, logger: silent });
     const inboxDb = await openSqliteDatabase(path);
     cleanup.push(() => inboxDb.close());

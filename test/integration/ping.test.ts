@@ -7,7 +7,7 @@ import { kafka } from '../../src/transports/kafka/transport.js';
 import { memory } from '../../src/transports/memory/index.js';
 import { rabbitmq } from '../../src/transports/rabbitmq/amqp/transport.js';
 import { redisPubSub, redisStreams } from '../../src/transports/redis/index.js';
-import { sqlite } from '../../src/transports/sqlite/transport.js';
+import { sqlite } from '../../src/transports/sqlite/index.js';
 import { stomp } from '../../src/transports/rabbitmq/stomp/transport.js';
 import { freePort } from '../helpers/processes.js';
 import { serviceUrl } from '../helpers/services.js';

@@ -12,7 +12,7 @@ import {
   redrive,
 } from '../../src/index.js';
 import { memory } from '../../src/transports/memory/index.js';
-import { sqlite } from '../../src/transports/sqlite/transport.js';
+import { sqlite } from '../../src/transports/sqlite/index.js';
 import { waitFor } from '../helpers/wait.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ferry-redrive-'));
@@ -21,7 +21,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 describe('redrive on a log transport', () => {
   it('puts dead letters back on the topic with their id, without the dlq headers, once', async () => {
     const bus = createBus({
-      transport: await sqlite({ path: join(dir, 'log.db'), partitions: 2 }),
+      transport: sqlite({ path: join(dir, 'log.db'), partitions: 2 }),
       logger: createLogger({ level: 'silent' }),
       retry: { maxAttempts: 2, initialDelayMs: 1 },
     });

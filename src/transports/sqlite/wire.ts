@@ -1,45 +1,12 @@
-import { randomUUID } from 'node:crypto';
-import { resolve } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
-import { loadDriver } from '../../core/driver.js';
 import { FerryError } from '../../core/errors.js';
 import type { Delivery, Headers, OutgoingMessage } from '../../core/message.js';
-import type {
-  CloseOptions,
-  DeliveryHandler,
-  PartitionLag,
-  SeekTarget,
-  SubscribeOptions,
-  Subscription,
-  Transport,
-} from '../../transport/transport.js';
-import { PartitionPump } from '../../transport/partition-pump.js';
-import { sqliteFilePath } from './path.js';
-import { assertPartitions, checkSize, partitionOf, Subscriptions } from '../../transport/shared.js';
-import { capabilitiesOf } from '../../transport/descriptor.js';
-import { sqliteDescriptor } from './descriptor.js';
+import { partitionOf } from '../../transport/shared.js';
+import type { PartitionLag, SeekTarget } from '../../transport/transport.js';
 
-type Database = BetterSqlite3.Database;
+export type Database = BetterSqlite3.Database;
 
-export interface SqliteTransportOptions {
-  /** Database file; created if missing. Default `./ferry.db`. */
-  readonly path?: string;
-  /** Partitions of topics this transport creates (existing topics keep theirs). Default 8. */
-  readonly partitions?: number;
-  /** A member that has not renewed its partition leases for this long is presumed dead. Default 10 s. */
-  readonly sessionTimeoutMs?: number;
-  /** How often to look for messages written by other processes. Default 20 ms. */
-  readonly pollIntervalMs?: number;
-  /** Delete messages older than this (checked every minute). Default: keep everything. */
-  readonly retentionMs?: number;
-  readonly maxMessageBytes?: number;
-  /** Most partitions handled at once per subscription. Default: all. */
-  readonly concurrency?: number;
-  /** Told about failures it recovers from: handlers that rejected, reads and commits that failed. */
-  readonly onError?: (error: unknown) => void;
-}
-
-const SCHEMA = `
+export const SCHEMA = `
   create table if not exists ferry_topics (
     topic text primary key,
     partitions integer not null
@@ -85,7 +52,7 @@ const SCHEMA = `
   ) without rowid;
 `;
 
-interface MessageRow {
+export interface MessageRow {
   partition: number;
   offset: number;
   key: string | null;
@@ -94,58 +61,9 @@ interface MessageRow {
   created_at: number;
 }
 
-/** Pumps of every open subscription in this process, per database file and topic. */
-const localPumps = new Map<string, Set<PartitionPump>>();
-
-/**
- * The embedded durable log: a SQLite file (WAL) that several processes can share, one
- * publishing and others consuming. Topics have P partitions (by key); consumer groups keep
- * committed offsets in the file and share partitions through leases that expire when a
- * member dies; replay by offset or time. Delivery is at-least-once: a group's offset moves
- * past a message only after its handler resolved.
- */
-export async function sqlite(options: SqliteTransportOptions = {}): Promise<Transport> {
-  const { default: Sqlite } = await loadDriver('better-sqlite3', () => import('better-sqlite3'));
-  const path = options.path === ':memory:' ? ':memory:' : resolve(options.path ?? 'ferry.db');
-  const defaultPartitions = options.partitions ?? 8;
-  assertPartitions(defaultPartitions);
-  const sessionTimeoutMs = options.sessionTimeoutMs ?? 10_000;
-  const pollIntervalMs = options.pollIntervalMs ?? 20;
-
-  let db: Database;
-  try {
-    db = new Sqlite(path);
-    db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = NORMAL');
-    db.pragma('busy_timeout = 10000');
-    db.exec(SCHEMA);
-  } catch (cause) {
-    throw new FerryError('CONNECTION_FAILED', `Cannot open SQLite log at ${path}`, { cause });
-  }
-  return createSqliteTransport(db, path, {
-    defaultPartitions,
-    sessionTimeoutMs,
-    pollIntervalMs,
-    retentionMs: options.retentionMs,
-    maxMessageBytes: options.maxMessageBytes ?? sqliteDescriptor.capabilities.maxMessageBytes,
-    concurrency: options.concurrency,
-    onError: options.onError,
-  });
-}
-
-interface Settings {
-  defaultPartitions: number;
-  sessionTimeoutMs: number;
-  pollIntervalMs: number;
-  retentionMs: number | undefined;
-  maxMessageBytes: number;
-  concurrency: number | undefined;
-  onError: ((error: unknown) => void) | undefined;
-}
-
-function createSqliteTransport(db: Database, path: string, settings: Settings): Transport {
-  const capabilities = capabilitiesOf(sqliteDescriptor, settings.maxMessageBytes);
-  const sql = {
+/** The prepared statements of the log. */
+function statements(db: Database) {
+  return {
     topic: db.prepare<[string], { partitions: number }>(
       'select partitions from ferry_topics where topic = ?',
     ),
@@ -212,7 +130,51 @@ function createSqliteTransport(db: Database, path: string, settings: Settings): 
     leave: db.prepare('delete from ferry_group_members where grp = ? and topic = ? and member = ?'),
     purge: db.prepare('delete from ferry_messages where created_at < ?'),
   };
+}
 
+/**
+ * The log in one SQLite file: topics of partitions, appends, reads, group offsets and
+ * leases, in SQL; what a message looks like in a row and back.
+ */
+export interface SqliteLog {
+  /** Partitions of `topic`, creating the topic with the default count on first use. */
+  readonly partitionsOf: (topic: string) => number;
+  /** The offset the next message of a partition gets. */
+  readonly endOf: (topic: string, partition: number) => number;
+  /** The oldest offset kept in a partition (its end when empty). */
+  readonly firstOf: (topic: string, partition: number) => number;
+  /** Appends a batch in one immediate transaction. */
+  append(messages: readonly OutgoingMessage[]): void;
+  /** Up to `limit` messages of a partition from `offset`, in offset order. */
+  read(topic: string, partition: number, offset: number, limit: number): Delivery[];
+  /** The group's stored position in a partition, if any. */
+  committed(group: string, topic: string, partition: number): number | undefined;
+  /** Stores a group's position, for a member that holds the lease (else `LEASE_LOST`). */
+  commitHeld(group: string, topic: string, member: string, partition: number, next: number): void;
+  /**
+   * One heartbeat of a member: renews its membership and leases, drops the dead, and takes
+   * free partitions up to a fair share. Returns the leases to keep and those just taken.
+   */
+  renewLeases(
+    group: string,
+    topic: string,
+    member: string,
+    sessionTimeoutMs: number,
+  ): { keep: number[]; take: number[] };
+  /** Gives back the member's leases other than `held`. */
+  giveBack(group: string, topic: string, member: string, held: readonly number[]): void;
+  /** Gives back every lease of the member and ends its membership. */
+  leave(group: string, topic: string, member: string): void;
+  /** Moves a group's positions (see `Transport.seek`). */
+  seek(topic: string, group: string, target: SeekTarget): void;
+  lag(topic: string, group: string): PartitionLag[];
+  ping(): void;
+  close(): void;
+}
+
+export function sqliteLog(db: Database, defaultPartitions: number): SqliteLog {
+  const sql = statements(db);
+  const settings = { defaultPartitions };
   const partitionCounts = new Map<string, number>();
   const partitionsOf = (topic: string): number => {
     let count = partitionCounts.get(topic);
@@ -283,94 +245,30 @@ function createSqliteTransport(db: Database, path: string, settings: Settings): 
       : { ...delivery, headers };
   };
 
-  const wakeLocal = (topic: string): void => {
-    for (const pump of localPumps.get(`${path}\u0000${topic}`) ?? []) pump.wake();
-  };
-
-  // Another process's commit changes PRAGMA data_version: a cheap way to notice its writes.
-  let dataVersion = db.pragma('data_version', { simple: true }) as number;
-  const watchedTopics = new Map<string, number>();
-  const poller = setInterval(() => {
-    if (watchedTopics.size === 0) return;
-    const version = db.pragma('data_version', { simple: true }) as number;
-    if (version !== dataVersion) {
-      dataVersion = version;
-      for (const topic of watchedTopics.keys()) wakeLocal(topic);
-    }
-  }, settings.pollIntervalMs);
-  poller.unref();
-
-  const retention =
-    settings.retentionMs === undefined
-      ? undefined
-      : setInterval(() => {
-          sql.purge.run(Date.now() - (settings.retentionMs ?? 0));
-        }, 60_000);
-  retention?.unref();
-
-  const subscriptions = new Subscriptions();
-  let closed = false;
-  const assertOpen = (): void => {
-    if (closed) throw new FerryError('CLOSED', 'sqlite transport is closed');
-  };
-
-  async function subscribe(
-    options: SubscribeOptions,
-    handler: DeliveryHandler,
-  ): Promise<Subscription> {
-    assertOpen();
-    const { topic, group } = options;
-    const partitions = partitionsOf(topic);
-    const from = options.from ?? (group === undefined ? 'latest' : 'earliest');
-    const member = randomUUID();
-    const privatePositions = new Map<number, number>();
-    const startOf = (partition: number): number =>
-      from === 'earliest' ? firstOf(topic, partition) : endOf(topic, partition);
-
-    const pump = new PartitionPump(
-      {
-        position: (partition) => {
-          if (group === undefined) return privatePositions.get(partition) ?? startOf(partition);
-          return sql.committed.get(group, topic, partition)?.next_offset ?? startOf(partition);
-        },
-        read: (partition, offset, limit) =>
-          sql.read.all(topic, partition, offset, limit).map((row) => toDelivery(topic, row)),
-        commit: (partition, next) => {
-          if (group === undefined) {
-            privatePositions.set(partition, next);
-            return;
-          }
-          db.transaction(() => {
-            if (!sql.holds.get(group, topic, partition, member)) {
-              throw new FerryError(
-                'LEASE_LOST',
-                `Partition ${partition} of ${topic} moved to another member`,
-              );
-            }
-            sql.commit.run(group, topic, partition, next);
-          }).immediate();
-        },
-      },
-      handler,
-      {
-        concurrency: options.concurrency ?? settings.concurrency ?? partitions,
-        idleWaitMs: 1000,
-        redeliveryDelayMs: 50,
-        ...(settings.onError === undefined ? {} : { onError: settings.onError }),
-      },
-    );
-    const pumpKey = `${path}\u0000${topic}`;
-    let pumps = localPumps.get(pumpKey);
-    if (!pumps) localPumps.set(pumpKey, (pumps = new Set()));
-    pumps.add(pump);
-    watchedTopics.set(topic, (watchedTopics.get(topic) ?? 0) + 1);
-
-    // Group membership: renew our leases, drop the dead, take a fair share, give back extras.
-    const balance = async (): Promise<void> => {
-      if (group === undefined) return;
+  return {
+    partitionsOf,
+    endOf,
+    firstOf,
+    append: (messages) => publishAll.immediate(messages),
+    read: (topic, partition, offset, limit) =>
+      sql.read.all(topic, partition, offset, limit).map((row) => toDelivery(topic, row)),
+    committed: (group, topic, partition) => sql.committed.get(group, topic, partition)?.next_offset,
+    commitHeld(group, topic, member, partition, next) {
+      db.transaction(() => {
+        if (!sql.holds.get(group, topic, partition, member)) {
+          throw new FerryError(
+            'LEASE_LOST',
+            `Partition ${partition} of ${topic} moved to another member`,
+          );
+        }
+        sql.commit.run(group, topic, partition, next);
+      }).immediate();
+    },
+    renewLeases(group, topic, member, sessionTimeoutMs) {
+      const partitions = partitionsOf(topic);
       const now = Date.now();
-      const expires = now + settings.sessionTimeoutMs;
-      const { keep, take } = db
+      const expires = now + sessionTimeoutMs;
+      return db
         .transaction(() => {
           sql.upsertMember.run(group, topic, member, expires);
           sql.expireMembers.run(group, topic, now);
@@ -388,79 +286,21 @@ function createSqliteTransport(db: Database, path: string, settings: Settings): 
           return { keep: mine.slice(0, fair), take: wanted };
         })
         .immediate();
-      const held = [...keep, ...take];
-      // Stop work on extras before letting them go, so no partition is read by two members.
-      await pump.assign(held);
-      const extras = sql.myLeases
-        .all(group, topic, member)
-        .filter((row) => !held.includes(row.partition));
-      for (const { partition } of extras) sql.give.run(group, topic, partition, member);
-    };
-
-    let heartbeat: NodeJS.Timeout | undefined;
-    let balancing: Promise<void> = Promise.resolve();
-    const rebalance = (): Promise<void> =>
-      (balancing = balancing.catch(() => undefined).then(balance));
-    if (group === undefined) {
-      for (let p = 0; p < partitions; p++) privatePositions.set(p, startOf(p));
-      await pump.assign(Array.from({ length: partitions }, (_, p) => p));
-    } else {
-      await rebalance();
-      heartbeat = setInterval(
-        () => {
-          rebalance().catch(() => undefined);
-        },
-        Math.max(50, Math.floor(settings.sessionTimeoutMs / 3)),
-      );
-    }
-
-    return subscriptions.add(async (closeOptions?: CloseOptions) => {
-      clearInterval(heartbeat);
-      await balancing.catch(() => undefined);
-      await pump.close(closeOptions?.timeoutMs ?? 30_000);
-      pumps.delete(pump);
-      const watchers = (watchedTopics.get(topic) ?? 1) - 1;
-      if (watchers === 0) watchedTopics.delete(topic);
-      else watchedTopics.set(topic, watchers);
-      if (group !== undefined) {
-        db.transaction(() => {
-          for (const { partition } of sql.myLeases.all(group, topic, member)) {
-            sql.give.run(group, topic, partition, member);
-          }
-          sql.leave.run(group, topic, member);
-        }).immediate();
-      }
-    });
-  }
-
-  return {
-    name: 'sqlite',
-    capabilities,
-
-    async ping() {
-      assertOpen();
-      db.prepare('select 1').get();
     },
-
-    publish(messages) {
-      assertOpen();
-      checkSize('sqlite', capabilities, messages);
-      try {
-        publishAll.immediate(messages);
-      } catch (cause) {
-        if (cause instanceof FerryError) throw cause;
-        throw new FerryError('PUBLISH_FAILED', `Could not append to the SQLite log at ${path}`, {
-          cause,
-        });
+    giveBack(group, topic, member, held) {
+      for (const { partition } of sql.myLeases.all(group, topic, member)) {
+        if (!held.includes(partition)) sql.give.run(group, topic, partition, member);
       }
-      for (const topic of new Set(messages.map((message) => message.topic))) wakeLocal(topic);
-      return Promise.resolve();
     },
-
-    subscribe,
-
-    seek(topic: string, group: string, target: SeekTarget) {
-      assertOpen();
+    leave(group, topic, member) {
+      db.transaction(() => {
+        for (const { partition } of sql.myLeases.all(group, topic, member)) {
+          sql.give.run(group, topic, partition, member);
+        }
+        sql.leave.run(group, topic, member);
+      }).immediate();
+    },
+    seek(topic, group, target) {
       const partitions = partitionsOf(topic);
       db.transaction(() => {
         for (let partition = 0; partition < partitions; partition++) {
@@ -480,10 +320,8 @@ function createSqliteTransport(db: Database, path: string, settings: Settings): 
           sql.commit.run(group, topic, partition, next);
         }
       }).immediate();
-      return Promise.resolve();
     },
-
-    lag(topic: string, group: string): Promise<PartitionLag[]> {
+    lag(topic, group) {
       const lags: PartitionLag[] = [];
       for (let partition = 0; partition < partitionsOf(topic); partition++) {
         const committed = sql.committed.get(group, topic, partition)?.next_offset;
@@ -495,32 +333,11 @@ function createSqliteTransport(db: Database, path: string, settings: Settings): 
           lag: end - (committed ?? firstOf(topic, partition)),
         });
       }
-      return Promise.resolve(lags);
+      return lags;
     },
-
-    async close(closeOptions?: CloseOptions) {
-      if (closed) return;
-      closed = true;
-      await subscriptions.closeAll(closeOptions);
-      clearInterval(poller);
-      clearInterval(retention);
-      db.close();
-    },
+    ping: () => void db.prepare('select 1').get(),
+    close: () => db.close(),
   };
-}
-
-/** `sqlite:./ferry.db`, `sqlite:///abs/path.db`; query `partitions`, `retentionMs`, `sessionTimeoutMs`. */
-export function sqliteFromUrl(url: URL): Promise<Transport> {
-  const path = sqliteFilePath(url);
-  const partitions = url.searchParams.get('partitions');
-  const retention = url.searchParams.get('retentionMs');
-  const sessionTimeout = url.searchParams.get('sessionTimeoutMs');
-  return sqlite({
-    path,
-    ...(partitions === null ? {} : { partitions: Number(partitions) }),
-    ...(retention === null ? {} : { retentionMs: Number(retention) }),
-    ...(sessionTimeout === null ? {} : { sessionTimeoutMs: Number(sessionTimeout) }),
-  });
 }
 
 /** A headers column as headers, or what is wrong with it. */
