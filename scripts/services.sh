@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Makes sure the services the integration suites use are up on loopback, starting the ones
-# that are down with the machine's own commands, and starts Kafka from scripts/kafka.
-# Usage: scripts/services.sh start | stop-kafka
+# that are down with the machine's own commands, starts Kafka from scripts/kafka and the
+# project's own TLS Redis and RabbitMQ from scripts/tls.sh (`scripts/tls.sh env` prints the
+# variables the tests read).
+# Usage: scripts/services.sh start | stop-kafka | stop-tls
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
@@ -43,13 +45,15 @@ start() {
   fi
   echo "services: rabbitmq stomp is up on 61613"
   bash "$here/kafka/kafka.sh" start
+  bash "$here/tls.sh" start
 }
 
 case "${1:-}" in
   start) start ;;
   stop-kafka) bash "$here/kafka/kafka.sh" stop ;;
+  stop-tls) bash "$here/tls.sh" stop ;;
   *)
-    echo "usage: $0 start | stop-kafka" >&2
+    echo "usage: $0 start | stop-kafka | stop-tls" >&2
     exit 2
     ;;
 esac

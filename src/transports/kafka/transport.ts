@@ -1,6 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import type { ConnectionOptions as TlsOptions } from 'node:tls';
 import type * as KafkaLib from '@platformatic/kafka';
 import { loadDriver } from '../../core/driver.js';
 import { FerryError, isFerryError, type FerryErrorCode } from '../../core/errors.js';
@@ -17,6 +15,7 @@ import type {
 import { KafkaSubscription } from './subscription.js';
 import { assertPartitions, checkSize, Subscriptions } from '../../transport/shared.js';
 import { capabilitiesOf } from '../../transport/descriptor.js';
+import { caFromUrl, type TlsOptions } from '../../transport/tls.js';
 import { kafkaDescriptor } from './descriptor.js';
 
 type Lib = typeof KafkaLib;
@@ -637,15 +636,11 @@ function securityFromUrl(url: URL): Pick<KafkaTransportOptions, 'sasl' | 'tls'> 
       'A kafka URL with credentials needs the SASL mechanism: add ?sasl=plain, ?sasl=scram-sha-256 or ?sasl=scram-sha-512',
     );
   }
-  const ca = url.searchParams.get('ca');
+  const ca = caFromUrl(url);
   let tls: boolean | TlsOptions | undefined = flagParam(url, 'tls');
-  if (ca !== null) {
+  if (ca !== undefined) {
     if (tls === false) throw new FerryError('INVALID_URL', 'ca= needs TLS; drop tls=0');
-    try {
-      tls = { ca: readFileSync(ca, 'utf8') };
-    } catch (cause) {
-      throw new FerryError('INVALID_URL', `Cannot read the CA file ca=${ca}`, { cause });
-    }
+    tls = ca;
   }
   return { ...(sasl === undefined ? {} : { sasl }), ...(tls === undefined ? {} : { tls }) };
 }

@@ -3,12 +3,19 @@ import { loadDriver } from '../../core/driver.js';
 import { describeError, FerryError } from '../../core/errors.js';
 import { redactSecrets } from '../../core/log.js';
 import { permanentConnectFailure } from '../../transport/connect-failure.js';
+import { caFromUrl, type TlsOptions } from '../../transport/tls.js';
 
 /** How to reach Redis: a URL, ioredis options, or both (options win over the URL). */
 export interface RedisConnectionOptions {
   /** `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS. Default `redis://127.0.0.1:6379`. */
   readonly url?: string;
-  /** ioredis options (sentinels, TLS, db, retry strategy, ...). */
+  /**
+   * TLS to the server: `true` trusts the system's CAs; node:tls options (`ca`, `cert`, `key`,
+   * `servername`, ...) for a private CA or client certificates. A `rediss://` URL turns TLS on
+   * with the system's CAs. Default off.
+   */
+  readonly tls?: boolean | TlsOptions;
+  /** ioredis options (sentinels, db, retry strategy, ...); their `tls` wins over `tls` above. */
   readonly redis?: RedisOptions;
   /**
    * An ioredis client your service already configured (TLS, sentinels, ACL user, ...): ferry
@@ -39,7 +46,11 @@ export async function connectRedis(
   // (XREAD, XREADGROUP, XAUTOCLAIM through callBuffer) parse RESP2's shapes, where RESP3 turns
   // the per-stream reply into a flat map, so the protocol and mapping are ferry's to set.
   // ioredis 5 ignores `protocol`, which keeps one call for 5 and 6.
-  const { replyMapping, protocol, ...rest } = { ...options.redis, ...extra } as RedisOptions & {
+  const { replyMapping, protocol, ...rest } = {
+    ...tlsSettings(options.tls),
+    ...options.redis,
+    ...extra,
+  } as RedisOptions & {
     readonly replyMapping?: unknown;
     readonly protocol?: unknown;
   };
@@ -68,6 +79,10 @@ export async function connectRedis(
   await firstConnection(client, settings.connectTimeout ?? FIRST_CONNECT_MS);
   await refuseCluster(client);
   return client;
+}
+
+function tlsSettings(tls: boolean | TlsOptions | undefined): RedisOptions {
+  return tls === undefined || tls === false ? {} : { tls: tls === true ? {} : tls };
 }
 
 /**
@@ -186,15 +201,21 @@ export function redisError(
 
 /**
  * Connection options from a ferry URL. `redis-streams://` becomes `redis://` (add `?tls=1`
- * for TLS); the query string is left to the caller.
+ * for TLS); `ca=<file>` trusts that CA (and implies TLS); the rest of the query string is
+ * left to the caller.
  */
 export function connectionFromUrl(url: URL, scheme: 'redis:' | 'rediss:'): RedisConnectionOptions {
   const tls = url.searchParams.get('tls');
+  const ca = caFromUrl(url);
   const target = new URL(url.href);
-  target.protocol = tls === '1' || tls === 'true' ? 'rediss:' : scheme;
+  target.protocol = tls === '1' || tls === 'true' || ca !== undefined ? 'rediss:' : scheme;
   target.search = '';
   const prefix = url.searchParams.get('prefix');
-  return { url: target.href, ...(prefix === null ? {} : { prefix }) };
+  return {
+    url: target.href,
+    ...(prefix === null ? {} : { prefix }),
+    ...(ca === undefined ? {} : { tls: ca }),
+  };
 }
 
 /** A whole number from a URL query parameter, or undefined when absent. */

@@ -36,12 +36,18 @@ export {
   type TopologyOptions,
 } from '../topology.js';
 import { capabilitiesOf } from '../../../transport/descriptor.js';
+import { caFromUrl, type TlsOptions } from '../../../transport/tls.js';
 import { amqpDescriptor } from './descriptor.js';
 
 export interface RabbitMqOptions extends TopologyOptions {
   /** `amqp://user:pass@host:5672/vhost` (or amqplib's connect object). Default `amqp://127.0.0.1`. */
   readonly url?: string | Options.Connect;
-  /** Passed to the socket (TLS material for `amqps:`, timeouts, ...). */
+  /**
+   * TLS settings for an `amqps:` URL, as node:tls takes them: `ca` for a private CA, `cert`
+   * and `key` for a client certificate, `servername`, ... Default: the system's CAs.
+   */
+  readonly tls?: TlsOptions;
+  /** Passed to the socket (timeouts, keep-alive, ...); `tls` wins over these. */
   readonly socketOptions?: Record<string, unknown>;
   /**
    * An amqplib connection (what `amqp.connect()` resolves to) your service already has: ferry
@@ -128,7 +134,9 @@ export function rabbitmq(options: RabbitMqOptions = {}): RabbitMqTransport {
   const topology = new Topology(options);
   const connector = new Connector({
     url: options.url ?? 'amqp://127.0.0.1',
-    ...(options.socketOptions === undefined ? {} : { socketOptions: options.socketOptions }),
+    ...(options.socketOptions === undefined && options.tls === undefined
+      ? {}
+      : { socketOptions: { ...options.socketOptions, ...options.tls } }),
     ...(options.connection === undefined ? {} : { connection: options.connection }),
     initialDelayMs: options.reconnect?.initialDelayMs ?? 100,
     maxDelayMs: options.reconnect?.maxDelayMs ?? 5000,
@@ -638,12 +646,14 @@ const OUR_PARAMS = [
   'queueType',
   'singleActiveConsumer',
   'publishTimeoutMs',
+  'ca',
 ] as const;
 
 /**
  * `amqp://user:pass@host:5672/vhost` or `amqps://...`, with optional `prefix`, `prefetch`,
  * `maxInFlight`, `mandatory`, `queueType` (`classic`|`quorum`), `singleActiveConsumer`,
- * `publishTimeoutMs`; amqplib's own (`heartbeat`, `frameMax`, ...) pass through.
+ * `publishTimeoutMs`, and `ca=<file>` (a PEM file) to trust a private CA, which implies TLS
+ * (`amqps:`); amqplib's own (`heartbeat`, `frameMax`, ...) pass through.
  */
 export function rabbitmqFromUrl(url: URL, prefix?: string): RabbitMqTransport {
   const params = url.searchParams;
@@ -671,12 +681,18 @@ export function rabbitmqFromUrl(url: URL, prefix?: string): RabbitMqTransport {
     singleActiveConsumer: flag('singleActiveConsumer'),
     queueType: queueType ?? undefined,
   };
+  const ca = caFromUrl(url);
   const connectUrl = new URL(url.href);
   for (const name of OUR_PARAMS) connectUrl.searchParams.delete(name);
+  if (ca !== undefined) connectUrl.protocol = 'amqps:';
   const defined = Object.fromEntries(
     Object.entries(options).filter(([, value]) => value !== undefined),
   );
-  return rabbitmq({ ...(defined as RabbitMqOptions), url: connectUrl.href });
+  return rabbitmq({
+    ...(defined as RabbitMqOptions),
+    url: connectUrl.href,
+    ...(ca === undefined ? {} : { tls: ca }),
+  });
 }
 
 function sleep(ms: number): Promise<void> {
