@@ -14,7 +14,7 @@ import {
 // the raw sides to write the same rows; kept to this one import so a move is a one-line fix.
 export { buildOutgoing, partitionFor } from '../src/core/message.js';
 // `ferry/postgres` and `ferry/sqlite`: the subpath entries, wherever their files live.
-export { postgresInbox, postgresOutbox, type PostgresOutbox } from '../src/stores/postgres.js';
+export { postgresInbox, postgresOutbox, type PostgresOutbox } from '../src/postgres.js';
 import { sleep, type BenchCase, type BenchGroup, type RoundResult } from './harness.js';
 
 /** A workload size, overridable from the environment (e.g. BENCH_KAFKA_MESSAGES=2000). */

@@ -54,7 +54,7 @@ export function outboxGroups(): BenchGroup[] {
     return fill(`${name}_${Date.now()}`);
   }
   async function fill(table: string): Promise<SqliteOutbox> {
-    const outbox = sqliteOutbox(db, { table, partitions: 16 });
+    const outbox = sqliteOutbox({ database: db, table, partitions: 16 });
     await outbox.migrate();
     db.transaction(() => {
       for (let i = 0; i < MESSAGES; i++) {

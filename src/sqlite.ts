@@ -15,7 +15,7 @@ export {
   type SqliteOutboxStore,
   type SqliteSource,
   type SqliteStatement,
-} from './stores/sqlite.js';
+} from './outbox/sql/sqlite.js';
 export {
   sqlite,
   type SqliteRetention,

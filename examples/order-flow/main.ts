@@ -16,8 +16,8 @@ const dir = mkdtempSync(join(tmpdir(), 'ferry-order-flow-'));
 const db = await openSqliteDatabase(join(dir, 'app.db'));
 db.exec('CREATE TABLE orders (id TEXT PRIMARY KEY, customer TEXT, amount INTEGER)');
 db.exec('CREATE TABLE effects (grp TEXT, order_id TEXT)');
-const outbox = sqliteOutbox(db);
-const inbox = sqliteInbox(await openSqliteDatabase(join(dir, 'app.db')));
+const outbox = sqliteOutbox({ database: db });
+const inbox = sqliteInbox({ database: await openSqliteDatabase(join(dir, 'app.db')) });
 await outbox.migrate();
 await inbox.migrate();
 

@@ -1,6 +1,6 @@
 import { FerryError } from '../core/errors.js';
-import { parseHeaders, toBigInt } from '../stores/sql-shared.js';
-import { quoteIdentifier, suffixIdentifier } from '../stores/identifier.js';
+import { parseHeaders, toBigInt } from './sql/shared.js';
+import { quoteIdentifier, suffixIdentifier } from './sql/identifier.js';
 import type { Headers } from '../core/message.js';
 
 /** An outbox row as an operator sees it. */

@@ -9,7 +9,7 @@ import { Admin } from '@platformatic/kafka';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger, defineTopic, type Delivery, type Subscription } from '../../src/index.js';
-import { postgresOutbox } from '../../src/stores/postgres.js';
+import { postgresOutbox } from '../../src/postgres.js';
 import { kafka, type KafkaTransportOptions } from '../../src/transports/kafka/index.js';
 import { requiredProgram } from '../helpers/processes.js';
 import { serviceUrl } from '../helpers/services.js';

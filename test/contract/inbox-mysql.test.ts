@@ -1,6 +1,6 @@
 import mysql from 'mysql2/promise';
 import { afterAll } from 'vitest';
-import { mysqlInbox } from '../../src/stores/mysql.js';
+import { mysqlInbox } from '../../src/mysql.js';
 import { serviceUrl } from '../helpers/services.js';
 import { uniqueName } from '../helpers/wait.js';
 import { inboxContract } from './inbox.js';

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { afterAll } from 'vitest';
-import { postgresInbox } from '../../src/stores/postgres.js';
+import { postgresInbox } from '../../src/postgres.js';
 import { serviceUrl } from '../helpers/services.js';
 import { uniqueName } from '../helpers/wait.js';
 import { inboxContract } from './inbox.js';

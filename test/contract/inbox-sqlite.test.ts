@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import { afterAll } from 'vitest';
-import { openSqliteDatabase, sqliteInbox, type SqliteDatabase } from '../../src/stores/sqlite.js';
+import { openSqliteDatabase, sqliteInbox, type SqliteDatabase } from '../../src/sqlite.js';
 import { uniqueName } from '../helpers/wait.js';
 import { inboxContract } from './inbox.js';
 
@@ -14,7 +14,7 @@ inboxContract<SqliteDatabase>('sqlite', async () => {
   const db = await openSqliteDatabase(join(dir, `${uniqueName('app')}.db`));
   db.exec('CREATE TABLE effects (message_id TEXT, grp TEXT)');
   return {
-    inbox: sqliteInbox(db),
+    inbox: sqliteInbox({ database: db }),
     writeEffect: async (tx, id, group) =>
       void (tx as BetterSqlite3.Database)
         .prepare('INSERT INTO effects VALUES (?, ?)')

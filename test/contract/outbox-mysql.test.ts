@@ -1,6 +1,6 @@
 import mysql from 'mysql2/promise';
 import { afterAll } from 'vitest';
-import { mysqlOutboxStore, type MysqlQueryable } from '../../src/stores/mysql.js';
+import { mysqlOutboxStore, type MysqlQueryable } from '../../src/mysql.js';
 import { serviceUrl } from '../helpers/services.js';
 import { outboxStoreContract, type OutboxStoreUnderTest } from './outbox-store.js';
 import { relayContract } from './relay.js';

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { afterAll } from 'vitest';
-import { postgresOutboxStore, type PgQueryable } from '../../src/stores/postgres.js';
+import { postgresOutboxStore, type PgQueryable } from '../../src/postgres.js';
 import { serviceUrl } from '../helpers/services.js';
 import { outboxStoreContract, type OutboxStoreUnderTest } from './outbox-store.js';
 import { relayContract } from './relay.js';

@@ -6,7 +6,7 @@ import {
   sqliteOutboxStore,
   sqliteTransaction,
   type SqliteDatabase,
-} from '../../src/stores/sqlite.js';
+} from '../../src/sqlite.js';
 import { outboxStoreContract, type OutboxStoreUnderTest } from './outbox-store.js';
 import { relayContract } from './relay.js';
 import { legacySqlite } from '../fixtures/legacy-outbox.js';
@@ -19,7 +19,7 @@ const subject: OutboxStoreUnderTest<SqliteDatabase> = {
     const file = join(dir, `${table}.db`);
     const db = await openSqliteDatabase(file);
     return {
-      store: sqliteOutboxStore(file, { table, partitions }),
+      store: sqliteOutboxStore({ database: file, table, partitions }),
       transaction: (work) => sqliteTransaction(db, work),
       close: async () => void db.close(),
     };

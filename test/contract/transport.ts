@@ -19,7 +19,7 @@ import {
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { sqliteInbox } from '../../src/stores/sqlite.js';
+import { sqliteInbox } from '../../src/sqlite.js';
 import type { ForeignPublisher } from '../helpers/foreign.js';
 import { deferred, delay, uniqueName, waitFor } from '../helpers/wait.js';
 
@@ -82,7 +82,7 @@ export function transportContract(name: string, subject: TransportUnderTest | un
       return publisher;
     }
     async function inboxed(): Promise<ReturnType<typeof sqliteInbox>> {
-      const inbox = sqliteInbox(join(scratch, `${uniqueName('inbox')}.db`));
+      const inbox = sqliteInbox({ database: join(scratch, `${uniqueName('inbox')}.db`) });
       await inbox.migrate();
       return inbox;
     }

@@ -1,7 +1,7 @@
 import type mysql from 'mysql2/promise';
 import type pg from 'pg';
-import { transaction as mysqlTransaction } from '../../src/stores/mysql-pool.js';
-import { transaction as pgTransaction } from '../../src/stores/postgres-pool.js';
+import { transaction as mysqlTransaction } from '../../src/outbox/sql/drivers/mysql-pool.js';
+import { transaction as pgTransaction } from '../../src/outbox/sql/drivers/postgres-pool.js';
 
 /**
  * A transaction begun outside the outbox on the test's own driver pool: begin, work, commit,

@@ -1,7 +1,7 @@
 import mysql from 'mysql2/promise';
 import { afterAll, describe, expect, it } from 'vitest';
 import { defineTopic, newMessageId } from '../../src/index.js';
-import { mysqlInbox, mysqlOutbox, mysqlOutboxStore } from '../../src/stores/mysql.js';
+import { mysqlInbox, mysqlOutbox, mysqlOutboxStore } from '../../src/mysql.js';
 import { openStore } from '../../src/cli/open-store.js';
 import { serviceUrl } from '../helpers/services.js';
 import { uniqueName } from '../helpers/wait.js';

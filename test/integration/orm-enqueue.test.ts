@@ -5,7 +5,7 @@ import { CompiledQuery, Kysely, PostgresDialect, type Transaction } from 'kysely
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defineTopic } from '../../src/index.js';
-import { postgresOutbox, type PgQueryable } from '../../src/stores/postgres.js';
+import { postgresOutbox, type PgQueryable } from '../../src/postgres.js';
 import { serviceUrl } from '../helpers/services.js';
 import { uniqueName } from '../helpers/wait.js';
 

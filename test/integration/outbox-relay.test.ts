@@ -24,7 +24,7 @@ import {
   sqliteTransaction,
   type SqliteDatabase,
   type SqliteOutbox,
-} from '../../src/stores/sqlite.js';
+} from '../../src/sqlite.js';
 import { sqlite } from '../../src/transports/sqlite/index.js';
 import { createRelay } from '../../src/outbox/relay.js';
 import type { OutboxStore } from '../../src/outbox/store.js';
@@ -52,7 +52,7 @@ async function setup(partitions = 4): Promise<{
   const table = uniqueName('outbox');
   const path = join(dir, `${table}.db`);
   const db = await openSqliteDatabase(path);
-  const outbox = sqliteOutbox(db, { table, partitions });
+  const outbox = sqliteOutbox({ database: db, table, partitions });
   await outbox.migrate();
   cleanup.push(() => db.close());
   return { db, outbox, path, table };
@@ -134,7 +134,7 @@ describe('outbox relay', () => {
     const bus = createBus({ transport, logger: silent });
     const inboxDb = await openSqliteDatabase(path);
     cleanup.push(() => inboxDb.close());
-    const inbox = sqliteInbox(inboxDb);
+    const inbox = sqliteInbox({ database: inboxDb });
     await inbox.migrate();
     let duplicates = 0;
     const counting: Inbox<SqliteDatabase> = {
@@ -267,7 +267,7 @@ describe('outbox relay', () => {
       }),
     );
     await relay.start();
-    const thief = sqliteOutbox(path, { table }).store;
+    const thief = sqliteOutbox({ database: path, table }).store;
     cleanup.push(() => thief.close());
     await thief.liveRelays();
 
@@ -404,7 +404,7 @@ describe('outbox relay', () => {
     const topic = defineTopic<Order>(uniqueName('order.created'));
     const transport = track(memory({ broker: createMemoryBroker({ partitions: 16 }) }));
     const seen = await collect(transport, topic.name);
-    const second = sqliteOutbox(path, { table });
+    const second = sqliteOutbox({ database: path, table });
     cleanup.push(() => second.store.close());
     // Long enough for a loaded machine to send and mark a batch within the last third of a lease.
     const options = { transport, logger: silent, leaseMs: 3000, batchSize: 50 };

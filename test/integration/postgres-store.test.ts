@@ -5,7 +5,7 @@ import {
   postgresOutbox,
   postgresOutboxStore,
   type PostgresOutboxStore,
-} from '../../src/stores/postgres.js';
+} from '../../src/postgres.js';
 import { memory } from '../../src/transports/memory/index.js';
 import { openStore } from '../../src/cli/open-store.js';
 import { serviceUrl } from '../helpers/services.js';

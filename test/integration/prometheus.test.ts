@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { defineTopic } from '../../src/index.js';
-import { postgresOutbox } from '../../src/stores/postgres.js';
+import { postgresOutbox } from '../../src/postgres.js';
 import { freePort, requiredProgram, startRedisServer, stopProcess } from '../helpers/processes.js';
 import { serviceUrl } from '../helpers/services.js';
 import { inPgTransaction } from '../helpers/sql.js';

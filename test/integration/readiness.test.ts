@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createRelay, serveMetrics, type MetricsServer, type Relay } from '../../src/index.js';
-import { openSqliteDatabase, sqliteOutboxStore } from '../../src/stores/sqlite.js';
+import { openSqliteDatabase, sqliteOutboxStore } from '../../src/sqlite.js';
 import { redisStreams } from '../../src/transports/redis/index.js';
 import { freePort, requiredProgram, startRedisServer, stopProcess } from '../helpers/processes.js';
 import { uniqueName, waitFor } from '../helpers/wait.js';
@@ -34,7 +34,7 @@ describe.skipIf(redisServer === undefined)('/readyz follows the broker', () => {
     const port = await freePort();
     broker = await startRedisServer(port);
     const db = await openSqliteDatabase(join(dir, 'app.db'));
-    const store = sqliteOutboxStore(db, { table: uniqueName('outbox'), partitions: 2 });
+    const store = sqliteOutboxStore({ database: db, table: uniqueName('outbox'), partitions: 2 });
     await store.migrate();
     const transport = redisStreams({ url: `redis://127.0.0.1:${port}`, onError: () => undefined });
     const relay: Relay = createRelay(store, { transport, leaseMs: 1500, pollMaxMs: 100 });

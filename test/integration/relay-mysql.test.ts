@@ -1,7 +1,7 @@
 import mysql from 'mysql2/promise';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createBus, createLogger, defineTopic } from '../../src/index.js';
-import { mysqlOutbox } from '../../src/stores/mysql.js';
+import { mysqlOutbox } from '../../src/mysql.js';
 import { createMemoryBroker, memory } from '../../src/transports/memory/index.js';
 import { serviceUrl } from '../helpers/services.js';
 import { uniqueName, waitFor } from '../helpers/wait.js';

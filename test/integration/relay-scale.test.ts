@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { defineTopic } from '../../src/index.js';
-import { postgresOutbox } from '../../src/stores/postgres.js';
+import { postgresOutbox } from '../../src/postgres.js';
 import { createSinkTable, inspectSink } from '../fixtures/pg-sink.js';
 import { serviceUrl } from '../helpers/services.js';
 import { delay, uniqueName, waitFor } from '../helpers/wait.js';

@@ -5,11 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ferry as runFerry } from '../helpers/cli.js';
 import { newMessageId, type Lease, type NewOutboxRecord } from '../../src/index.js';
 import { destinationOf } from '../../src/cli/relay.js';
-import {
-  openSqliteDatabase,
-  sqliteOutboxStore,
-  sqliteTransaction,
-} from '../../src/stores/sqlite.js';
+import { openSqliteDatabase, sqliteOutboxStore, sqliteTransaction } from '../../src/sqlite.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ferry-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -171,7 +167,7 @@ describe('ferry command', () => {
 describe('ferry outbox', () => {
   it('shows dead and blocked rows, and skips a dead row on request', async () => {
     const file = join(dir, 'blocked.db');
-    const store = sqliteOutboxStore(file, { partitions: 1 });
+    const store = sqliteOutboxStore({ database: file, partitions: 1 });
     await store.migrate();
     const db = await openSqliteDatabase(file);
     const row = (key: string): NewOutboxRecord => ({

@@ -30,7 +30,7 @@ import {
   sqliteInbox,
   sqliteOutbox,
   sqliteTransaction,
-} from '../../src/stores/sqlite.js';
+} from '../../src/sqlite.js';
 import { memory } from '../../src/transports/memory/index.js';
 import { uniqueName, waitFor } from '../helpers/wait.js';
 
@@ -82,7 +82,7 @@ describe('metrics', () => {
     });
     const topic = defineTopic<{ n: number }>(uniqueName('metrics'));
     const db = await openSqliteDatabase(join(dir, 'inbox.db'));
-    const inbox = sqliteInbox(db, { table: uniqueName('inbox') });
+    const inbox = sqliteInbox({ database: db, table: uniqueName('inbox') });
     await inbox.migrate();
     const handled: number[] = [];
     await bus.subscribe(topic, { group: 'billing', inbox }, async (message) => {
@@ -179,7 +179,7 @@ describe('outbox gauges', () => {
     const provider = new MeterProvider({ readers: [reader] });
     metrics.setGlobalMeterProvider(provider);
     const db = await openSqliteDatabase(join(dir, 'outbox.db'));
-    const outbox = sqliteOutbox(db, { table: uniqueName('outbox'), partitions: 4 });
+    const outbox = sqliteOutbox({ database: db, table: uniqueName('outbox'), partitions: 4 });
     await outbox.migrate();
     const topic = defineTopic<{ n: number }>(uniqueName('backlog'));
     await sqliteTransaction(db, (tx) =>

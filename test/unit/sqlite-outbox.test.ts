@@ -12,7 +12,7 @@ import {
   sqliteInbox,
   sqliteOutbox,
   sqliteOutboxStore,
-} from '../../src/stores/sqlite.js';
+} from '../../src/sqlite.js';
 import { deferred, uniqueName } from '../helpers/wait.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ferry-sqlite-outbox-'));
@@ -36,18 +36,20 @@ describe('sqlite outbox', () => {
     for (const table of ['x; drop table users', 'a b', '1abc', '"quoted"', 'main.outbox', '']) {
       let error: unknown;
       try {
-        sqliteOutboxStore(db, { table });
+        sqliteOutboxStore({ database: db, table });
       } catch (caught) {
         error = caught;
       }
       expect(isFerryError(error, 'INVALID_NAME')).toBe(true);
     }
-    expect(() => sqliteInbox(db, { table: 'x; drop table y' })).toThrow(/Invalid table name/);
+    expect(() => sqliteInbox({ database: db, table: 'x; drop table y' })).toThrow(
+      /Invalid table name/,
+    );
   });
 
   it('enqueues inside db.transaction() with enqueueSync and with the async enqueue', async () => {
     const db = await database();
-    const outbox = sqliteOutbox(db, { partitions: 8 });
+    const outbox = sqliteOutbox({ database: db, partitions: 8 });
     await outbox.migrate();
     const topic = defineTopic('order.created', { schema: z.object({ id: z.string() }) });
     const ids = db.transaction(() => {
@@ -68,7 +70,7 @@ describe('sqlite outbox', () => {
 
   it('validates and encodes before writing anything', async () => {
     const db = await database();
-    const outbox = sqliteOutbox(db);
+    const outbox = sqliteOutbox({ database: db });
     await outbox.migrate();
     const strict = defineTopic('strict', { schema: z.object({ n: z.number() }) });
     const failing: Codec<unknown> = {
@@ -91,7 +93,7 @@ describe('sqlite outbox', () => {
 
   it('refuses enqueue outside a transaction and sync enqueue of async schemas', async () => {
     const db = await database();
-    const outbox = sqliteOutbox(db);
+    const outbox = sqliteOutbox({ database: db });
     await outbox.migrate();
     const plain = defineTopic<{ n: number }>('plain');
     await expect(outbox.enqueue(db, plain, { n: 1 })).rejects.toMatchObject({
@@ -114,8 +116,8 @@ describe('sqlite outbox', () => {
 
   it('learns the partition count from the tables when opened by path', async () => {
     const db = await database();
-    await sqliteOutbox(db, { partitions: 4 }).migrate();
-    const byPath = sqliteOutbox(db.name, { partitions: 16 });
+    await sqliteOutbox({ database: db, partitions: 4 }).migrate();
+    const byPath = sqliteOutbox({ database: db.name, partitions: 16 });
     const topic = defineTopic<{ n: number }>('t');
     db.transaction(() => {
       for (let n = 0; n < 50; n++) byPath.enqueueSync(db, topic, { n }, { key: `k${n}` });
@@ -129,7 +131,7 @@ describe('sqlite outbox', () => {
   // The shared inbox behaviour is in test/contract/inbox.ts; this is SQLite's one connection.
   it('inbox: serializes concurrent messages on one connection instead of nesting them', async () => {
     const db = await database();
-    const inbox = sqliteInbox(db);
+    const inbox = sqliteInbox({ database: db });
     await inbox.migrate();
     db.exec('CREATE TABLE effects (id TEXT)');
     const results = await Promise.all(
@@ -146,9 +148,9 @@ describe('sqlite outbox', () => {
 
   it('serializes ferry work on one file across connections in one process', async () => {
     const db = await database();
-    const inbox = sqliteInbox(db);
+    const inbox = sqliteInbox({ database: db });
     await inbox.migrate();
-    const store = sqliteOutboxStore(db.name);
+    const store = sqliteOutboxStore({ database: db.name });
     await store.migrate();
     const release = deferred();
     const entered = deferred();

@@ -1,6 +1,10 @@
-import { mysqlInbox, mysqlOutbox } from '../../stores/mysql.js';
-import { connection, transaction, type MysqlQueryable } from '../../stores/mysql-pool.js';
-import { guarded, splitStoreUrl } from '../../stores/sql-shared.js';
+import { mysqlInbox, mysqlOutbox } from '../../outbox/sql/mysql.js';
+import {
+  connection,
+  transaction,
+  type MysqlQueryable,
+} from '../../outbox/sql/drivers/mysql-pool.js';
+import { guarded, splitStoreUrl } from '../../outbox/sql/shared.js';
 import { openedStore, type OpenedStore } from '../opened-store.js';
 
 const DIALECT = 'mysql';

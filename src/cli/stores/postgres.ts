@@ -1,11 +1,11 @@
-import { postgresInbox, postgresOutbox } from '../../stores/postgres.js';
+import { postgresInbox, postgresOutbox } from '../../outbox/sql/postgres.js';
 import {
   connection,
   transaction,
   type PgQueryable,
   type PgResult,
-} from '../../stores/postgres-pool.js';
-import { guarded, splitStoreUrl } from '../../stores/sql-shared.js';
+} from '../../outbox/sql/drivers/postgres-pool.js';
+import { guarded, splitStoreUrl } from '../../outbox/sql/shared.js';
 import { openedStore, type OpenedStore } from '../opened-store.js';
 
 const DIALECT = 'postgres';

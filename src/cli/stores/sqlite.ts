@@ -1,12 +1,12 @@
 import type BetterSqlite3 from 'better-sqlite3';
-import { sqliteInbox, sqliteOutbox } from '../../stores/sqlite.js';
+import { sqliteInbox, sqliteOutbox } from '../../outbox/sql/sqlite.js';
 import {
   openSqliteDatabase,
   sqliteTransaction,
   withLock,
   type SqliteDatabase,
-} from '../../stores/sqlite-database.js';
-import { splitStoreUrl } from '../../stores/sql-shared.js';
+} from '../../outbox/sql/drivers/sqlite-database.js';
+import { splitStoreUrl } from '../../outbox/sql/shared.js';
 import { sqliteFilePath } from '../../transports/sqlite/path.js';
 import { openedStore, type OpenedStore } from '../opened-store.js';
 
@@ -19,11 +19,15 @@ export async function sqliteStoreFromUrl(url: URL): Promise<OpenedStore<SqliteDa
   const path = sqliteFilePath(url);
   const { table, inbox: inboxTable, partitions } = splitStoreUrl(url);
   const db = await openSqliteDatabase(path);
-  const outbox = sqliteOutbox(db, {
+  const outbox = sqliteOutbox({
+    database: db,
     ...(table === undefined ? {} : { table }),
     ...(partitions === undefined ? {} : { partitions }),
   });
-  const inbox = sqliteInbox(db, inboxTable === undefined ? {} : { table: inboxTable });
+  const inbox = sqliteInbox({
+    database: db,
+    ...(inboxTable === undefined ? {} : { table: inboxTable }),
+  });
   const run = (tx: SqliteDatabase, sql: string, params: readonly unknown[]) => {
     const statement = (tx as BetterSqlite3.Database).prepare(sql);
     if (statement.reader) return statement.all(...params) as Array<Record<string, unknown>>;

@@ -1,6 +1,6 @@
 import type { Inbox } from '../../core/bus.js';
 import { FerryError } from '../../core/errors.js';
-import { checkLimit, storeError } from '../../stores/sql-shared.js';
+import { checkLimit, storeError } from './shared.js';
 
 /**
  * What one SQL database supplies to the inbox: its statements and its transaction handling.

@@ -1,5 +1,5 @@
-import { loadDriver } from '../core/driver.js';
-import { FerryError } from '../core/errors.js';
+import { loadDriver } from '../../../core/driver.js';
+import { FerryError } from '../../../core/errors.js';
 
 /**
  * Anything that runs a statement with `?` placeholders the mysql2 way: a `mysql2/promise`

@@ -1,6 +1,6 @@
-import { FerryError } from '../core/errors.js';
+import { FerryError } from '../../core/errors.js';
 export { assertIdentifier, quoteIdentifier, suffixIdentifier } from './identifier.js';
-import type { Headers } from '../core/message.js';
+import type { Headers } from '../../core/message.js';
 
 /** Default number of outbox partitions when the tables are first created. */
 export const DEFAULT_PARTITIONS = 16;
@@ -146,4 +146,10 @@ export function splitStoreUrl(url: URL): StoreUrl {
             ? false
             : notify,
   };
+}
+
+/** A time a driver returned (a Date, ISO text or epoch milliseconds) as a Date. */
+export function toDate(value: unknown): Date {
+  if (value instanceof Date) return value;
+  return new Date(typeof value === 'string' ? value : Number(value));
 }

@@ -1,4 +1,4 @@
-import { FerryError } from '../core/errors.js';
+import { FerryError } from '../../core/errors.js';
 
 /** A plain SQL identifier, optionally schema-qualified: `ferry_outbox`, `app.ferry_outbox`. */
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,47}(\.[A-Za-z_][A-Za-z0-9_]{0,47})?$/;

@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
-import { loadDriver } from '../core/driver.js';
-import { FerryError } from '../core/errors.js';
+import { loadDriver } from '../../../core/driver.js';
+import { FerryError } from '../../../core/errors.js';
 
 /** What ferry needs of a better-sqlite3 statement. */
 export interface SqliteStatement {

@@ -1,5 +1,5 @@
-import { loadDriver } from '../core/driver.js';
-import { FerryError } from '../core/errors.js';
+import { loadDriver } from '../../../core/driver.js';
+import { FerryError } from '../../../core/errors.js';
 
 /**
  * Anything that runs a parameterised statement the node-postgres way (`$1`, `$2`, ...): a

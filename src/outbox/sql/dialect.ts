@@ -1,0 +1,184 @@
+import type { Lease } from '../store.js';
+
+/** A row as a driver returns it, column names as the statement spelled them. */
+export type Row = Record<string, unknown>;
+
+/** What one statement returned: its rows (none for a write) and how many rows it changed. */
+export interface SqlResult {
+  readonly rows: Row[];
+  readonly count: number;
+}
+
+/** Named statement parameters: `@name` in the statement text. */
+export type SqlParams = Readonly<Record<string, unknown>>;
+
+/**
+ * The store's own connection (or pool). Statements name their parameters `@name`; each
+ * dialect turns them into its driver's placeholders with {@link compileSql}.
+ */
+export interface SqlSession {
+  query(sql: string, params?: SqlParams): Promise<SqlResult>;
+}
+
+/** One statement, or a few run in order where a dialect needs more than one. */
+export type SqlStatement = string | ((db: SqlSession, params: SqlParams) => Promise<SqlResult>);
+
+/** One schema version: applied once, in order, and recorded in `<table>_schema`. */
+export interface Migration {
+  readonly version: number;
+  readonly up: (db: SqlSession) => Promise<void>;
+}
+
+/** A row to insert, its partition already chosen. */
+export interface InsertRow {
+  readonly id: string;
+  readonly topic: string;
+  readonly key: string | null;
+  readonly partition: number;
+  readonly body: Buffer;
+  /** The headers as JSON text. */
+  readonly headers: string;
+  readonly createdAt: Date;
+}
+
+/**
+ * The statements of the outbox on one database, each with named parameters. Rows read
+ * back use these columns: leases `partition`, `fence` (text); pending rows `id`,
+ * `seq_text`, `topic`, `key`, `partition`, `payload`, `headers`, `created_at`, `attempts`,
+ * `available_at`, `ready` (available now: true or 1); counts `n`.
+ */
+export interface OutboxStatements {
+  /** Versions in ascending order; the first creates the tables as ferry 0.1.0 did. */
+  readonly migrations: readonly Migration[];
+  /** Creates `<table>_schema` if missing. */
+  readonly createSchemaTable: string;
+  /** `@version`: records a version as applied. */
+  readonly recordVersion: string;
+  /** The highest applied version as `v` (null when none). */
+  readonly appliedVersion: string;
+  /** Lease rows as `n`: P, or 0 before the first migration. */
+  readonly countLeases: string;
+  /** `@partitions`: one lease row per partition, when there are none. */
+  readonly seedLeases: SqlStatement;
+  /** `@owner @ttlMs @forgetMs`: renews `owner`'s registration and leases, returns them. */
+  readonly heartbeat: SqlStatement;
+  /** `@owner @destination`: a live relay's other destination, as `destination`. */
+  readonly otherDestination: string;
+  /** `@owner @ttlMs @destination`: registers or renews `owner`. */
+  readonly register: string;
+  /** Live relays as `n`. */
+  readonly liveRelays: string;
+  /** `@owner @max @ttlMs`: takes up to `max` free or expired leases, returns them. */
+  readonly acquire: SqlStatement;
+  /** `@owner @partitions @deregister`. */
+  readonly release: SqlStatement;
+  /**
+   * `@partition @limit @exclude`: pending rows in seq order, without those behind a dead
+   * row and those whose seq is in `@exclude`.
+   */
+  readonly readPending: string;
+  /** `@partition @owner @fence @ids`, while the lease is held. */
+  readonly markPublished: string;
+  /** `@partition @owner @fence @id @error @dead @retryInMs`, while the lease is held. */
+  readonly markFailed: string;
+  /**
+   * Per partition: `partition owner fence expires_at pending dead blocked keys oldest_ms`.
+   */
+  readonly status: string;
+  /** `@ids`. */
+  readonly skipDead: string;
+  /** `@ids`, or every dead row when `@all` is true. */
+  readonly retryDead: string;
+  /** `@since`. */
+  readonly republish: string;
+  /** `@before @limit`. */
+  readonly purgePublished: SqlStatement;
+}
+
+/**
+ * What one SQL database supplies to the outbox store (`outbox-store.ts`): its statements,
+ * how its driver binds and returns values, and how the store's own connection runs them.
+ * Everything else (argument checks, partitioning, leases, row decoding, migrations in
+ * order, error mapping) is written once in the store.
+ *
+ * @typeParam Tx - the user's transaction handle.
+ */
+export interface SqlDialect<Tx> {
+  /** `postgres`, `mysql` or `sqlite`. */
+  readonly name: string;
+  /** The outbox table as given (unquoted), for messages and lock names. */
+  readonly table: string;
+  readonly statements: OutboxStatements;
+  /**
+   * Runs `work` on the store's own connection, opened on first use. A dialect adds what
+   * its database needs around it (SQLite: one operation at a time per file; MySQL: run
+   * again after InnoDB picked the statement as a deadlock victim).
+   */
+  use<T>(work: (db: SqlSession) => Promise<T>): Promise<T>;
+  /** As `use`, atomically: one transaction (SQLite: `BEGIN IMMEDIATE`). */
+  atomic<T>(work: (db: SqlSession) => Promise<T>): Promise<T>;
+  /** As `atomic`, also holding a lock named after `name` so concurrent callers run one by one. */
+  exclusive<T>(name: string, work: (db: SqlSession) => Promise<T>): Promise<T>;
+  /** Inserts rows inside the caller's transaction `tx`. */
+  insert(tx: Tx, rows: readonly InsertRow[]): Promise<void>;
+  /** A time the database returned, as a Date. */
+  toDate(value: unknown): Date;
+  /** A Date as the driver binds it (`@since`, `@before`). */
+  fromDate(date: Date): unknown;
+  /** A list of ids or partitions as the driver binds it (`@ids`, `@partitions`). */
+  list(values: readonly (string | number)[]): unknown;
+  /** Releases the connection the dialect opened itself (never the user's). */
+  close(): Promise<void>;
+}
+
+/** A statement text with `@name` parameters, compiled for one driver. */
+export interface CompiledSql {
+  readonly text: string;
+  /** The parameter each placeholder takes, in order. */
+  readonly names: readonly string[];
+}
+
+/**
+ * Turns `@name` parameters into `$1, $2, ...` (`numbered`: a name used twice keeps its
+ * number, as PostgreSQL allows) or `?` (positional: the value is bound once per use).
+ * Statements are ferry's own text: no `@` appears in their literals.
+ */
+export function compileSql(sql: string, numbered: boolean): CompiledSql {
+  const names: string[] = [];
+  const text = sql.replace(/@([A-Za-z_][A-Za-z0-9_]*)/g, (_, name: string) => {
+    if (!numbered) {
+      names.push(name);
+      return '?';
+    }
+    let index = names.indexOf(name);
+    if (index < 0) index = names.push(name) - 1;
+    return `$${index + 1}`;
+  });
+  return { text, names };
+}
+
+/** Compiles each statement text once and binds `params` in placeholder order. */
+export function sqlCompiler(numbered: boolean) {
+  const cache = new Map<string, CompiledSql>();
+  return (sql: string, params: SqlParams = {}): { text: string; values: unknown[] } => {
+    let compiled = cache.get(sql);
+    if (!compiled) cache.set(sql, (compiled = compileSql(sql, numbered)));
+    return { text: compiled.text, values: compiled.names.map((name) => params[name]) };
+  };
+}
+
+/** Runs `statement` (text or steps) on `db`. */
+export function runStatement(
+  db: SqlSession,
+  statement: SqlStatement,
+  params: SqlParams = {},
+): Promise<SqlResult> {
+  return typeof statement === 'string' ? db.query(statement, params) : statement(db, params);
+}
+
+/** Leases as rows `partition`, `fence` give them, in partition order. */
+export function toLeases(rows: readonly Row[]): Lease[] {
+  return rows
+    .map((row) => ({ partition: Number(row.partition), fence: BigInt(String(row.fence)) }))
+    .sort((a, b) => a.partition - b.partition);
+}

@@ -1,0 +1,301 @@
+import type { InboxDialect } from '../inbox.js';
+import {
+  sqlCompiler,
+  type InsertRow,
+  type OutboxStatements,
+  type SqlDialect,
+  type SqlSession,
+} from '../dialect.js';
+import {
+  transaction,
+  type Connection,
+  type PgPoolClient,
+  type PgQueryable,
+  type PgResult,
+} from '../drivers/postgres-pool.js';
+import { baseName, quoteIdentifier, suffixIdentifier, toDate } from '../shared.js';
+
+const NAME = 'postgres';
+const q = (name: string): string => quoteIdentifier(name, '"');
+const compile = sqlCompiler(true);
+
+function session(db: PgQueryable): SqlSession {
+  return {
+    query: async (sql, params) => {
+      const { text, values } = compile(sql, params);
+      const result = (await db.query(text, values)) as PgResult;
+      return { rows: result.rows as Record<string, unknown>[], count: result.rowCount ?? 0 };
+    },
+  };
+}
+
+/** Runs `work` in a transaction holding the advisory lock of `name` until it ends. */
+async function locked<T>(
+  connection: Connection<PgPoolClient>,
+  name: string,
+  work: (db: SqlSession) => Promise<T>,
+): Promise<T> {
+  return transaction(await connection.pool(), async (client) => {
+    await client.query(`SELECT pg_advisory_xact_lock(hashtext($1))`, [`ferry.${name}`]);
+    return work(session(client));
+  });
+}
+
+/** The outbox statements of PostgreSQL over `table` and its companion tables. */
+function statements(table: string): OutboxStatements {
+  const T = q(table);
+  const L = q(suffixIdentifier(table, 'lease'));
+  const R = q(suffixIdentifier(table, 'relay'));
+  const S = q(suffixIdentifier(table, 'schema'));
+  const index = (suffix: string): string => q(`${baseName(table)}_${suffix}`);
+  const ms = (param: string): string => `now() + @${param} * interval '1 millisecond'`;
+  // A lease is valid while it has not expired; the row lock makes a concurrent takeover
+  // wait until this statement's transaction ends, so a write guarded by it is never
+  // interleaved with a newer owner's reads.
+  const leaseHeld = `EXISTS (SELECT 1 FROM ${L} WHERE partition = @partition AND owner = @owner
+    AND fence = @fence::bigint AND expires_at > now() FOR SHARE)`;
+  const blockedBy = (o: string): string =>
+    `EXISTS (SELECT 1 FROM ${T} d WHERE d.status = 'dead' AND d.partition = ${o}.partition
+       AND d.key = ${o}.key AND d.seq < ${o}.seq)`;
+  return {
+    migrations: [
+      {
+        version: 1,
+        up: async (db) => {
+          await db.query(`
+            CREATE TABLE IF NOT EXISTS ${T} (
+              seq bigserial PRIMARY KEY,
+              id text NOT NULL,
+              topic text NOT NULL,
+              key text,
+              partition integer NOT NULL,
+              payload bytea NOT NULL,
+              headers jsonb NOT NULL DEFAULT '{}',
+              status text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'published', 'dead')),
+              attempts integer NOT NULL DEFAULT 0,
+              last_error text,
+              created_at timestamptz NOT NULL DEFAULT now(),
+              available_at timestamptz NOT NULL DEFAULT now(),
+              published_at timestamptz
+            );
+            CREATE UNIQUE INDEX IF NOT EXISTS ${index('id')} ON ${T} (id);
+            CREATE INDEX IF NOT EXISTS ${index('pending')} ON ${T} (partition, seq) WHERE status = 'pending';
+            CREATE TABLE IF NOT EXISTS ${L} (
+              partition integer PRIMARY KEY,
+              owner text,
+              fence bigint NOT NULL DEFAULT 0,
+              expires_at timestamptz NOT NULL DEFAULT '-infinity'
+            );
+            CREATE TABLE IF NOT EXISTS ${R} (
+              owner text PRIMARY KEY,
+              expires_at timestamptz NOT NULL
+            )`);
+        },
+      },
+      {
+        // Relays record their destination; a dead row can also be `skipped`.
+        version: 2,
+        up: async (db) => {
+          await db.query(`ALTER TABLE ${R} ADD COLUMN IF NOT EXISTS destination text`);
+          const checks = await db.query(
+            `SELECT conname FROM pg_constraint WHERE conrelid = @table::regclass AND contype = 'c'
+             AND pg_get_constraintdef(oid) LIKE '%status%'`,
+            { table: T },
+          );
+          for (const row of checks.rows) {
+            await db.query(`ALTER TABLE ${T} DROP CONSTRAINT ${q(String(row.conname))}`);
+          }
+          await db.query(
+            `ALTER TABLE ${T} ADD CONSTRAINT ${index('status')}
+             CHECK (status IN ('pending', 'published', 'dead', 'skipped'))`,
+          );
+          await db.query(
+            `CREATE INDEX IF NOT EXISTS ${index('dead')} ON ${T} (partition, key, seq) WHERE status = 'dead'`,
+          );
+        },
+      },
+    ],
+    createSchemaTable: `CREATE TABLE IF NOT EXISTS ${S} (
+      version integer PRIMARY KEY,
+      applied_at timestamptz NOT NULL DEFAULT now()
+    )`,
+    recordVersion: `INSERT INTO ${S} (version) VALUES (@version)`,
+    appliedVersion: `SELECT max(version) AS v FROM ${S}`,
+    countLeases: `SELECT count(*)::int AS n FROM ${L}`,
+    seedLeases: `INSERT INTO ${L} (partition) SELECT generate_series(0, @partitions::int - 1)
+      WHERE NOT EXISTS (SELECT 1 FROM ${L})`,
+    heartbeat: `WITH registered AS (
+        INSERT INTO ${R} (owner, expires_at) VALUES (@owner, ${ms('ttlMs')})
+        ON CONFLICT (owner) DO UPDATE SET expires_at = excluded.expires_at
+      ), forgotten AS (
+        DELETE FROM ${R} WHERE owner <> @owner AND expires_at < now() - @forgetMs * interval '1 millisecond'
+      )
+      UPDATE ${L} SET expires_at = ${ms('ttlMs')}
+      WHERE owner = @owner RETURNING partition, fence::text AS fence`,
+    otherDestination: `SELECT destination FROM ${R} WHERE owner <> @owner AND expires_at > now()
+      AND destination IS NOT NULL AND destination <> @destination LIMIT 1`,
+    register: `INSERT INTO ${R} (owner, expires_at, destination)
+      VALUES (@owner, ${ms('ttlMs')}, @destination)
+      ON CONFLICT (owner) DO UPDATE SET expires_at = excluded.expires_at,
+        destination = excluded.destination`,
+    liveRelays: `SELECT count(*)::int AS n FROM ${R} WHERE expires_at > now()`,
+    // SKIP LOCKED lets relays acquiring at once take different partitions; the outer
+    // condition re-checks each row after its lock, which makes the takeover a CAS.
+    acquire: `UPDATE ${L} SET owner = @owner, fence = fence + 1, expires_at = ${ms('ttlMs')}
+      WHERE partition IN (
+        SELECT partition FROM ${L} WHERE owner IS NULL OR expires_at <= now()
+        ORDER BY partition LIMIT @max FOR UPDATE SKIP LOCKED
+      ) AND (owner IS NULL OR expires_at <= now())
+      RETURNING partition, fence::text AS fence`,
+    release: `WITH released AS (
+        UPDATE ${L} SET owner = NULL, expires_at = '-infinity'
+        WHERE owner = @owner AND partition = ANY(@partitions::int[])
+      )
+      DELETE FROM ${R} WHERE @deregister::boolean AND owner = @owner`,
+    readPending: `SELECT id, seq::text AS seq_text, topic, key, partition, payload, headers,
+        created_at, attempts, available_at, available_at <= now() AS ready
+      FROM ${T} o WHERE status = 'pending' AND partition = @partition
+        AND seq <> ALL(@exclude::bigint[]) AND NOT ${blockedBy('o')}
+      ORDER BY seq LIMIT @limit`,
+    markPublished: `UPDATE ${T} SET status = 'published', published_at = now()
+      WHERE id = ANY(@ids::text[]) AND partition = @partition AND status = 'pending' AND ${leaseHeld}`,
+    markFailed: `UPDATE ${T} SET attempts = attempts + 1, last_error = @error,
+        status = CASE WHEN @dead::boolean THEN 'dead' ELSE status END,
+        available_at = CASE WHEN @dead::boolean THEN available_at ELSE ${ms('retryInMs')} END
+      WHERE id = @id AND partition = @partition AND status = 'pending' AND ${leaseHeld}`,
+    status: `WITH counts AS (
+        SELECT partition,
+               count(*) FILTER (WHERE status = 'pending') AS pending,
+               count(*) FILTER (WHERE status = 'dead') AS dead,
+               min(created_at) FILTER (WHERE status = 'pending') AS oldest
+        FROM ${T} WHERE status IN ('pending', 'dead') GROUP BY partition
+      ), blocked AS (
+        SELECT o.partition, count(*) AS blocked, count(DISTINCT o.key) AS keys
+        FROM ${T} o WHERE o.status = 'pending' AND ${blockedBy('o')}
+        GROUP BY o.partition
+      ), parts AS (SELECT partition FROM ${L} UNION SELECT partition FROM counts)
+      SELECT parts.partition, l.owner, l.fence::text AS fence, l.expires_at,
+             coalesce(c.pending, 0)::int AS pending, coalesce(c.dead, 0)::int AS dead,
+             coalesce(b.blocked, 0)::int AS blocked, coalesce(b.keys, 0)::int AS keys,
+             (extract(epoch FROM now() - c.oldest) * 1000)::float8 AS oldest_ms
+      FROM parts LEFT JOIN ${L} l ON l.partition = parts.partition
+        LEFT JOIN counts c ON c.partition = parts.partition
+        LEFT JOIN blocked b ON b.partition = parts.partition
+      ORDER BY parts.partition`,
+    skipDead: `UPDATE ${T} SET status = 'skipped' WHERE status = 'dead' AND id = ANY(@ids::text[])`,
+    retryDead: `UPDATE ${T} SET status = 'pending', attempts = 0, available_at = now()
+      WHERE status = 'dead' AND (@all::boolean OR id = ANY(@ids::text[]))`,
+    republish: `UPDATE ${T} SET status = 'pending', published_at = NULL, attempts = 0,
+        available_at = now()
+      WHERE status = 'published' AND created_at >= @since`,
+    purgePublished: `DELETE FROM ${T} WHERE seq IN (
+        SELECT seq FROM ${T} WHERE status = 'published' AND published_at < @before
+        ORDER BY seq LIMIT @limit)`,
+  };
+}
+
+/** How PostgreSQL inserts outbox rows, and whether each insert sends a wake-up. */
+export interface PostgresInsertOptions {
+  /** The wake-up channel every insert notifies (at commit), or undefined for none. */
+  readonly channel: string | undefined;
+}
+
+/** The insert statement: all rows in one statement, in the order given. */
+function insertStatement(table: string, channel: string | undefined): string {
+  const insert =
+    `INSERT INTO ${q(table)} (id, topic, key, partition, payload, headers, created_at) ` +
+    `SELECT id, topic, key, partition, payload, headers, created_at FROM unnest(` +
+    `$1::text[], $2::text[], $3::text[], $4::int[], $5::bytea[], $6::jsonb[], $7::timestamptz[]` +
+    `) WITH ORDINALITY AS r(id, topic, key, partition, payload, headers, created_at, ord) ORDER BY ord`;
+  return channel === undefined
+    ? insert
+    : // The payload names the partitions written, so a relay reads only those.
+      `WITH inserted AS (${insert} RETURNING partition) ` +
+        `SELECT pg_notify($8, coalesce(string_agg(DISTINCT partition::text, ','), '')) FROM inserted`;
+}
+
+function inserter(table: string, channel: string | undefined) {
+  const text = insertStatement(table, channel);
+  return async (tx: PgQueryable, rows: readonly InsertRow[]): Promise<void> => {
+    const values: unknown[] = [
+      rows.map((r) => r.id),
+      rows.map((r) => r.topic),
+      rows.map((r) => r.key),
+      rows.map((r) => r.partition),
+      rows.map((r) => r.body),
+      rows.map((r) => r.headers),
+      rows.map((r) => r.createdAt),
+    ];
+    if (channel !== undefined) values.push(channel);
+    await tx.query(text, values);
+  };
+}
+
+/**
+ * The PostgreSQL dialect of the outbox store over `connection`: times on the database
+ * clock, leases taken with `FOR UPDATE SKIP LOCKED`, migrations under an advisory lock.
+ * Each operation is one statement, so none needs a transaction of its own.
+ */
+export function postgresDialect(
+  connection: Connection<PgPoolClient>,
+  table: string,
+  options: PostgresInsertOptions,
+): SqlDialect<PgQueryable> {
+  const insert = inserter(table, options.channel);
+  const use = async <T>(work: (db: SqlSession) => Promise<T>): Promise<T> =>
+    work(session(await connection.pool()));
+  return {
+    name: NAME,
+    table,
+    statements: statements(table),
+    use,
+    atomic: use,
+    exclusive: (name, work) => locked(connection, name, work),
+    insert,
+    toDate,
+    fromDate: (date) => date,
+    list: (values) => [...values],
+    close: () => connection.end(),
+  };
+}
+
+/** The PostgreSQL inbox statements over `table`. */
+export function postgresInboxDialect<C extends PgPoolClient>(
+  connection: Connection<C>,
+  table: string,
+): InboxDialect<C> {
+  const I = q(table);
+  return {
+    name: NAME,
+    migrate: () =>
+      locked(connection as Connection<PgPoolClient>, `migrate.${table}`, async (db) => {
+        await db.query(`
+          CREATE TABLE IF NOT EXISTS ${I} (
+            consumer_group text NOT NULL,
+            message_id text NOT NULL,
+            processed_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (consumer_group, message_id)
+          );
+          CREATE INDEX IF NOT EXISTS ${q(`${baseName(table)}_processed`)} ON ${I} (processed_at)`);
+      }),
+    transaction: async (work) => transaction(await connection.pool(), work),
+    insert: async (client, group, messageId) => {
+      const inserted = await client.query(
+        `INSERT INTO ${I} (consumer_group, message_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`,
+        [group, messageId],
+      );
+      return inserted.rowCount !== 0;
+    },
+    purge: async (before, limit) => {
+      const result = await (
+        await connection.pool()
+      ).query(
+        `DELETE FROM ${I} WHERE ctid = ANY(ARRAY(
+           SELECT ctid FROM ${I} WHERE processed_at < $1 LIMIT $2))`,
+        [before, limit],
+      );
+      return result.rowCount ?? 0;
+    },
+    close: () => connection.end(),
+  };
+}
