@@ -142,7 +142,7 @@ export function createBus(options: BusOptions): Bus {
         policy,
         messageId: consume.messageId,
         instrumentation,
-        logger,
+        logger: logger.child({ event: 'consume', topic: topic.name, group }),
         audit,
         signal: closing.signal,
         warnedNoId: false,

@@ -8,7 +8,10 @@ export interface LogOptions {
    * `info`), else `warn`. `silent` mutes everything.
    */
   level?: string;
-  /** Where lines go; default stderr. A path writes to that file (appending). */
+  /**
+   * Where lines go; default stderr. A path writes to that file (appending), buffered: a line
+   * is there within 100 ms, and on exit.
+   */
   destination?: string | DestinationStream;
 }
 
@@ -56,8 +59,12 @@ export function auditFromEnv(): boolean {
 
 /**
  * ferry's logger: warnings and errors by default, and with `audit` on one structured line per
- * publish and per consume outcome. Error messages
- * pass through {@link redactSecrets}, so connection passwords never reach the log.
+ * publish and per consume outcome. Logged errors (`err`) pass through {@link redactSecrets},
+ * so connection passwords never reach the log; ferry's own messages and fields hold URLs only
+ * already redacted (where secrets can appear: connection errors, startup lines), so ordinary
+ * lines are not scanned one by one. A path destination is written asynchronously, in writes
+ * of up to 4 KiB: a line reaches the file within 100 ms, and what is buffered is written out
+ * when the process exits.
  */
 export function createLogger(options: LogOptions = {}): Logger {
   const level = options.level ?? process.env.FERRY_LOG_LEVEL ?? (auditFromEnv() ? 'info' : 'warn');
@@ -65,16 +72,6 @@ export function createLogger(options: LogOptions = {}): Logger {
     level,
     base: { service: 'ferry' },
     formatters: { level: (label) => ({ level: label }) },
-    hooks: {
-      logMethod(args, method) {
-        // pino hands the hook its own copy of the arguments: redact them in place.
-        for (let i = 0; i < args.length; i++) {
-          const arg: unknown = args[i];
-          if (typeof arg === 'string') args[i] = redactSecrets(arg);
-        }
-        method.apply(this, args);
-      },
-    },
     serializers: {
       err: (error: unknown) =>
         error instanceof Error
@@ -84,7 +81,15 @@ export function createLogger(options: LogOptions = {}): Logger {
   };
   const destination =
     typeof options.destination === 'string'
-      ? pino.destination({ dest: options.destination, append: true, mkdir: true, sync: false })
+      ? pino.destination({
+          dest: options.destination,
+          append: true,
+          mkdir: true,
+          sync: false,
+          // Lines go out in writes of 4 KiB rather than one each, and within 100 ms.
+          minLength: 4096,
+          periodicFlush: 100,
+        })
       : (options.destination ?? pino.destination(2));
   return pino(config, destination);
 }

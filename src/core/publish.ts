@@ -49,6 +49,13 @@ export interface PublisherState {
 export function publisher(
   state: PublisherState,
 ): <T>(topic: Topic<T>, items: readonly PublishItem<T>[]) => Promise<PublishReceipt[]> {
+  // One child logger per topic, `event` and `topic` bound: serialised once, not per line.
+  const loggers = new Map<string, Logger>();
+  const loggerFor = (topic: string): Logger => {
+    let logger = loggers.get(topic);
+    if (!logger) loggers.set(topic, (logger = state.logger.child({ event: 'publish', topic })));
+    return logger;
+  };
   return async (topic, items) => {
     const payloads = await validateAll(topic, items);
     const ids = items.map(() => newMessageId());
@@ -60,10 +67,12 @@ export function publisher(
       messageId: single && ids[0],
       key: single?.key,
     });
+    const trace = observation.headers;
+    const createdAt = new Date().toISOString();
     let messages: OutgoingMessage[];
     try {
       messages = items.map((item, index) =>
-        encode(state.transport, topic, item, payloads[index]!, ids[index]!, observation.headers),
+        encode(state.transport, topic, item, payloads[index]!, ids[index]!, trace, createdAt),
       );
     } catch (error) {
       observation.end(error);
@@ -75,24 +84,35 @@ export function publisher(
       observation.end();
     } catch (error) {
       observation.end(error);
-      for (const message of messages) {
-        state.logger.error(
-          { event: 'publish', ...describe(message), result: 'failed', err: error },
-          'publish failed',
-        );
-      }
+      const logger = loggerFor(topic.name);
+      for (const message of messages)
+        logger.error(line(message, 'failed', error), 'publish failed');
       throw error;
     }
     if (state.audit && state.logger.isLevelEnabled('info')) {
+      const logger = loggerFor(topic.name);
       const durationMs = Math.round((performance.now() - started) * 100) / 100;
-      for (const message of messages) {
-        state.logger.info(
-          { event: 'publish', ...describe(message), durationMs, result: 'ok' },
-          'published',
-        );
-      }
+      for (const message of messages)
+        logger.info(line(message, 'ok', undefined, durationMs), 'published');
     }
     return messages.map(receiptOf);
+  };
+}
+
+/** A publish line's own fields (`event` and `topic` are bound to the logger). */
+function line(
+  message: OutgoingMessage,
+  result: 'ok' | 'failed',
+  error: unknown,
+  durationMs?: number,
+): Record<string, unknown> {
+  return {
+    id: message.headers[HEADER.id],
+    traceId: traceIdOf(message.headers),
+    key: message.key,
+    durationMs,
+    result,
+    err: error,
   };
 }
 
@@ -112,6 +132,7 @@ function encode<T>(
   payload: T,
   id: string,
   trace: Headers | undefined,
+  createdAt: string,
 ): OutgoingMessage {
   const message = buildOutgoing({
     id,
@@ -119,7 +140,7 @@ function encode<T>(
     key: item.key,
     body: topic.codec.encode(payload),
     contentType: topic.codec.contentType,
-    createdAt: new Date(),
+    createdAt,
     headers: trace === undefined ? item.headers : { ...item.headers, ...trace },
   });
   const limit = transport.capabilities.maxMessageBytes;
@@ -131,15 +152,6 @@ function encode<T>(
     );
   }
   return message;
-}
-
-function describe(message: OutgoingMessage): Record<string, unknown> {
-  return {
-    id: message.headers[HEADER.id],
-    traceId: traceIdOf(message.headers),
-    topic: message.topic,
-    key: message.key,
-  };
 }
 
 function receiptOf(message: OutgoingMessage): PublishReceipt {

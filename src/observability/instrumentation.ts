@@ -8,6 +8,7 @@ import {
   startProducerSpan,
   traceIdOf,
   type ProcessSpan,
+  type ProducerSpan,
 } from './tracing.js';
 
 /** One publish call (a batch of one topic), from before encoding to the broker's confirm. */
@@ -77,18 +78,27 @@ export interface Instrumentation {
 }
 
 const NOTHING = { end(): void {} };
+const UNPUBLISHED: PublishObservation = { headers: undefined, end(): void {} };
+
+/** A delivery nobody observes: only its trace id, for the log. */
+class Unobserved implements DeliveryObservation {
+  constructor(private readonly headers: Readonly<Headers>) {}
+  get traceId(): string | undefined {
+    return traceIdOf(this.headers);
+  }
+  run<R>(work: () => R): R {
+    return work();
+  }
+  retry(): void {}
+  duplicate(): void {}
+  deadLetter(): void {}
+  end(): void {}
+}
 
 /** An {@link Instrumentation} that records nothing and costs nothing: for tests and benchmarks. */
 export const noInstrumentation: Instrumentation = {
-  publish: () => ({ headers: undefined, end() {} }),
-  deliver: ({ delivery }) => ({
-    traceId: traceIdOf(delivery.headers),
-    run: (work) => work(),
-    retry() {},
-    duplicate() {},
-    deadLetter() {},
-    end() {},
-  }),
+  publish: () => UNPUBLISHED,
+  deliver: ({ delivery }) => new Unobserved(delivery.headers),
   enqueue: () => undefined,
   relayPublish: () => NOTHING,
   relayFailed() {},
@@ -104,26 +114,28 @@ export interface InstrumentationOptions {
 
 const seconds = (started: number): number => (performance.now() - started) / 1000;
 
-/**
- * The default {@link Instrumentation}: OpenTelemetry spans with trace context carried in
- * message headers (when an SDK is registered; otherwise the API's no-op), and ferry's
- * metrics in the Prometheus registry that `serveMetrics` serves.
- */
-export function createInstrumentation(options: InstrumentationOptions = {}): Instrumentation {
-  const tracing = options.tracing ?? true;
-  const metered = options.metrics ?? true;
+/** Label objects of the successful path of one (system, topic, group). */
+interface Labelled {
+  readonly consumed: Readonly<Record<string, string>>;
+  readonly processed: Readonly<Record<string, string>>;
+  readonly sent: Readonly<Record<string, string>>;
+  /** Retries and inbox duplicates. */
+  readonly destination: Readonly<Record<string, string>>;
+}
 
-  // Label objects of the successful path, built once per destination rather than per message:
-  // a consumer or producer sees few distinct (system, topic, group) triples.
-  interface Labelled {
-    readonly consumed: Readonly<Record<string, string>>;
-    readonly processed: Readonly<Record<string, string>>;
-    readonly sent: Readonly<Record<string, string>>;
-  }
-  const labelCache = new Map<string, Labelled>();
-  const labelsFor = (system: string, topic: string, group: string): Labelled => {
-    const key = `${system}\u0000${topic}\u0000${group}`;
-    let labels = labelCache.get(key);
+/**
+ * Label objects built once per destination rather than per message (a consumer or producer
+ * sees few distinct (system, topic, group) triples), found without building a key string.
+ */
+class LabelCache {
+  private readonly systems = new Map<string, Map<string, Map<string, Labelled>>>();
+
+  get(system: string, topic: string, group: string): Labelled {
+    let topics = this.systems.get(system);
+    if (!topics) this.systems.set(system, (topics = new Map<string, Map<string, Labelled>>()));
+    let groups = topics.get(topic);
+    if (!groups) topics.set(topic, (groups = new Map<string, Labelled>()));
+    let labels = groups.get(group);
     if (!labels) {
       labels = {
         consumed: {
@@ -145,15 +157,123 @@ export function createInstrumentation(options: InstrumentationOptions = {}): Ins
           messaging_operation_name: 'send',
           error_type: '',
         },
+        destination: {
+          messaging_destination_name: topic,
+          messaging_consumer_group_name: group,
+        },
       };
-      labelCache.set(key, labels);
+      groups.set(group, labels);
     }
     return labels;
-  };
+  }
+}
+
+/**
+ * One delivery's observation: a class rather than an object of closures, so a delivery costs
+ * one small allocation when no tracer is registered.
+ */
+class Delivered implements DeliveryObservation {
+  private readonly started = performance.now();
+
+  constructor(
+    private readonly span: ProcessSpan | undefined,
+    private readonly headers: Readonly<Headers>,
+    private readonly system: string,
+    private readonly topic: string,
+    private readonly group: string,
+    private readonly labels: Labelled | undefined,
+  ) {}
+
+  get traceId(): string | undefined {
+    return this.span?.traceId ?? traceIdOf(this.headers);
+  }
+
+  run<R>(work: () => R): R {
+    return this.span ? this.span.run(work) : work();
+  }
+
+  retry(attempt: number, error: unknown): void {
+    this.span?.retry(attempt, error);
+    if (this.labels) metrics.retries.add(this.labels.destination);
+  }
+
+  duplicate(): void {
+    this.span?.duplicate();
+    if (this.labels) metrics.inboxDuplicates.add(this.labels.destination);
+  }
+
+  deadLetter(reason: string, attempts: number, error: unknown): void {
+    this.span?.deadLetter(reason, attempts, error);
+    if (this.labels)
+      metrics.deadLetters.add({
+        messaging_destination_name: this.topic,
+        messaging_consumer_group_name: this.group,
+        reason,
+      });
+  }
+
+  end(outcome: string, attempts: number, error?: unknown): void {
+    this.span?.end(outcome, attempts, error);
+    if (!this.labels) return;
+    metrics.processDuration.record(
+      error === undefined
+        ? this.labels.processed
+        : {
+            messaging_system: this.system,
+            messaging_destination_name: this.topic,
+            messaging_consumer_group_name: this.group,
+            error_type: errorType(error),
+          },
+      seconds(this.started),
+    );
+  }
+}
+
+/** One publish call's observation (see {@link Delivered}). */
+class Published implements PublishObservation {
+  private readonly started = performance.now();
+
+  constructor(
+    private readonly span: ProducerSpan | undefined,
+    private readonly system: string,
+    private readonly topic: string,
+    private readonly count: number,
+    private readonly labels: Labelled | undefined,
+  ) {}
+
+  get headers(): Headers | undefined {
+    return this.span?.headers;
+  }
+
+  end(error?: unknown): void {
+    this.span?.end(error);
+    if (!this.labels) return;
+    const labels =
+      error === undefined
+        ? this.labels.sent
+        : {
+            messaging_system: this.system,
+            messaging_destination_name: this.topic,
+            messaging_operation_name: 'send',
+            error_type: errorType(error),
+          };
+    metrics.sent.add(labels, this.count);
+    metrics.operationDuration.record(labels, seconds(this.started));
+  }
+}
+
+/**
+ * The default {@link Instrumentation}: OpenTelemetry spans with trace context carried in
+ * message headers (when an SDK is registered; otherwise the API's no-op), and ferry's
+ * metrics in the Prometheus registry that `serveMetrics` serves.
+ */
+export function createInstrumentation(options: InstrumentationOptions = {}): Instrumentation {
+  const tracing = options.tracing ?? true;
+  const metered = options.metrics ?? true;
+  const labelCache = new LabelCache();
 
   return {
     publish(info) {
-      const started = performance.now();
       const system = messagingSystem(info.transport);
       const span = tracing
         ? startProducerSpan({
@@ -165,30 +285,13 @@ export function createInstrumentation(options: InstrumentationOptions = {}): Ins
             key: info.key,
           })
         : undefined;
-      return {
-        headers: span?.headers,
-        end(error) {
-          span?.end(error);
-          if (!metered) return;
-          const labels =
-            error === undefined
-              ? labelsFor(system, info.topic, '').sent
-              : {
-                  messaging_system: system,
-                  messaging_destination_name: info.topic,
-                  messaging_operation_name: 'send',
-                  error_type: errorType(error),
-                };
-          metrics.sent.add(labels, info.count);
-          metrics.operationDuration.record(labels, seconds(started));
-        },
-      };
+      const labels = metered ? labelCache.get(system, info.topic, '') : undefined;
+      return new Published(span, system, info.topic, info.count, labels);
     },
 
     deliver(info) {
-      const started = performance.now();
       const system = messagingSystem(info.transport);
-      const span: ProcessSpan | undefined = tracing
+      const span = tracing
         ? startProcessSpan({
             system,
             delivery: info.delivery,
@@ -198,51 +301,9 @@ export function createInstrumentation(options: InstrumentationOptions = {}): Ins
         : undefined;
       const topic = info.delivery.topic;
       const group = info.group ?? '';
-      if (metered) metrics.consumed.add(labelsFor(system, topic, group).consumed);
-      return {
-        traceId: span?.traceId ?? traceIdOf(info.delivery.headers),
-        run: span ? (work) => span.run(work) : (work) => work(),
-        retry(attempt, error) {
-          span?.retry(attempt, error);
-          if (metered)
-            metrics.retries.add({
-              messaging_destination_name: topic,
-              messaging_consumer_group_name: group,
-            });
-        },
-        duplicate() {
-          span?.duplicate();
-          if (metered)
-            metrics.inboxDuplicates.add({
-              messaging_destination_name: topic,
-              messaging_consumer_group_name: group,
-            });
-        },
-        deadLetter(reason, attempts, error) {
-          span?.deadLetter(reason, attempts, error);
-          if (metered)
-            metrics.deadLetters.add({
-              messaging_destination_name: topic,
-              messaging_consumer_group_name: group,
-              reason,
-            });
-        },
-        end(outcome, attempts, error) {
-          span?.end(outcome, attempts, error);
-          if (!metered) return;
-          metrics.processDuration.record(
-            error === undefined
-              ? labelsFor(system, topic, group).processed
-              : {
-                  messaging_system: system,
-                  messaging_destination_name: topic,
-                  messaging_consumer_group_name: group,
-                  error_type: errorType(error),
-                },
-            seconds(started),
-          );
-        },
-      };
+      const labels = metered ? labelCache.get(system, topic, group) : undefined;
+      if (labels) metrics.consumed.add(labels.consumed);
+      return new Delivered(span, info.delivery.headers, system, topic, group, labels);
     },
 
     enqueue(info) {

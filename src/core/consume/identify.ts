@@ -14,7 +14,7 @@ export function identify<T, Tx>(state: ConsumerState<T, Tx>, delivery: Delivery)
   if (!state.warnedNoId && state.inbox) {
     state.warnedNoId = true;
     state.logger.warn(
-      { event: 'consume', topic: state.topic.name, group: state.group, offset: delivery.offset },
+      { offset: delivery.offset },
       `${state.transport.name} gives messages without a publisher's id no stable id: they are handled without deduplication (give a messageId function to subscribe, or publish with message ids)`,
     );
   }

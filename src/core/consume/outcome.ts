@@ -21,10 +21,8 @@ export function report<T, Tx>(
   const { logger } = state;
   if (!logger.isLevelEnabled(error === undefined ? 'info' : 'warn')) return;
   const { delivery } = run;
+  // `event`, `topic` and `group` are bound to the subscription's child logger.
   const line = {
-    event: 'consume',
-    topic: state.topic.name,
-    group: state.group,
     id: run.id,
     traceId: run.observation.traceId,
     key: delivery.key,
@@ -33,9 +31,10 @@ export function report<T, Tx>(
     attempt,
     durationMs: Math.round((performance.now() - run.started) * 100) / 100,
     result,
+    err: error,
   };
   if (error === undefined) logger.info(line, 'consumed');
-  else logger.warn({ ...line, err: error }, `consume ${result}`);
+  else logger.warn(line, `consume ${result}`);
 }
 
 /** A delivery's one outcome: its observation ends, and the log says so. */

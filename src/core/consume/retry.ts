@@ -23,7 +23,10 @@ export async function handleWithRetries<T, Tx>(
     for (; ; tries++) {
       if (state.signal.aborted) throw new FerryError('CLOSED', 'Subscription closed');
       try {
-        settle(state, run, await runHandler(state, run, message, tries), tries);
+        if ((await runHandler(state, run, message, tries)) === true) {
+          run.observation.duplicate();
+          settle(state, run, 'duplicate', tries);
+        } else settle(state, run, 'ok', tries);
         return;
       } catch (error) {
         const permanent = error instanceof PermanentError;

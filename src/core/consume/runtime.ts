@@ -3,12 +3,13 @@
 // in exactly one outcome: handled, duplicate, dead-lettered, or left unacknowledged.
 import { performance } from 'node:perf_hooks';
 import { describeError, FerryError } from '../errors.js';
-import { deliveryCreatedAt, newMessageId, type Delivery, type Message } from '../message.js';
+import { newMessageId, type Delivery, type Message } from '../message.js';
 import type { DeliveryHandler } from '../../transport/transport.js';
 import { deadLetter } from './dead-letter.js';
 import { decode } from './decode.js';
 import { identify } from './identify.js';
 import { settle } from './outcome.js';
+import { receivedMessage } from './received.js';
 import { handleWithRetries } from './retry.js';
 import type { ConsumerState, Consumption } from './state.js';
 import { unreadableReason, validate } from './validate.js';
@@ -20,6 +21,7 @@ export function consumer<T, Tx>(state: ConsumerState<T, Tx>): DeliveryHandler {
 
 async function consume<T, Tx>(state: ConsumerState<T, Tx>, delivery: Delivery): Promise<void> {
   const started = performance.now();
+  const arrivedMs = Date.now();
   let id: string;
   let unreadable: Error | undefined;
   try {
@@ -45,14 +47,7 @@ async function consume<T, Tx>(state: ConsumerState<T, Tx>, delivery: Delivery): 
     if (unreadable !== undefined) throw unreadable;
     const checked = validate(state.topic, decode(state.topic, delivery));
     const payload = checked instanceof Promise ? await checked : checked;
-    message = {
-      id,
-      topic: delivery.topic,
-      key: delivery.key,
-      payload,
-      headers: delivery.headers,
-      createdAt: deliveryCreatedAt(delivery),
-    };
+    message = receivedMessage(id, delivery, payload, arrivedMs);
   } catch (error) {
     try {
       await deadLetter(state, run, unreadableReason(error), error, 0);

@@ -20,6 +20,7 @@ export interface ConsumerState<T, Tx> {
   readonly policy: RetryPolicy;
   readonly messageId: ((delivery: Delivery) => string | undefined) | undefined;
   readonly instrumentation: Instrumentation;
+  /** The bus's logger, bound to `{ event: 'consume', topic, group }`. */
   readonly logger: Logger;
   /** Audit lines for every outcome, not only failures. */
   readonly audit: boolean;
