@@ -22,7 +22,10 @@ const openers: Record<TransportName, () => Promise<TransportOpener>> = {
     const { sqlite } = await import('../transports/sqlite/index.js');
     return (url) => sqlite({ url: url.href });
   },
-  kafka: async () => (await import('../transports/kafka/transport.js')).kafkaFromUrl,
+  kafka: async () => {
+    const { kafka } = await import('../transports/kafka/index.js');
+    return (url) => kafka({ url: url.href });
+  },
   rabbitmq: async () => (await import('../transports/rabbitmq/amqp/transport.js')).rabbitmqFromUrl,
   stomp: async () => (await import('../transports/rabbitmq/stomp/transport.js')).stompFromUrl,
   redis: async () => {

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { kafka } from '../../src/transports/kafka/transport.js';
+import { kafka } from '../../src/transports/kafka/index.js';
 import { kafkaPublisher } from '../helpers/foreign.js';
 import { serviceUrl } from '../helpers/services.js';
 import { deadLetterContract } from './dead-letters.js';

@@ -9,7 +9,7 @@ import {
   type Bus,
   type Transport,
 } from '../../src/index.js';
-import { kafka } from '../../src/transports/kafka/transport.js';
+import { kafka } from '../../src/transports/kafka/index.js';
 import { rabbitmq } from '../../src/transports/rabbitmq/amqp/transport.js';
 import { redisPubSub, redisStreams } from '../../src/transports/redis/index.js';
 import { serviceUrl } from '../helpers/services.js';

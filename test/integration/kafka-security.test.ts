@@ -8,7 +8,7 @@ import {
   type Bus,
   type Transport,
 } from '../../src/index.js';
-import { kafka, type KafkaSaslMechanism } from '../../src/transports/kafka/transport.js';
+import { kafka, type KafkaSaslMechanism } from '../../src/transports/kafka/index.js';
 import { openTransport } from '../../src/transport/urls.js';
 import { serviceUrl } from '../helpers/services.js';
 import { deferred, uniqueName } from '../helpers/wait.js';

@@ -1,6 +1,6 @@
 // A consumer in its own process, for the crash test: prints `<payload>` for every message
 // it handled, just before acknowledging it, and runs until it is killed.
-import { kafka } from '../../src/transports/kafka/transport.js';
+import { kafka } from '../../src/transports/kafka/index.js';
 
 const { FERRY_KAFKA_BROKERS: brokers, TOPIC: topic, GROUP: group } = process.env;
 if (!brokers || !topic || !group)

@@ -12,7 +12,7 @@ import {
   type Transport,
 } from '../../src/index.js';
 import { openTransport } from '../../src/transport/urls.js';
-import { kafka, type KafkaTransportOptions } from '../../src/transports/kafka/transport.js';
+import { kafka, type KafkaTransportOptions } from '../../src/transports/kafka/index.js';
 import { serviceUrl } from '../helpers/services.js';
 import { delay, uniqueName, waitFor } from '../helpers/wait.js';
 

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readiness, type Transport } from '../../src/index.js';
-import { kafka } from '../../src/transports/kafka/transport.js';
+import { kafka } from '../../src/transports/kafka/index.js';
 import { memory } from '../../src/transports/memory/index.js';
 import { rabbitmq } from '../../src/transports/rabbitmq/amqp/transport.js';
 import { redisPubSub, redisStreams } from '../../src/transports/redis/index.js';

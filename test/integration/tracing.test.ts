@@ -15,7 +15,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBus, defineTopic, type Transport } from '../../src/index.js';
 import { postgresOutbox } from '../../src/postgres.js';
-import { kafka } from '../../src/transports/kafka/transport.js';
+import { kafka } from '../../src/transports/kafka/index.js';
 import { memory } from '../../src/transports/memory/index.js';
 import { rabbitmq } from '../../src/transports/rabbitmq/amqp/transport.js';
 import { redisPubSub, redisStreams } from '../../src/transports/redis/index.js';

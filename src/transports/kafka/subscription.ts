@@ -1,7 +1,7 @@
 import type * as KafkaLib from '@platformatic/kafka';
-import { pause } from '../../core/retry.js';
 import type { FerryError } from '../../core/errors.js';
-import { HEADER, type Delivery } from '../../core/message.js';
+import { handOut, Semaphore, sleep, within } from '../../transport/kernel.js';
+import { subscriptionAssigner, toDelivery, type KafkaRecord } from './wire.js';
 import type {
   CloseOptions,
   DeliveryHandler,
@@ -12,7 +12,7 @@ import type {
 type Lib = typeof KafkaLib;
 type Consumer = KafkaLib.Consumer<string, Buffer, string, string>;
 type Stream = KafkaLib.MessagesStream<string, Buffer, string, string>;
-type Record = KafkaLib.Message<string, Buffer, string, string>;
+type Record = KafkaRecord;
 
 /** Everything a subscription needs to know; filled in by the kafka transport. */
 export interface KafkaSubscriptionSettings {
@@ -45,8 +45,6 @@ export interface KafkaSubscriptionSettings {
   /** Runs after the consumer left its group (private subscriptions drop their group here). */
   readonly afterClose?: () => Promise<void>;
 }
-
-const EMPTY = Buffer.alloc(0);
 
 /** One partition's share of the work: its fetched records, handled one at a time. */
 interface PartitionWork {
@@ -81,8 +79,7 @@ export class KafkaSubscription implements Subscription {
   private stream: Stream | undefined;
   private buffered = 0;
   private paused = false;
-  private running = 0;
-  private readonly slotQueue: Array<(ok: boolean) => void> = [];
+  private readonly slots: Semaphore;
   private readonly dirty = new Map<number, bigint>();
   private committing: Promise<void> | undefined;
   private lastCommitAt = 0;
@@ -97,7 +94,9 @@ export class KafkaSubscription implements Subscription {
     private readonly consumer: Consumer,
     private readonly settings: KafkaSubscriptionSettings,
     private readonly handler: DeliveryHandler,
-  ) {}
+  ) {
+    this.slots = new Semaphore(settings.concurrency);
+  }
 
   /** Joins the group and resolves once this member knows its partitions and where to start. */
   static async start(
@@ -230,27 +229,16 @@ export class KafkaSubscription implements Subscription {
   private async runPartition(work: PartitionWork): Promise<void> {
     const previous = this.draining.get(work.partition);
     if (previous) await previous;
+    const redelivery = {
+      slots: this.slots,
+      redeliveryDelayMs: this.settings.redeliveryDelayMs,
+      stopped: () => work.stopped || this.closing,
+      signal: this.stopped.signal,
+    };
     try {
       while (!work.stopped && !this.closing && work.head < work.queue.length) {
         const record = work.queue[work.head] as Record;
-        const delivery = toDelivery(record);
-        // The common case inline: a free slot and a handler that resolves at once.
-        let handled = false;
-        if (this.running < this.settings.concurrency) {
-          this.running++;
-          try {
-            await this.handler(delivery);
-            handled = true;
-          } catch {
-            // Not acknowledged: `handle` hands it out again after the redelivery delay.
-          } finally {
-            this.release();
-          }
-          if (!handled && !work.stopped && !this.closing) {
-            await this.sleep(this.settings.redeliveryDelayMs);
-          }
-        }
-        if (!handled && !(await this.handle(delivery, work))) return;
+        if (!(await handOut(toDelivery(record), this.handler, redelivery))) return;
         work.queue[work.head++] = undefined as unknown as Record;
         if (work.head > 1024 && work.head * 2 > work.queue.length) {
           work.queue.splice(0, work.head);
@@ -268,37 +256,6 @@ export class KafkaSubscription implements Subscription {
     } finally {
       work.loop = undefined;
     }
-  }
-
-  /** Runs the handler until it resolves; false when the partition or subscription stopped first. */
-  private async handle(delivery: Delivery, work: PartitionWork): Promise<boolean> {
-    for (;;) {
-      if (work.stopped || this.closing) return false;
-      if (this.running < this.settings.concurrency) this.running++;
-      else if (!(await this.waitForSlot())) return false;
-      try {
-        await this.handler(delivery);
-        return true;
-      } catch {
-        // Not acknowledged: the same record again, before later ones of its partition.
-      } finally {
-        this.release();
-      }
-      if (work.stopped || this.closing) return false;
-      await this.sleep(this.settings.redeliveryDelayMs);
-    }
-  }
-
-  /** Resolves true holding a slot (passed on by `release`), false when closing. */
-  private waitForSlot(): Promise<boolean> {
-    if (this.closing) return Promise.resolve(false);
-    return new Promise((resolve) => this.slotQueue.push(resolve));
-  }
-
-  private release(): void {
-    const nextInLine = this.slotQueue.shift();
-    if (nextInLine && !this.closing) nextInLine(true);
-    else this.running--;
   }
 
   private resumeIfRoom(): void {
@@ -349,7 +306,7 @@ export class KafkaSubscription implements Subscription {
           }
         }
         if (this.closing && failures >= 3) return;
-        await pause(Math.min(100 * 2 ** failures, 2000));
+        await sleep(Math.min(100 * 2 ** failures, 2000));
       }
     }
   }
@@ -383,24 +340,19 @@ export class KafkaSubscription implements Subscription {
   }
 
   private sleep(ms: number): Promise<void> {
-    return pause(ms, this.stopped.signal);
+    return sleep(ms, this.stopped.signal);
   }
 
   private async shutdown(timeoutMs: number): Promise<void> {
     this.closing = true;
     this.stopped.abort();
-    for (const wake of this.slotQueue.splice(0)) wake(false);
+    this.slots.close();
     this.stream?.pause();
     const loops = [
       ...[...this.work.values()].flatMap((work) => (work.loop ? [work.loop] : [])),
       ...this.draining.values(),
     ];
-    let timer: NodeJS.Timeout | undefined;
-    const finished = await Promise.race([
-      Promise.all(loops).then(() => true),
-      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs))),
-    ]);
-    clearTimeout(timer);
+    const finished = await within(Promise.all(loops), timeoutMs);
     // Handlers still running are abandoned: their records stay uncommitted and come back.
     if (!finished) this.abandoned = true;
     if (this.settings.commits) {
@@ -419,62 +371,6 @@ export class KafkaSubscription implements Subscription {
     await this.settings.afterClose?.().catch(() => undefined);
   }
 }
-
-function toDelivery(record: Record): Delivery {
-  const headers: { [name: string]: string } = {};
-  // forEach, not for-of: no entry array per header.
-  record.headers.forEach((value, name) => {
-    if (name !== undefined && value !== undefined) headers[name] = value;
-  });
-  return {
-    topic: record.topic,
-    key: record.key ?? undefined,
-    headers,
-    body: record.value ?? EMPTY,
-    partition: record.partition,
-    offset: record.offset.toString(),
-    // Records from other producers carry no ferry-created-at: their own timestamp stands in.
-    brokerTime:
-      headers[HEADER.createdAt] === undefined ? new Date(Number(record.timestamp)) : undefined,
-  };
-}
-
-/**
- * Round robin over the members subscribed to each topic. The client's default gives every
- * member a share of the leader's topics only, which starves members of one group that
- * consume different topics (a ferry group reading `orders` and `orders.dlq`).
- */
-export const subscriptionAssigner: KafkaLib.GroupPartitionsAssigner = (
-  _current,
-  members,
-  _topics,
-  metadata,
-) => {
-  const ids = [...members.keys()].sort();
-  const result = ids.map((memberId) => ({
-    memberId,
-    assignments: new Map<string, KafkaLib.GroupAssignment>(),
-  }));
-  const topics = new Set<string>();
-  for (const member of members.values()) for (const topic of member.topics ?? []) topics.add(topic);
-  for (const topic of [...topics].sort()) {
-    const count = metadata.topics.get(topic)?.partitionsCount ?? 0;
-    const subscribers = result.filter((entry) =>
-      members.get(entry.memberId)?.topics?.includes(topic),
-    );
-    for (let partition = 0; partition < count && subscribers.length > 0; partition++) {
-      const member = subscribers[partition % subscribers.length];
-      if (!member) continue;
-      let assignment = member.assignments.get(topic);
-      if (!assignment) {
-        assignment = { topic, partitions: [] };
-        member.assignments.set(topic, assignment);
-      }
-      assignment.partitions.push(partition);
-    }
-  }
-  return result;
-};
 
 /** Leaves the group even if a stream is still open. */
 function forceClose(consumer: Consumer): Promise<void> {
