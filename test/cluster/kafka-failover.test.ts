@@ -181,18 +181,24 @@ describe.skipIf(pgUrl === undefined || java === undefined)('kafka three-broker c
       }
     };
     // About 150 messages a second: the stream runs through the kill and the failover.
+    let stopWriting = false;
     const writer = (async () => {
-      while (enqueued < TOTAL) {
+      while (enqueued < TOTAL && !stopWriting) {
         await write(Math.min(10, TOTAL - enqueued));
         await delay(50);
       }
     })();
+    // On failure the writer stops before the outbox tables are dropped.
+    cleanup.push(() => {
+      stopWriting = true;
+      return writer.catch(() => undefined);
+    });
 
     // Mid-stream: kill the broker leading partition 0 (SIGKILL, no clean shutdown).
     await waitFor(
       'the first third of the messages at the consumers',
       () => deliveries.length >= TOTAL / 3,
-      60_000,
+      180_000,
     );
     const before = (await metadata([topicName])).topics.get(topicName)?.partitions[0];
     const victim = before?.leader ?? -1;
