@@ -13,7 +13,14 @@ import {
   type PgQueryable,
   type PgResult,
 } from '../drivers/postgres-pool.js';
-import { baseName, quoteIdentifier, suffixIdentifier, toDate } from '../shared.js';
+import {
+  INSERT_CHUNK,
+  baseName,
+  chunks,
+  quoteIdentifier,
+  suffixIdentifier,
+  toDate,
+} from '../shared.js';
 
 const NAME = 'postgres';
 const q = (name: string): string => quoteIdentifier(name, '"');
@@ -200,34 +207,46 @@ export interface PostgresInsertOptions {
   readonly channel: string | undefined;
 }
 
-/** The insert statement: all rows in one statement, in the order given. */
-function insertStatement(table: string, channel: string | undefined): string {
-  const insert =
-    `INSERT INTO ${q(table)} (id, topic, key, partition, payload, headers, created_at) ` +
-    `SELECT id, topic, key, partition, payload, headers, created_at FROM unnest(` +
-    `$1::text[], $2::text[], $3::text[], $4::int[], $5::bytea[], $6::jsonb[], $7::timestamptz[]` +
-    `) WITH ORDINALITY AS r(id, topic, key, partition, payload, headers, created_at, ord) ORDER BY ord`;
-  return channel === undefined
-    ? insert
-    : // The payload names the partitions written, so a relay reads only those.
-      `WITH inserted AS (${insert} RETURNING partition) ` +
-        `SELECT pg_notify($8, coalesce(string_agg(DISTINCT partition::text, ','), '')) FROM inserted`;
+const COLUMNS = 7;
+
+/**
+ * The insert of `count` rows: a plain multi-row `VALUES` list (rows get their seq in list
+ * order). With a channel it also notifies, with the partitions of its rows as the payload
+ * (comma-separated), so a relay woken by it can read just those partitions.
+ */
+function insertStatement(table: string, count: number, channel: boolean): string {
+  const rows = Array.from({ length: count }, (_, row) => {
+    const first = row * COLUMNS;
+    return `($${first + 1}, $${first + 2}, $${first + 3}, $${first + 4}, $${first + 5}, $${first + 6}, $${first + 7})`;
+  });
+  const insert = `INSERT INTO ${q(table)} (id, topic, key, partition, payload, headers, created_at) VALUES ${rows.join(', ')}`;
+  return channel
+    ? `WITH inserted AS (${insert}) SELECT pg_notify($${count * COLUMNS + 1}, $${count * COLUMNS + 2})`
+    : insert;
 }
 
 function inserter(table: string, channel: string | undefined) {
-  const text = insertStatement(table, channel);
+  const texts = new Map<number, string>();
+  const text = (count: number): string => {
+    let found = texts.get(count);
+    if (found === undefined) {
+      found = insertStatement(table, count, channel !== undefined);
+      // Batches of any size come and go: keep the texts of the common sizes only.
+      if (count <= 64) texts.set(count, found);
+    }
+    return found;
+  };
   return async (tx: PgQueryable, rows: readonly InsertRow[]): Promise<void> => {
-    const values: unknown[] = [
-      rows.map((r) => r.id),
-      rows.map((r) => r.topic),
-      rows.map((r) => r.key),
-      rows.map((r) => r.partition),
-      rows.map((r) => r.body),
-      rows.map((r) => r.headers),
-      rows.map((r) => r.createdAt),
-    ];
-    if (channel !== undefined) values.push(channel);
-    await tx.query(text, values);
+    for (const chunk of chunks(rows, INSERT_CHUNK)) {
+      const values: unknown[] = [];
+      for (const r of chunk) {
+        values.push(r.id, r.topic, r.key, r.partition, r.body, r.headers, r.createdAt);
+      }
+      if (channel !== undefined) {
+        values.push(channel, [...new Set(chunk.map((r) => r.partition))].join(','));
+      }
+      await tx.query(text(chunk.length), values);
+    }
   };
 }
 
