@@ -232,41 +232,6 @@ export function numberParam(url: URL, name: string): number | undefined {
   return value;
 }
 
-/** Counts handlers running at once, across the partitions or channels of one subscription. */
-export class Slots {
-  private running = 0;
-  private readonly waiting: Array<() => void> = [];
-
-  constructor(private readonly limit: number) {}
-
-  async acquire(): Promise<void> {
-    if (this.running < this.limit) {
-      this.running++;
-      return;
-    }
-    await new Promise<void>((resolve) => this.waiting.push(resolve));
-  }
-
-  release(): void {
-    const next = this.waiting.shift();
-    if (next) next();
-    else this.running--;
-  }
-}
-
-/** Waits for `work` up to `timeoutMs`; true when it finished in time. */
-export async function within(work: Promise<unknown>, timeoutMs: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<false>((resolve) => {
-    timer = setTimeout(() => resolve(false), timeoutMs);
-  });
-  try {
-    return await Promise.race([work.then(() => true), timedOut]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 /** Runs a pipeline; rejects with the first command's error, if any failed. */
 export async function execPipeline(pipeline: ReturnType<Redis['pipeline']>): Promise<void> {
   const results = await pipeline.exec();

@@ -1,14 +1,6 @@
 import type { Redis } from 'ioredis';
-import { FerryError } from '../../../core/errors.js';
 import type { OutgoingMessage } from '../../../core/message.js';
-import { capabilitiesOf } from '../../../transport/descriptor.js';
-import {
-  checkSize,
-  checkSubscribe,
-  InFlight,
-  Subscriptions,
-  unsupported,
-} from '../../../transport/shared.js';
+import { capabilitiesOf, createTransport, errorReporter } from '../../../transport/kernel.js';
 import type {
   CloseOptions,
   DeliveryHandler,
@@ -85,14 +77,12 @@ export function redisPubSub(options: RedisPubSubOptions = {}): Transport {
   const capabilities = capabilitiesOf(redisPubSubDescriptor, options.maxMessageBytes);
   const prefix = options.prefix ?? '';
   const maxQueued = options.maxQueued ?? 100_000;
+  const report = errorReporter(options.onError);
   const channels = new Map<string, Channel>();
-  const subscriptions = new Subscriptions();
-  const publishing = new InFlight();
   let publisher: Promise<Redis> | undefined;
   let subscriber: Promise<Redis> | undefined;
   // SUBSCRIBE / UNSUBSCRIBE calls run one after another, so a channel's count stays true.
   let changes: Promise<unknown> = Promise.resolve();
-  let closed = false;
 
   const dispatch = (channel: string, message: Buffer): void => {
     const topic = channel.slice(prefix.length);
@@ -128,40 +118,27 @@ export function redisPubSub(options: RedisPubSubOptions = {}): Transport {
     return next;
   };
 
-  const assertOpen = (): void => {
-    if (closed) throw new FerryError('CLOSED', 'redis transport is closed');
-  };
-
-  return {
+  return createTransport({
     name,
     capabilities,
 
     async ping() {
-      assertOpen();
       await pingRedis(await getPublisher());
     },
 
     async publish(messages: readonly OutgoingMessage[]) {
-      assertOpen();
-      checkSize(name, capabilities, messages);
-      if (messages.length === 0) return;
-      const sending = (async () => {
+      try {
         const pipeline = (await getPublisher()).pipeline();
         for (const message of messages) {
           pipeline.publish(prefix + message.topic, encodeEnvelope(message));
         }
         await execPipeline(pipeline);
-      })();
-      try {
-        await publishing.run(sending);
       } catch (error) {
         throw redisError('PUBLISH_FAILED', 'redis PUBLISH failed', error);
       }
     },
 
     async subscribe(subscribe: SubscribeOptions, handler: DeliveryHandler) {
-      assertOpen();
-      checkSubscribe(name, capabilities, subscribe);
       const pattern = options.patterns === true && GLOB.test(subscribe.topic);
       const channel = prefix + subscribe.topic;
       const listener = new Listener(
@@ -169,7 +146,7 @@ export function redisPubSub(options: RedisPubSubOptions = {}): Transport {
         pattern ? (subscribe.concurrency ?? 16) : 1,
         maxQueued,
         options.onDrop,
-        options.onError,
+        report,
       );
       try {
         const client = await getSubscriber();
@@ -192,7 +169,7 @@ export function redisPubSub(options: RedisPubSubOptions = {}): Transport {
         throw redisError('CONNECTION_FAILED', `redis SUBSCRIBE ${channel} failed`, error);
       }
 
-      return subscriptions.add(async (closeOptions?: CloseOptions) => {
+      return async (closeOptions?: CloseOptions) => {
         const drained = listener.close(closeOptions?.timeoutMs ?? 30_000);
         await serially(async () => {
           const entry = channels.get(channel);
@@ -204,30 +181,19 @@ export function redisPubSub(options: RedisPubSubOptions = {}): Transport {
             else await client.unsubscribe(channel);
           } catch (error) {
             // The connection is gone; it will not resubscribe a channel nobody wants.
-            options.onError?.(
-              redisError('CONNECTION_FAILED', `redis UNSUBSCRIBE ${channel} failed`, error),
-            );
+            report(error, 'CONNECTION_FAILED', `redis UNSUBSCRIBE ${channel} failed`);
           }
         });
         await drained;
-      });
+      };
     },
 
-    seek() {
-      return Promise.reject(
-        unsupported(name, 'replay', 'Redis Pub/Sub keeps no messages: use redis-streams or kafka.'),
-      );
-    },
-
-    async close(closeOptions?: CloseOptions) {
-      closed = true;
-      await subscriptions.closeAll(closeOptions);
-      await publishing.settled();
+    async close() {
       const [pub, sub] = [publisher, subscriber];
       publisher = subscriber = undefined;
       await Promise.all(
         [pub, sub].map(async (client) => closeRedis(await client?.catch(() => undefined))),
       );
     },
-  };
+  });
 }

@@ -1,7 +1,7 @@
-import { FerryError } from '../../../core/errors.js';
+import type { FerryErrorCode } from '../../../core/errors.js';
 import type { Delivery } from '../../../core/message.js';
+import { Semaphore, within } from '../../../transport/kernel.js';
 import type { DeliveryHandler } from '../../../transport/transport.js';
-import { Slots, within } from '../common.js';
 import { decodeEnvelope } from './wire.js';
 
 /**
@@ -14,7 +14,7 @@ export class Listener {
   private readonly queues = new Map<string, Delivery[]>();
   private readonly offsets = new Map<string, number>();
   private readonly draining = new Set<Promise<void>>();
-  private readonly slots: Slots;
+  private readonly slots: Semaphore;
   private queued = 0;
   closed = false;
 
@@ -23,9 +23,9 @@ export class Listener {
     concurrency: number,
     private readonly maxQueued: number,
     private readonly onDrop: ((topic: string) => void) | undefined,
-    private readonly onError: ((error: FerryError) => void) | undefined,
+    private readonly report: (error: unknown, code: FerryErrorCode, what: string) => void,
   ) {
-    this.slots = new Slots(concurrency);
+    this.slots = new Semaphore(concurrency);
   }
 
   push(topic: string, raw: Buffer): void {
@@ -58,18 +58,16 @@ export class Listener {
     try {
       for (let delivery = queue.shift(); delivery && !this.closed; delivery = queue.shift()) {
         this.queued--;
-        await this.slots.acquire();
+        if (!this.slots.tryAcquire()) await this.slots.acquire();
         try {
           if (this.closed) return;
           await this.handler(delivery);
         } catch (error) {
           // At-most-once: a failed delivery is not handed out again.
-          this.onError?.(
-            new FerryError(
-              'UNSUPPORTED',
-              `A handler rejected a message on ${topic}; Redis Pub/Sub cannot hand it out again (at-most-once), so it is lost`,
-              { cause: error, details: { topic, offset: delivery.offset } },
-            ),
+          this.report(
+            error,
+            'UNSUPPORTED',
+            `A handler rejected message ${delivery.offset} on ${topic}; Redis Pub/Sub cannot hand it out again (at-most-once), so it is lost`,
           );
         } finally {
           this.slots.release();

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { roundRobinShare } from '../../../transport/shared.js';
-import { redisError, within } from '../common.js';
+import { roundRobinShare, within } from '../../../transport/kernel.js';
+import { redisError } from '../common.js';
 import { PartitionWorker, type Context } from './subscription.js';
 
 // Group membership over Redis keys: a member renews its lease on each stream it reads every

@@ -1,14 +1,14 @@
 import type { Redis } from 'ioredis';
-import { FerryError } from '../../../core/errors.js';
+import type { FerryError } from '../../../core/errors.js';
 import type { OutgoingMessage } from '../../../core/message.js';
-import { capabilitiesOf } from '../../../transport/descriptor.js';
 import {
   assertPartitions,
-  checkSize,
-  InFlight,
+  capabilitiesOf,
+  createTransport,
+  errorReporter,
   partitionOf,
-  Subscriptions,
-} from '../../../transport/shared.js';
+  Semaphore,
+} from '../../../transport/kernel.js';
 import type {
   CloseOptions,
   DeliveryHandler,
@@ -24,7 +24,6 @@ import {
   forgetOnFailure,
   pingRedis,
   redisError,
-  Slots,
 } from '../common.js';
 import { redisStreamsDescriptor } from './descriptor.js';
 import { GroupMember } from './group.js';
@@ -83,11 +82,9 @@ export function redisStreams(options: RedisStreamsOptions = {}): Transport {
   const sessionTimeoutMs = options.sessionTimeoutMs ?? 30_000;
   const retention = retentionOf(options);
   const trim = retention.maxCount === undefined ? [] : ['MAXLEN', '~', retention.maxCount];
-  const onError = options.onError ?? (() => undefined);
-  const subscriptions = new Subscriptions();
-  const publishing = new InFlight();
+  const report = errorReporter(options.onError);
+  const onError = (error: FerryError): void => report(error, error.code, error.message);
   let command: Promise<Redis> | undefined;
-  let closed = false;
 
   const streamKey = (topic: string, partition: number): string =>
     partitions === 1 ? prefix + topic : `${prefix}${topic}:${partition}`;
@@ -100,9 +97,6 @@ export function redisStreams(options: RedisStreamsOptions = {}): Transport {
       connectRedis(options, { enableAutoPipelining: false }),
       () => (command = undefined),
     ));
-  const assertOpen = (): void => {
-    if (closed) throw new FerryError('CLOSED', 'redis-streams transport is closed');
-  };
   const allPartitions = (): number[] =>
     Array.from({ length: partitions }, (_, partition) => partition);
 
@@ -133,20 +127,16 @@ export function redisStreams(options: RedisStreamsOptions = {}): Transport {
     for (const [error] of (await setting.exec()) ?? []) if (error) throw error;
   };
 
-  return {
+  return createTransport({
     name,
     capabilities,
 
     async ping() {
-      assertOpen();
       await pingRedis(await connection());
     },
 
     async publish(messages: readonly OutgoingMessage[]) {
-      assertOpen();
-      checkSize(name, capabilities, messages);
-      if (messages.length === 0) return;
-      const sending = (async () => {
+      try {
         const client = await connection();
         const pipeline = client.pipeline();
         const keys = retention.maxAgeMs === undefined ? undefined : new Set<string>();
@@ -161,16 +151,12 @@ export function redisStreams(options: RedisStreamsOptions = {}): Transport {
           for (const key of keys) pipeline.call('XTRIM', key, 'MINID', '~', oldest);
         }
         await execPipeline(pipeline);
-      })();
-      try {
-        await publishing.run(sending);
       } catch (error) {
         throw redisError('PUBLISH_FAILED', 'redis XADD failed', error);
       }
     },
 
     async subscribe(subscribe: SubscribeOptions, handler: DeliveryHandler) {
-      assertOpen();
       const { topic, group } = subscribe;
       const client = await connection();
       const context: Context = {
@@ -181,7 +167,7 @@ export function redisStreams(options: RedisStreamsOptions = {}): Transport {
         sessionTimeoutMs,
         redeliveryDelayMs: options.redeliveryDelayMs ?? 100,
         handler,
-        slots: new Slots(subscribe.concurrency ?? partitions),
+        slots: new Semaphore(subscribe.concurrency ?? partitions),
         command: client,
         streamKey: (partition) => streamKey(topic, partition),
         onError,
@@ -202,13 +188,10 @@ export function redisStreams(options: RedisStreamsOptions = {}): Transport {
       } catch (error) {
         throw redisError('CONNECTION_FAILED', `redis-streams subscribe to ${topic} failed`, error);
       }
-      return subscriptions.add((closeOptions?: CloseOptions) =>
-        stop(closeOptions?.timeoutMs ?? 30_000),
-      );
+      return (closeOptions?: CloseOptions) => stop(closeOptions?.timeoutMs ?? 30_000);
     },
 
     async seek(topic: string, group: string, target: SeekTarget) {
-      assertOpen();
       let idOf: (partition: number) => string | undefined;
       if ('position' in target) {
         const id = target.position === 'earliest' ? '0' : '$';
@@ -258,13 +241,10 @@ export function redisStreams(options: RedisStreamsOptions = {}): Transport {
       });
     },
 
-    async close(closeOptions?: CloseOptions) {
-      closed = true;
-      await subscriptions.closeAll(closeOptions);
-      await publishing.settled();
+    async close() {
       const client = command;
       command = undefined;
       await closeRedis(await client?.catch(() => undefined));
     },
-  };
+  });
 }

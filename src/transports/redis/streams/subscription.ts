@@ -1,10 +1,9 @@
 import type { Redis } from 'ioredis';
 import type { FerryError } from '../../../core/errors.js';
 import type { Delivery } from '../../../core/message.js';
-import { pause } from '../../../core/retry.js';
+import { handOut, sleep, within, type Semaphore } from '../../../transport/kernel.js';
 import type { DeliveryHandler } from '../../../transport/transport.js';
-import type { Slots } from '../common.js';
-import { closeRedis, redisError, within } from '../common.js';
+import { closeRedis, redisError } from '../common.js';
 import { decodeEntry, toRecord, type StreamEntry } from './wire.js';
 
 /** What the readers of one subscription share. */
@@ -16,36 +15,26 @@ export interface Context {
   readonly sessionTimeoutMs: number;
   readonly redeliveryDelayMs: number;
   readonly handler: DeliveryHandler;
-  readonly slots: Slots;
+  /** Bounds handlers running at once across the streams of the subscription. */
+  readonly slots: Semaphore;
   readonly command: Redis;
   readonly streamKey: (partition: number) => string;
+  /** Reports a background failure (the transport's `onError`, guarded). */
   readonly onError: (error: FerryError) => void;
 }
 
-/**
- * Runs the handler for one delivery until it resolves (a rejected delivery is handed out
- * again after a pause, before anything later of its stream). False when `signal` stopped
- * it first.
- */
-export async function handleUntilDone(
+/** Hands a delivery out until its handler resolves (see `handOut`); false when stopped first. */
+function handleUntilDone(
   context: Context,
   delivery: Delivery,
   signal: AbortSignal,
 ): Promise<boolean> {
-  while (!signal.aborted) {
-    await context.slots.acquire();
-    try {
-      if (signal.aborted) return false;
-      await context.handler(delivery);
-      return true;
-    } catch {
-      // not acknowledged: try again below
-    } finally {
-      context.slots.release();
-    }
-    await pause(context.redeliveryDelayMs, signal);
-  }
-  return false;
+  return handOut(delivery, context.handler, {
+    slots: context.slots,
+    redeliveryDelayMs: context.redeliveryDelayMs,
+    stopped: () => signal.aborted,
+    signal,
+  });
 }
 
 /** Reads one stream of a group while this member holds its lease. */
@@ -126,7 +115,7 @@ export class PartitionWorker {
             error,
           ),
         );
-        await pause(this.context.redeliveryDelayMs * 10, signal);
+        await sleep(this.context.redeliveryDelayMs * 10, signal);
       }
     }
     await this.flushAcks();
@@ -277,7 +266,7 @@ export class PrivateReader {
             error,
           ),
         );
-        await pause(this.context.redeliveryDelayMs * 10, signal);
+        await sleep(this.context.redeliveryDelayMs * 10, signal);
       }
     }
   }
