@@ -26,8 +26,20 @@ const openers: Record<TransportName, () => Promise<TransportOpener>> = {
     const { kafka } = await import('../transports/kafka/index.js');
     return (url) => kafka({ url: url.href });
   },
-  rabbitmq: async () => (await import('../transports/rabbitmq/amqp/transport.js')).rabbitmqFromUrl,
-  stomp: async () => (await import('../transports/rabbitmq/stomp/transport.js')).stompFromUrl,
+  rabbitmq: async () => {
+    const [{ rabbitmq }, { rabbitmqOptionsFromUrl }] = await Promise.all([
+      import('../transports/rabbitmq/amqp/index.js'),
+      import('../transports/rabbitmq/amqp/options.js'),
+    ]);
+    return (url) => rabbitmq(rabbitmqOptionsFromUrl(url));
+  },
+  stomp: async () => {
+    const [{ stomp }, { stompOptionsFromUrl }] = await Promise.all([
+      import('../transports/rabbitmq/stomp/index.js'),
+      import('../transports/rabbitmq/stomp/options.js'),
+    ]);
+    return (url) => stomp(stompOptionsFromUrl(url));
+  },
   redis: async () => {
     const [{ redisPubSub }, { redisPubSubOptionsFromUrl }] = await Promise.all([
       import('../transports/redis/pubsub/index.js'),

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll } from 'vitest';
-import { rabbitmq } from '../../src/transports/rabbitmq/amqp/transport.js';
+import { rabbitmq } from '../../src/transports/rabbitmq/amqp/index.js';
 import { amqpPublisher } from '../helpers/foreign.js';
 import { deleteByPrefix } from '../helpers/rabbitmq.js';
 import { serviceUrl } from '../helpers/services.js';

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll } from 'vitest';
-import { stomp } from '../../src/transports/rabbitmq/stomp/transport.js';
+import { stomp } from '../../src/transports/rabbitmq/stomp/index.js';
 import { amqpPublisher } from '../helpers/foreign.js';
 import { deleteByPrefix } from '../helpers/rabbitmq.js';
 import { serviceUrl } from '../helpers/services.js';

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { permanentConnectFailure } from '../../src/transport/connect-failure.js';
-import { stomp } from '../../src/transports/rabbitmq/stomp/transport.js';
+import { stomp } from '../../src/transports/rabbitmq/stomp/index.js';
 import { ferry } from '../helpers/cli.js';
 import { serviceUrl } from '../helpers/services.js';
 

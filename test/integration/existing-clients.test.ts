@@ -10,7 +10,7 @@ import {
   type Transport,
 } from '../../src/index.js';
 import { kafka } from '../../src/transports/kafka/index.js';
-import { rabbitmq } from '../../src/transports/rabbitmq/amqp/transport.js';
+import { rabbitmq } from '../../src/transports/rabbitmq/amqp/index.js';
 import { redisPubSub, redisStreams } from '../../src/transports/redis/index.js';
 import { serviceUrl } from '../helpers/services.js';
 import { deferred, uniqueName, waitFor } from '../helpers/wait.js';

@@ -5,10 +5,10 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { readiness, type Transport } from '../../src/index.js';
 import { kafka } from '../../src/transports/kafka/index.js';
 import { memory } from '../../src/transports/memory/index.js';
-import { rabbitmq } from '../../src/transports/rabbitmq/amqp/transport.js';
+import { rabbitmq } from '../../src/transports/rabbitmq/amqp/index.js';
 import { redisPubSub, redisStreams } from '../../src/transports/redis/index.js';
 import { sqlite } from '../../src/transports/sqlite/index.js';
-import { stomp } from '../../src/transports/rabbitmq/stomp/transport.js';
+import { stomp } from '../../src/transports/rabbitmq/stomp/index.js';
 import { freePort } from '../helpers/processes.js';
 import { serviceUrl } from '../helpers/services.js';
 

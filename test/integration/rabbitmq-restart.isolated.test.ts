@@ -4,7 +4,7 @@ import { promisify } from 'node:util';
 import amqp from 'amqplib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { HEADER, type Subscription } from '../../src/index.js';
-import { rabbitmq } from '../../src/transports/rabbitmq/amqp/transport.js';
+import { rabbitmq } from '../../src/transports/rabbitmq/amqp/index.js';
 import { deleteByPrefix } from '../helpers/rabbitmq.js';
 import { serviceUrl } from '../helpers/services.js';
 import { delay, uniqueName, waitFor } from '../helpers/wait.js';

@@ -10,6 +10,7 @@ import {
   defineTopic,
   HEADER,
   isFerryError,
+  redrive,
   type Bus,
   type Message,
   type Subscription,
@@ -17,12 +18,11 @@ import {
 } from '../../src/index.js';
 import {
   rabbitmq,
-  redrive,
   ROUTING_KEY_HEADER,
   type RabbitMqOptions,
   type RabbitMqTransport,
-} from '../../src/transports/rabbitmq/amqp/transport.js';
-import { stomp } from '../../src/transports/rabbitmq/stomp/transport.js';
+} from '../../src/transports/rabbitmq/amqp/index.js';
+import { stomp } from '../../src/transports/rabbitmq/stomp/index.js';
 import { openTransport } from '../../src/transport/urls.js';
 import { deleteByPrefix } from '../helpers/rabbitmq.js';
 import { serviceUrl } from '../helpers/services.js';
@@ -377,6 +377,12 @@ describe.skipIf(url === undefined)('rabbitmq', () => {
       () => ({ stdout: `${prefix}${topic}:q\tquorum` }),
     );
     expect(stdout).toMatch(new RegExp(`${topic}:q\\s+quorum`));
+  });
+
+  it('refuses the renamed heartbeatMs of stomp with its new name', () => {
+    expect(() => stomp({ heartbeatMs: 1000 } as Parameters<typeof stomp>[0])).toThrow(
+      /heartbeatIntervalMs/,
+    );
   });
 
   it('fails a mandatory publish nobody is bound for, and refuses seek', async () => {

@@ -1,5 +1,5 @@
 import type * as AmqplibNs from 'amqplib';
-import type { ChannelModel, Options } from 'amqplib';
+import type { Channel, ChannelModel, Options } from 'amqplib';
 import { loadDriver } from '../../core/driver.js';
 import { describeError, FerryError } from '../../core/errors.js';
 import { redactSecrets, redactUrl } from '../../core/log.js';
@@ -21,6 +21,8 @@ export interface ConnectorOptions {
   /** First wait before reconnecting; doubles up to `maxDelayMs`. */
   readonly initialDelayMs: number;
   readonly maxDelayMs: number;
+  /** Told about a dropped connection and each failed reconnect; the connector keeps trying. */
+  readonly onError?: (error: FerryError) => void;
 }
 
 /**
@@ -99,7 +101,16 @@ export class Connector {
           await model.close().catch(() => undefined);
           throw new FerryError('CLOSED', 'rabbitmq transport is closed');
         }
-        model.on('error', (error: unknown) => (this.lastError = error));
+        model.on('error', (error: unknown) => {
+          this.lastError = error;
+          this.options.onError?.(
+            new FerryError(
+              'CONNECTION_FAILED',
+              `RabbitMQ connection at ${this.where} failed: ${redactSecrets(describeError(error))}; reconnecting`,
+              { cause: error },
+            ),
+          );
+        });
         model.on('close', () => this.lost(model));
         this.current = model;
         this.generation++;
@@ -117,6 +128,15 @@ export class Connector {
             { cause: error },
           );
         }
+        if (this.generation > 0) {
+          this.options.onError?.(
+            new FerryError(
+              'CONNECTION_FAILED',
+              `Could not reconnect to RabbitMQ at ${this.where}: ${redactSecrets(describeError(error))}; trying again`,
+              { cause: error },
+            ),
+          );
+        }
         const base = Math.min(this.options.maxDelayMs, this.options.initialDelayMs * 2 ** attempt);
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, base * (0.8 + Math.random() * 0.4));
@@ -126,6 +146,20 @@ export class Connector {
           };
         });
       }
+    }
+  }
+
+  /**
+   * Runs `work` on a short-lived channel (declarations, queue checks), closed afterwards
+   * whatever happens. Channel errors reach `work` as rejections, never as `error` events.
+   */
+  async withChannel<T>(deadline: number, work: (channel: Channel) => Promise<T>): Promise<T> {
+    const channel = await (await this.get(deadline)).createChannel();
+    channel.on('error', () => undefined);
+    try {
+      return await work(channel);
+    } finally {
+      await channel.close().catch(() => undefined);
     }
   }
 

@@ -1,5 +1,6 @@
 import type { Channel, Options } from 'amqplib';
 import { FerryError } from '../../core/errors.js';
+import type { OutgoingMessage } from '../../core/message.js';
 
 /** The AMQP exchange types a topic can map to. */
 export type ExchangeType = 'topic' | 'direct' | 'fanout' | 'headers';
@@ -65,6 +66,12 @@ export const ROUTING_KEY_HEADER = 'ferry-routing-key';
 /** Header that carries the message key on AMQP (which has no key of its own). */
 export const KEY_HEADER = 'ferry-key';
 
+/** The routing key a message is published with: `ferry-routing-key`, else its key, else ''. */
+export function routingKeyOf(message: OutgoingMessage): string {
+  return message.headers[ROUTING_KEY_HEADER] ?? message.key ?? '';
+}
+
+/** Topics ending so are dead-letter topics; their exchange also feeds a keeper queue. */
 export const DLQ_SUFFIX = '.dlq';
 
 const MAX_NAME_BYTES = 255;
@@ -195,4 +202,14 @@ export class Topology {
 export function isPermanentAmqpError(error: unknown): boolean {
   const code = (error as { code?: unknown } | undefined)?.code;
   return code === 403 || code === 404 || code === 406 || code === 530;
+}
+
+/** Why `seek` fails on RabbitMQ (AMQP and STOMP alike), and what to use instead. */
+export function refuseSeek(name: string): Promise<never> {
+  return Promise.reject(
+    new FerryError(
+      'UNSUPPORTED',
+      `${name} does not support replay (seek). A RabbitMQ queue forgets what it has delivered. Use kafka, sqlite or redis-streams for replay, or redrive the dead-letter queue (ferry redrive).`,
+    ),
+  );
 }

@@ -1,11 +1,11 @@
 import type { Message, Options } from 'amqplib';
-import { HEADER, type Delivery, type Headers, type OutgoingMessage } from '../../core/message.js';
-import { KEY_HEADER, ROUTING_KEY_HEADER } from './topology.js';
-
-/** The routing key a message is published with: `ferry-routing-key`, else its key, else ''. */
-export function routingKeyOf(message: OutgoingMessage): string {
-  return message.headers[ROUTING_KEY_HEADER] ?? message.key ?? '';
-}
+import {
+  HEADER,
+  type Delivery,
+  type Headers,
+  type OutgoingMessage,
+} from '../../../core/message.js';
+import { KEY_HEADER } from '../topology.js';
 
 /**
  * ferry headers → AMQP properties: `ferry-id` → `messageId`, `content-type` →
