@@ -1,7 +1,12 @@
-import { pino, type DestinationStream, type Logger, type LoggerOptions } from 'pino';
+import { pino, type DestinationStream, type Logger as PinoLogger, type LoggerOptions } from 'pino';
 
-export type { Logger } from 'pino';
+/**
+ * The logger ferry writes to: a pino logger. Pass your own to share its destination and
+ * bindings; ferry logs audit lines at `info`, failures at `warn` and `error`.
+ */
+export type Logger = PinoLogger;
 
+/** How {@link createLogger} makes ferry's logger: its level and where its lines go. */
 export interface LogOptions {
   /**
    * pino level; default `FERRY_LOG_LEVEL`, else `info` with `FERRY_AUDIT` (audit lines are

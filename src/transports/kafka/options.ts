@@ -15,6 +15,11 @@ export interface KafkaSaslOptions {
   readonly password: string | (() => string | Promise<string>);
 }
 
+/**
+ * Options of {@link kafka}: where the brokers are (`brokers` or `url`), how to authenticate
+ * (`sasl`, `tls`), topic creation defaults, and the consumer group's timing. Every field but
+ * the address has a default.
+ */
 export interface KafkaTransportOptions {
   /**
    * `kafka://[user:password@]host:9092[,host2:9092]?partitions=8&clientId=app&sasl=scram-sha-512&tls=1&ca=/path/ca.pem`:

@@ -13,6 +13,7 @@ export interface MemoryRetention {
   readonly maxAgeMs?: number;
 }
 
+/** Options of a {@link createMemoryBroker}: partitions per topic and how much it keeps. */
 export interface MemoryBrokerOptions {
   /** Partitions per topic; default 8. */
   readonly partitions?: number;
@@ -29,6 +30,7 @@ export interface MemoryBrokerOptions {
   readonly keepRead?: number;
 }
 
+/** Options of {@link memory}: which in-process broker it uses (a private one by default). */
 export interface MemoryTransportOptions {
   /**
    * `memory:?partitions=8&maxCount=10000&keepRead=1000`: a new private broker with these

@@ -13,6 +13,10 @@ export interface SqliteRetention {
   readonly maxCount?: number;
 }
 
+/**
+ * Options of {@link sqlite}: the log's file (`path` or `url`), partitions, how long a group
+ * member may be silent before its partitions move (`sessionTimeoutMs`), polling and retention.
+ */
 export interface SqliteTransportOptions {
   /**
    * `sqlite:./ferry.db` or `sqlite:///abs/path.db`, with optional query `partitions`,

@@ -28,6 +28,10 @@ export interface MysqlPool<C extends MysqlPoolConnection = MysqlPoolConnection> 
   end(): Promise<void>;
 }
 
+/**
+ * Where a MySQL/MariaDB store gets connections: a `mysql2` pool of yours (ferry then does not
+ * end it) or a connection string ferry makes a pool from and ends on `close()`.
+ */
 export interface MysqlConnectionOptions<C extends MysqlPoolConnection = MysqlPoolConnection> {
   /** Your `mysql2/promise` pool; ferry borrows connections and never ends it. */
   readonly pool?: MysqlPool<C>;

@@ -35,6 +35,10 @@ export interface PgPool<C extends PgPoolClient = PgPoolClient> {
   end(): Promise<void>;
 }
 
+/**
+ * Where a PostgreSQL store gets connections: a `pg` pool of yours (ferry then does not end
+ * it) or a connection string ferry makes a pool from and ends on `close()`.
+ */
 export interface PostgresConnectionOptions<C extends PgPoolClient = PgPoolClient> {
   /** Your pool; ferry borrows connections and never ends it. */
   readonly pool?: PgPool<C>;

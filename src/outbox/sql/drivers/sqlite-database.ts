@@ -25,6 +25,7 @@ export interface SqliteDatabase {
   close(): unknown;
 }
 
+/** How {@link openSqliteDatabase} opens a file: how long a writer waits for another's lock. */
 export interface SqliteOpenOptions {
   /** How long a write waits for another connection's lock. Default 5000 ms. */
   readonly busyTimeoutMs?: number;
