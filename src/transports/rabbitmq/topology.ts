@@ -5,6 +5,7 @@ import type { OutgoingMessage } from '../../core/message.js';
 /** The AMQP exchange types a topic can map to. */
 export type ExchangeType = 'topic' | 'direct' | 'fanout' | 'headers';
 
+/** How ferry declares a topic's exchange (for topics listed in `exchanges`): its type. */
 export interface ExchangeOptions {
   /** Default `topic`. */
   readonly type?: ExchangeType;

@@ -1,3 +1,5 @@
+// Longer than 400 lines: MySQL's statements for the outbox, the inbox and every schema
+// migration, in one file as for the other dialects; MySQL needs more of them (no RETURNING).
 import { createHash } from 'node:crypto';
 import { FerryError } from '../../../core/errors.js';
 import type { InboxDialect } from '../inbox.js';
