@@ -21,7 +21,9 @@ describe('source files', () => {
     expect(files.length).toBeGreaterThan(50);
     const long = files.flatMap((file) => {
       const lines = readFileSync(file, 'utf8').split('\n');
-      const reasoned = lines.slice(0, 5).some((line) => line.startsWith('// Longer than 400 lines:'));
+      const reasoned = lines
+        .slice(0, 5)
+        .some((line) => line.startsWith('// Longer than 400 lines:'));
       return lines.length > LIMIT && !reasoned ? [`${relative(root, file)}: ${lines.length}`] : [];
     });
     expect(long).toEqual([]);
