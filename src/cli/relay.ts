@@ -100,7 +100,7 @@ export function relayCommand(program: Command): void {
             destination: destinationOf(flags.transport),
             audit,
             logger: createLogger(audit ? { level: 'info' } : {}),
-            retention: flags.retention === 'keep' ? 'keep' : { maxAgeMs: flags.retention },
+            retention: flags.retention === 'keep' ? 'keep' : { afterMs: flags.retention },
             ...(flags.owner === undefined ? {} : { owner: flags.owner }),
             ...(flags.leaseMs === undefined ? {} : { leaseMs: flags.leaseMs }),
             ...(flags.batchSize === undefined ? {} : { batchSize: flags.batchSize }),

@@ -373,32 +373,6 @@ describe('outbox relay', () => {
     expect(relay.stats().published).toBe(1);
   });
 
-  it('deletes published rows older than retention.maxAgeMs, and refuses what it cannot keep', async () => {
-    const { db, outbox } = await setup(2);
-    const topic = defineTopic<Order>(uniqueName('order.created'));
-    const transport = track(memory());
-    const seen = await collect(transport, topic.name);
-    expect(() =>
-      outbox.relay({ transport, retention: { afterMs: 1 } as unknown as { maxAgeMs: number } }),
-    ).toThrow(/maxAgeMs/);
-    expect(() =>
-      outbox.relay({ transport, retention: { maxCount: 10 } as unknown as { maxAgeMs: number } }),
-    ).toThrow(FerryError);
-    db.transaction(() => {
-      for (let n = 0; n < 3; n++) outbox.enqueueSync(db, topic, { n });
-    })();
-    const relay = track(
-      outbox.relay({ transport, logger: silent, retention: { maxAgeMs: 0, intervalMs: 20 } }),
-    );
-    await relay.start();
-    await waitFor('published', () => seen.length === 3);
-    await waitFor('purged', () => relay.stats().purged === 3);
-    const left = db.prepare(`SELECT count(*) AS n FROM ${outbox.store.table}`).get() as {
-      n: number;
-    };
-    expect(left.n).toBe(0);
-  });
-
   it('shares partitions between two relays on one file without duplicates', async () => {
     const { db, outbox, path, table } = await setup(16);
     const topic = defineTopic<Order>(uniqueName('order.created'));

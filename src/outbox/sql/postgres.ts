@@ -132,14 +132,11 @@ function wakeOnNotify(store: PostgresOutboxStore, relay: Relay): Relay {
   let subscription: WakeSubscription | undefined;
   return {
     owner: relay.owner,
-    wake: (partition) => relay.wake(partition),
+    wake: () => relay.wake(),
     stats: () => relay.stats(),
     start: async () => {
       await relay.start();
-      subscription = await store.listen((partitions) => {
-        if (partitions === undefined) relay.wake();
-        else for (const partition of partitions) relay.wake(partition);
-      });
+      subscription = await store.listen(() => relay.wake());
     },
     stop: async (stopOptions) => {
       await subscription?.close();
