@@ -596,6 +596,20 @@ function enqueueCostGroup(clients: number): BenchGroup {
     await r.pool().query(`TRUNCATE "${orders}", "${plain}"`);
   };
 
+  // The reference writer: the same bytes as an outbox row, in a plain one-index table.
+  const plainInsert = (label: string, notify: boolean): BenchCase => ({
+    name: label,
+    setup: fresh,
+    round: () =>
+      writers(async (client, id) => {
+        await client.query(
+          `INSERT INTO "${plain}" (id, topic, key, partition, payload, headers, created_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+          [newMessageId(), topic.name, id, partitionFor(id, PARTITIONS), body, headers, new Date()],
+        );
+        if (notify) await client.query(`SELECT pg_notify($1, '')`, [`${plain}_wake`]);
+      }),
+  });
   const withOutbox = (label: string, notify: boolean): BenchCase => {
     let outbox: TableOutbox | undefined;
     return {
@@ -634,49 +648,13 @@ function enqueueCostGroup(clients: number): BenchGroup {
       );
     },
     cases: [
-      {
-        name: 'business tx + plain one-row INSERT (baseline)',
-        setup: fresh,
-        round: () =>
-          writers(async (client, id) => {
-            await client.query(
-              `INSERT INTO "${plain}" (id, topic, key, partition, payload, headers, created_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-              [
-                newMessageId(),
-                topic.name,
-                id,
-                partitionFor(id, PARTITIONS),
-                body,
-                headers,
-                new Date(),
-              ],
-            );
-          }),
-      },
+      plainInsert('business tx + plain one-row INSERT (baseline)', false),
       withOutbox('business tx + outbox.enqueue', false),
       withOutbox('business tx + outbox.enqueue, NOTIFY on', true),
-      {
-        name: 'business tx + plain one-row INSERT + pg_notify (what NOTIFY alone costs; reference)',
-        setup: fresh,
-        round: () =>
-          writers(async (client, id) => {
-            await client.query(
-              `INSERT INTO "${plain}" (id, topic, key, partition, payload, headers, created_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-              [
-                newMessageId(),
-                topic.name,
-                id,
-                partitionFor(id, PARTITIONS),
-                body,
-                headers,
-                new Date(),
-              ],
-            );
-            await client.query(`SELECT pg_notify($1, '')`, [`${plain}_wake`]);
-          }),
-      },
+      plainInsert(
+        'business tx + plain one-row INSERT + pg_notify (what NOTIFY alone costs; reference)',
+        true,
+      ),
       { name: 'business tx alone (reference)', setup: fresh, round: () => writers(async () => {}) },
     ],
     teardown: () => r.close(),
