@@ -53,7 +53,11 @@ const started = Date.now();
 const results: GroupResult[] = [];
 for (const group of selected) {
   process.stderr.write(`running: ${group.title} (load ${load()})\n`);
-  results.push(await runGroup(group, rounds, (line) => process.stderr.write(`${line}\n`)));
+  const result = await runGroup(group, rounds, (line) => process.stderr.write(`${line}\n`));
+  results.push(result);
+  // Each group's table as soon as it is measured, so a long or interrupted run still says
+  // what it found; the full report follows on stdout at the end.
+  process.stderr.write(`${formatTable([result])}\n`);
 }
 const table = formatTable(results);
 const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
