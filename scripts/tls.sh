@@ -66,8 +66,17 @@ make_certificates() {
   say "made $dir/ca.pem and a server certificate for 127.0.0.1 and localhost"
 }
 
+# A server already listening may have been started from another checkout, whose CA is not
+# ours: the tests would then fail on an untrusted certificate. Say so at once instead.
+check_trusted() {
+  local name=$1 port=$2
+  openssl s_client -connect "$host:$port" -CAfile "$dir/ca.pem" -verify_return_error </dev/null >/dev/null 2>&1 ||
+    die "$name on $port presents a certificate not signed by $dir/ca.pem (started from another checkout?); stop it with scripts/tls.sh stop there"
+}
+
 start_redis() {
   if port_open "$redis_port"; then
+    check_trusted "redis (TLS)" "$redis_port"
     say "redis (TLS) is up on $redis_port"
     return 0
   fi
@@ -126,6 +135,7 @@ rabbit_bin() {
 
 start_rabbitmq() {
   if port_open "$amqps_port"; then
+    check_trusted "rabbitmq (TLS)" "$amqps_port"
     say "rabbitmq (TLS) is up on $amqps_port"
     return 0
   fi

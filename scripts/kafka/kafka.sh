@@ -84,8 +84,8 @@ port_open() {
 answering() {
   port_open || return 1
   run_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$bootstrap" --list \
-    --command-config <(printf '%s\n' request.timeout.ms=3000 default.api.timeout.ms=5000 \
-      socket.connection.setup.timeout.ms=2000 socket.connection.setup.timeout.max.ms=2000) \
+    --command-config <(printf '%s\n' request.timeout.ms=10000 default.api.timeout.ms=15000 \
+      socket.connection.setup.timeout.ms=5000 socket.connection.setup.timeout.max.ms=5000) \
     >/dev/null 2>&1
 }
 
@@ -197,8 +197,10 @@ format_storage() {
     --cluster-id "$cluster_id" --standalone >/dev/null
 }
 
+# wait_ready <pid> [keep]: with keep, a broker that is slow to answer is left running (it was
+# already up before this call, and a loaded machine can make the probe time out).
 wait_ready() {
-  local pid=$1 deadline=$((SECONDS + start_timeout))
+  local pid=$1 keep=${2:-} deadline=$((SECONDS + start_timeout))
   while ((SECONDS < deadline)); do
     if ! alive "$pid"; then
       say "broker exited during startup; last log lines:"
@@ -213,14 +215,40 @@ wait_ready() {
   done
   say "broker did not answer on $bootstrap within ${start_timeout}s; last log lines:"
   tail -n 40 "$log_file" >&2 || true
-  cmd_stop >/dev/null 2>&1 || true
+  [[ -n $keep ]] || cmd_stop >/dev/null 2>&1 || true
   return 1
+}
+
+# Whether the broker's TLS listener presents a certificate the given CA file vouches for.
+trusted_by() {
+  [[ -f $1 ]] && command -v openssl >/dev/null &&
+    openssl s_client -connect "$host:$tls_port" -CAfile "$1" -verify_return_error </dev/null >/dev/null 2>&1
+}
+
+# A broker already answering may have been started from another checkout, with its own CA:
+# the TLS tests here would then fail against it. Take that checkout's CA (the broker's command
+# line names its config, beside which the CA lives), or stop with the reason.
+use_running_broker() {
+  local other
+  trusted_by "$tls_dir/ca.pem" && return 0
+  while read -r other; do
+    other="$(dirname "$other")/tls/ca.pem"
+    if [[ $other != "$tls_dir/ca.pem" ]] && trusted_by "$other"; then
+      mkdir -p "$tls_dir"
+      rm -f "$tls_dir/broker.p12"
+      cp "$other" "$tls_dir/ca.pem"
+      say "the broker on $bootstrap was started from elsewhere; its CA $other is copied to $tls_dir/ca.pem"
+      return 0
+    fi
+  done < <(ps -eo args= | grep -o 'kafka\.Kafka [^ ]*server\.properties' | cut -d' ' -f2)
+  die "a broker answers on $bootstrap, but its TLS certificate is not signed by $tls_dir/ca.pem and its own CA was not found; stop it (scripts/services.sh stop-kafka in the checkout that started it)"
 }
 
 cmd_start() {
   local pid t0=$SECONDS
   fetch_jars
   if answering; then
+    use_running_broker
     say "already running on $bootstrap"
     return 0
   fi
@@ -234,7 +262,7 @@ cmd_start() {
 
   if pid="$(running_pid)"; then
     say "broker process $pid exists; waiting for it to answer"
-    wait_ready "$pid"
+    wait_ready "$pid" keep
     say "running on $bootstrap (pid $pid)"
     return 0
   fi
