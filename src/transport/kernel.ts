@@ -76,6 +76,14 @@ export interface TransportWire {
   lag?(topic: string, group: string): Promise<PartitionLag[]>;
   ping?(): Promise<void>;
   /**
+   * Told that `close()` started, once, synchronously within the first `close()` call and
+   * before the kernel waits for anything: a publish still retrying (through a lost
+   * connection, say) gives up here instead of holding the close for its whole timeout.
+   * Must not throw; the kernel still waits for publishes and subscriptions in flight, then
+   * calls `close`.
+   */
+  closing?(): void;
+  /**
    * Closes connections and timers. Runs once, after every subscription has closed and every
    * publish and subscribe in flight has settled.
    */
@@ -91,8 +99,8 @@ export interface TransportWire {
  * - `subscribe` rejects `UNSUPPORTED` for what the capabilities rule out (a group without
  *   groups, `from: 'earliest'` without replay). A subscription that becomes live while the
  *   transport closes is stopped, and `subscribe` rejects with `CLOSED`.
- * - `close()` closes every subscription (waiting for handlers up to `timeoutMs`), waits for
- *   publishes and subscribes in flight, then runs `wire.close`. It is idempotent: every call
+ * - `close()` calls `wire.closing`, closes every subscription (waiting for handlers up to
+ *   `timeoutMs`), waits for publishes and subscribes in flight, then runs `wire.close`. It is idempotent: every call
  *   returns the promise of the first, so a second caller waits for the close under way.
  */
 export function createTransport(wire: TransportWire): Transport {
@@ -137,6 +145,7 @@ export function createTransport(wire: TransportWire): Transport {
 
     close(options) {
       return lifecycle.close(async () => {
+        wire.closing?.();
         await Promise.all([subscriptions.closeAll(options), inFlight.settled()]);
         // Subscriptions that became live meanwhile stopped themselves (see `subscribe`).
         await subscriptions.closeAll(options);

@@ -170,6 +170,32 @@ describe('createTransport', () => {
     await closing;
     expect(stopped).toBe(true);
   });
+  it('tells the wire that closing started before it waits for a publish in flight', async () => {
+    const events: string[] = [];
+    let giveUp!: () => void;
+    const transport = createTransport({
+      name: 'wire',
+      capabilities,
+      publish: () =>
+        new Promise<void>((_resolve, reject) => {
+          giveUp = () => reject(new Error('gave up'));
+        }),
+      subscribe: () => Promise.resolve(() => Promise.resolve()),
+      closing: () => {
+        events.push('closing');
+        giveUp();
+      },
+      close: () => {
+        events.push('close');
+        return Promise.resolve();
+      },
+    });
+    const publishing = transport.publish([message('x')]);
+    await Promise.resolve();
+    await Promise.all([transport.close(), transport.close()]);
+    await expect(publishing).rejects.toThrow('gave up');
+    expect(events).toEqual(['closing', 'close']);
+  });
 });
 
 describe('errorReporter', () => {

@@ -148,17 +148,16 @@ export function rabbitmq(options: RabbitMqOptions = {}): RabbitMqTransport {
     redrive: (topic, redriveOptions = {}) =>
       redriveQueue(connector, topology, topic, redriveOptions, Date.now() + timeoutMs, maxInFlight),
 
+    // A publish still retrying through a lost connection gives up once closing starts, so
+    // close() does not wait out its publishTimeoutMs.
+    closing() {
+      closing = true;
+    },
+
     async close() {
       await publisher.close();
       await connector.close();
     },
   });
-  // A publish still retrying through a lost connection gives up once closing starts, so
-  // close() does not wait out its publishTimeoutMs.
-  const close = transport.close.bind(transport);
-  transport.close = (closeOptions) => {
-    closing = true;
-    return close(closeOptions);
-  };
   return transport as RabbitMqTransport;
 }

@@ -370,18 +370,17 @@ export function stomp(options: StompTransportOptions = {}): Transport {
         : [{ partition: 0, committed: undefined, end: String(count), lag: count }];
     },
 
+    // A publish still retrying through a lost connection gives up once closing starts, so
+    // close() does not wait out its publishTimeoutMs.
+    closing() {
+      closing = true;
+    },
+
     async close() {
       const state = await session?.catch(() => undefined);
       await state?.client.deactivate().catch(() => undefined);
       await connector?.close();
     },
   });
-  // A publish still retrying through a lost connection gives up once closing starts, so
-  // close() does not wait out its publishTimeoutMs.
-  const close = transport.close.bind(transport);
-  transport.close = (closeOptions) => {
-    closing = true;
-    return close(closeOptions);
-  };
   return transport;
 }
