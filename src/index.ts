@@ -69,7 +69,7 @@ export {
   type RelayOptions,
   type RelayRetention,
   type RelayStats,
-} from './outbox/relay.js';
+} from './outbox/relay/index.js';
 export {
   listDeadLetters,
   type DeadLetter,

@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { auditFromEnv, createLogger } from '../core/log.js';
 import { parseListen, serveMetrics, type MetricsServer } from '../observability/server.js';
-import type { Relay, RelayOptions } from '../outbox/relay.js';
+import type { Relay, RelayOptions } from '../outbox/relay/index.js';
 import { openTransport, parseUrl } from '../transport/urls.js';
 import { openStore } from './open-store.js';
 import { action, positiveInteger, transportOption, untilSignal } from './common.js';

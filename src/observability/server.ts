@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { FerryError } from '../core/errors.js';
-import type { Relay } from '../outbox/relay.js';
+import type { Relay } from '../outbox/relay/index.js';
 import type { OutboxStore, PartitionStatus } from '../outbox/store.js';
 import type { Transport } from '../transport/transport.js';
 import { metricsRegistry, offerGaugesToOtel, scrapeGauge } from './metrics.js';

@@ -4,7 +4,7 @@ import { HEADER, newMessageId } from '../core/message.js';
 import { defaultInstrumentation } from '../observability/instrumentation.js';
 import type { Topic } from '../core/topic.js';
 import { checkPayload } from '../core/topic.js';
-import { createRelay, type Relay, type RelayOptions } from './relay.js';
+import { createRelay, type Relay, type RelayOptions } from './relay/index.js';
 import type { NewOutboxRecord, OutboxStore } from './store.js';
 
 /**

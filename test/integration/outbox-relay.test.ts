@@ -26,7 +26,7 @@ import {
   type SqliteOutbox,
 } from '../../src/sqlite.js';
 import { sqlite } from '../../src/transports/sqlite/index.js';
-import { createRelay } from '../../src/outbox/relay.js';
+import { createRelay } from '../../src/outbox/relay/index.js';
 import type { OutboxStore } from '../../src/outbox/store.js';
 import { deferred, delay, uniqueName, waitFor } from '../helpers/wait.js';
 

@@ -1,7 +1,7 @@
 import type { Inbox } from '../../core/bus.js';
 import { FerryError } from '../../core/errors.js';
 import { createOutbox, type Outbox } from '../outbox.js';
-import { createRelay, type Relay } from '../relay.js';
+import { createRelay, type Relay } from '../relay/index.js';
 import type { OutboxStore } from '../store.js';
 import { postgresDialect, postgresInboxDialect } from './dialects/postgres.js';
 import {

@@ -2,14 +2,17 @@
 // outage handling — kept together while its pipelined split is reworked.
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { describeError, FerryError, isFerryError } from '../core/errors.js';
-import { auditFromEnv, createLogger, type Logger } from '../core/log.js';
-import { buildOutgoing, HEADER, type OutgoingMessage } from '../core/message.js';
-import { defaultInstrumentation, type Instrumentation } from '../observability/instrumentation.js';
-import { traceIdOf } from '../observability/tracing.js';
-import { backoffDelay, resolveRetry, type RetryPolicy } from '../core/retry.js';
-import type { CloseOptions, Transport } from '../transport/transport.js';
-import type { Lease, OutboxRecord, OutboxStore } from './store.js';
+import { describeError, FerryError, isFerryError } from '../../core/errors.js';
+import { auditFromEnv, createLogger, type Logger } from '../../core/log.js';
+import { buildOutgoing, HEADER, type OutgoingMessage } from '../../core/message.js';
+import {
+  defaultInstrumentation,
+  type Instrumentation,
+} from '../../observability/instrumentation.js';
+import { traceIdOf } from '../../observability/tracing.js';
+import { backoffDelay, resolveRetry, type RetryPolicy } from '../../core/retry.js';
+import type { CloseOptions, Transport } from '../../transport/transport.js';
+import type { Lease, OutboxRecord, OutboxStore } from '../store.js';
 
 /** How long a relay keeps published rows before deleting them. */
 export interface RelayRetention {
