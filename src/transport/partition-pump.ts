@@ -1,7 +1,7 @@
 import { describeError, FerryError, isFerryError } from '../core/errors.js';
 import type { Delivery } from '../core/message.js';
 import { within } from './lifecycle.js';
-import { handOut, sleep } from './redelivery.js';
+import { handOut, type HandOutOptions } from './redelivery.js';
 import { Semaphore } from './semaphore.js';
 import type { DeliveryHandler } from './transport.js';
 
@@ -44,10 +44,16 @@ interface Worker {
   done: Promise<void>;
   /** Position after the last message handled and not yet committed. */
   handledUpTo: number | undefined;
-  /** Aborted to end the worker's current wait for messages (new messages, stopping). */
-  wake: AbortController;
+  /**
+   * Set by `wake` since the worker last read: its next wait for messages returns at once. A
+   * flag, not a fresh signal per wait, so waking costs nothing while the worker is busy.
+   */
+  woken: boolean;
+  /** Ends the worker's current wait for messages, while it waits. */
+  resume: (() => void) | undefined;
   /** Aborted when the worker stops: ends a wait before a redelivery. */
   readonly halt: AbortController;
+  readonly redelivery: HandOutOptions;
 }
 
 /**
@@ -103,13 +109,21 @@ export class PartitionPump {
     }
     for (const partition of wanted) {
       if (!this.workers.has(partition)) {
+        const halt = new AbortController();
         const worker: Worker = {
           partition,
           stopping: false,
           done: Promise.resolve(),
           handledUpTo: undefined,
-          wake: new AbortController(),
-          halt: new AbortController(),
+          woken: false,
+          resume: undefined,
+          halt,
+          redelivery: {
+            slots: this.slots,
+            redeliveryDelayMs: this.options.redeliveryDelayMs,
+            stopped: () => worker.stopping,
+            signal: halt.signal,
+          },
         };
         worker.done = this.work(worker, this.draining.get(partition));
         this.workers.set(partition, worker);
@@ -121,9 +135,10 @@ export class PartitionPump {
   /** New messages may be there (in `partition`, or in any): stop waiting. */
   wake(partition?: number): void {
     if (partition === undefined) {
-      for (const worker of this.workers.values()) worker.wake.abort();
+      for (const worker of this.workers.values()) wakeUp(worker);
     } else {
-      this.workers.get(partition)?.wake.abort();
+      const worker = this.workers.get(partition);
+      if (worker) wakeUp(worker);
     }
   }
 
@@ -157,17 +172,19 @@ export class PartitionPump {
 
   private stop(worker: Worker): void {
     worker.stopping = true;
-    worker.wake.abort();
+    wakeUp(worker);
     worker.halt.abort();
   }
 
   private async work(worker: Worker, previous: Promise<void> | undefined): Promise<void> {
     if (previous) await previous;
-    const { partition } = worker;
-    const stopped = (): boolean => worker.stopping;
+    const { partition, redelivery } = worker;
+    const { slots, handler } = this;
     let position: number | undefined;
     while (!worker.stopping) {
       let batch: Delivery[];
+      // A wake from here on means a message this read may not see: the next wait is skipped.
+      worker.woken = false;
       try {
         position ??= await this.source.position(partition);
         batch = await this.source.read(partition, position, this.batchSize);
@@ -183,15 +200,23 @@ export class PartitionPump {
       // The position is stored once per batch (and before stopping), not per message: a
       // crash redelivers at most the rest of a batch, which at-least-once allows.
       worker.handledUpTo = undefined;
-      const redelivery = {
-        slots: this.slots,
-        redeliveryDelayMs: this.options.redeliveryDelayMs,
-        stopped,
-        signal: worker.halt.signal,
-      };
       for (const delivery of batch) {
         if (worker.stopping) break;
-        if (!(await handOut(delivery, this.handler, redelivery))) break;
+        // The common case without a promise of our own: a free permit, and the handler
+        // resolves the first time. A rejection (or no free permit) takes the redelivery loop.
+        if (slots.tryAcquire()) {
+          let rejected = false;
+          try {
+            await handler(delivery);
+          } catch {
+            rejected = true;
+          } finally {
+            slots.release();
+          }
+          if (rejected && !(await handOut(delivery, handler, redelivery, true))) break;
+        } else if (!(await handOut(delivery, handler, redelivery))) {
+          break;
+        }
         if (this.abandoned) return;
         worker.handledUpTo = Number(delivery.offset) + 1;
       }
@@ -210,11 +235,18 @@ export class PartitionPump {
     }
   }
 
-  /** Waits up to `ms`, less when woken; a fresh wake signal for the next wait. */
+  /** Waits up to `ms`, less when woken (also by a wake since the last read) or stopped. */
   private async idle(worker: Worker, ms: number): Promise<void> {
-    if (worker.stopping) return;
-    if (!worker.wake.signal.aborted) await sleep(ms, worker.wake.signal);
-    if (worker.wake.signal.aborted && !worker.stopping) worker.wake = new AbortController();
+    if (worker.stopping || worker.woken) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done(): void {
+        clearTimeout(timer);
+        worker.resume = undefined;
+        resolve();
+      }
+      worker.resume = done;
+    });
   }
 
   private report(error: unknown, partition: number): void {
@@ -227,4 +259,9 @@ export class PartitionPump {
           }),
     );
   }
+}
+
+function wakeUp(worker: Worker): void {
+  worker.woken = true;
+  worker.resume?.();
 }

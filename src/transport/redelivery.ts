@@ -33,13 +33,22 @@ export interface HandOutOptions {
  * Resolves false, without acknowledging, when `stopped()` turns true or `slots` closes
  * before the handler resolved: the message will be handed out again (to this member later,
  * or to the member that takes its partition).
+ *
+ * `rejectedOnce`: the caller already handed the message out once (holding a permit) and the
+ * handler rejected; the loop starts with the wait before the next attempt. It lets a hot
+ * loop call the handler itself and come here only on a rejection.
  */
 export async function handOut(
   delivery: Delivery,
   handler: DeliveryHandler,
   options: HandOutOptions,
+  rejectedOnce = false,
 ): Promise<boolean> {
   const { slots } = options;
+  if (rejectedOnce) {
+    if (options.stopped()) return false;
+    await sleep(options.redeliveryDelayMs, options.signal);
+  }
   for (;;) {
     if (options.stopped()) return false;
     // The common case without a waiting promise: a free permit.
