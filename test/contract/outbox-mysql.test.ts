@@ -19,7 +19,7 @@ const subject: OutboxStoreUnderTest<MysqlQueryable> | undefined =
         async create({ table, partitions }) {
           tables.add(table);
           return {
-            store: mysqlOutboxStore({ connectionString: url as string, table, partitions }),
+            store: mysqlOutboxStore({ url: url as string, table, partitions }),
             transaction: (work) => inMysqlTransaction(pool, work),
           };
         },

@@ -19,7 +19,7 @@ const subject: OutboxStoreUnderTest<PgQueryable> | undefined =
         async create({ table, partitions }) {
           tables.add(table);
           return {
-            store: postgresOutboxStore({ connectionString: url as string, table, partitions }),
+            store: postgresOutboxStore({ url: url as string, table, partitions }),
             transaction: (work) => inPgTransaction(pool, work),
           };
         },

@@ -4,7 +4,7 @@ import { defineTopic, newMessageId } from '../../src/index.js';
 import { mysqlInbox, mysqlOutbox, mysqlOutboxStore } from '../../src/mysql.js';
 import { openStore } from '../../src/cli/open-store.js';
 import { serviceUrl } from '../helpers/services.js';
-import { uniqueName } from '../helpers/wait.js';
+import { uniqueName, waitFor } from '../helpers/wait.js';
 import { inMysqlTransaction } from '../helpers/sql.js';
 
 const url = serviceUrl('FERRY_MYSQL_URL');
@@ -31,13 +31,58 @@ describe.skipIf(url === undefined)('mysql store and inbox', () => {
     const table = uniqueName('mym');
     drops.push(...outboxTables(table));
     const stores = Array.from({ length: 6 }, (_, i) =>
-      mysqlOutboxStore({ connectionString: url as string, table, partitions: 5 + i }),
+      mysqlOutboxStore({ url: url as string, table, partitions: 5 + i }),
     );
     await Promise.all(stores.map((store) => store.migrate()));
     const counts = new Set(stores.map((store) => store.partitions));
     expect(counts.size).toBe(1);
     expect((await stores[0]?.status())?.length).toBe([...counts][0]);
     await Promise.all(stores.map((store) => store.close()));
+  });
+
+  describe('pool ownership', () => {
+    it('ends the pools it opened from `url` on close()', async () => {
+      // A database of its own tells this test's connections from the others'.
+      const database = uniqueName('ferry_own');
+      await pool.query(`CREATE DATABASE \`${database}\``);
+      const sessions = async (): Promise<number> => {
+        const [rows] = await pool.query(
+          'SELECT COUNT(*) AS n FROM information_schema.processlist WHERE db = ?',
+          [database],
+        );
+        return Number((rows as Array<{ n: unknown }>)[0]?.n);
+      };
+      try {
+        const own = new URL(url as string);
+        own.pathname = `/${database}`;
+        const outbox = mysqlOutbox({ url: own.href, table: 'outbox' });
+        const inbox = mysqlInbox({ url: own.href, table: 'inbox' });
+        await outbox.migrate();
+        await inbox.migrate();
+        expect((await outbox.store.status()).length).toBe(outbox.store.partitions);
+        expect(await sessions()).toBeGreaterThan(0);
+        await outbox.store.close();
+        await inbox.close();
+        await waitFor('the pools ended', async () => (await sessions()) === 0);
+      } finally {
+        await pool.query(`DROP DATABASE \`${database}\``);
+      }
+    });
+
+    it('never ends a pool of yours', async () => {
+      const table = uniqueName('myy');
+      drops.push(...outboxTables(table), `${table}_in`);
+      const mine = mysql.createPool({ uri: url as string, connectionLimit: 2 });
+      const outbox = mysqlOutbox({ pool: mine, table });
+      const inbox = mysqlInbox({ pool: mine, table: `${table}_in` });
+      await outbox.migrate();
+      await inbox.migrate();
+      await outbox.store.close();
+      await inbox.close();
+      const [rows] = await mine.query('SELECT 1 AS one');
+      expect(rows).toEqual([{ one: 1 }]);
+      await mine.end();
+    });
   });
 
   it('inserts large batches in several statements, in order, all or nothing', async () => {

@@ -2,6 +2,7 @@ import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createBus, defineTopic, isFerryError, newMessageId } from '../../src/index.js';
 import {
+  postgresInbox,
   postgresOutbox,
   postgresOutboxStore,
   type PostgresOutboxStore,
@@ -17,7 +18,7 @@ const url = serviceUrl('FERRY_PG_URL');
 describe('postgres store: invalid names', () => {
   it('refuses table names that are not plain identifiers', () => {
     for (const table of ['x; drop table y', 'a-b', '1abc', 'a.b.c', '"q"']) {
-      expect(() => postgresOutboxStore({ connectionString: 'postgres://h/db', table })).toThrow(
+      expect(() => postgresOutboxStore({ url: 'postgres://h/db', table })).toThrow(
         expect.objectContaining({ code: 'INVALID_NAME' }) as Error,
       );
     }
@@ -49,7 +50,7 @@ describe.skipIf(url === undefined)('postgres store and inbox', () => {
     const table = uniqueName('pgm');
     drops.push(...outboxTables(table).map((t) => `"${t}"`));
     const stores = Array.from({ length: 6 }, (_, i) =>
-      postgresOutboxStore({ connectionString: url as string, table, partitions: 5 + i }),
+      postgresOutboxStore({ url: url as string, table, partitions: 5 + i }),
     );
     await Promise.all(stores.map((store) => store.migrate()));
     const counts = new Set(stores.map((store) => store.partitions));
@@ -101,6 +102,69 @@ describe.skipIf(url === undefined)('postgres store and inbox', () => {
     expect((await store.readPending(1, 10)).map((r) => r.id)).toEqual([id]);
     await store.close();
     await pool.query(`DROP SCHEMA "${schema}" CASCADE`);
+  });
+
+  describe('pool ownership', () => {
+    /** Sessions of one application name: the connections of one pool. */
+    const sessions = async (application: string): Promise<number> => {
+      const result = await pool.query<{ n: number }>(
+        'SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1',
+        [application],
+      );
+      return Number(result.rows[0]?.n);
+    };
+    const named = (application: string): string => {
+      const named = new URL(url as string);
+      named.searchParams.set('application_name', application);
+      return named.href;
+    };
+    const Topic = defineTopic<{ n: number }>('pg.own');
+
+    it('ends the pools it opened from `url` on close()', async () => {
+      const table = uniqueName('pgo');
+      drops.push(...outboxTables(table).map((t) => `"${t}"`), `"${table}_in"`);
+      const outboxApp = uniqueName('ferry_outbox');
+      const inboxApp = uniqueName('ferry_inbox');
+      const outbox = postgresOutbox({ url: named(outboxApp), table });
+      const inbox = postgresInbox({ url: named(inboxApp), table: `${table}_in` });
+      await outbox.migrate();
+      await inbox.migrate();
+      await inTransaction((tx) => outbox.enqueue(tx, Topic, { n: 1 }));
+      expect((await outbox.store.status()).reduce((sum, p) => sum + p.pending, 0)).toBe(1);
+      expect(await sessions(outboxApp)).toBeGreaterThan(0);
+      expect(await sessions(inboxApp)).toBeGreaterThan(0);
+      await outbox.store.close();
+      await inbox.close();
+      await waitFor('the outbox pool ended', async () => (await sessions(outboxApp)) === 0);
+      await waitFor('the inbox pool ended', async () => (await sessions(inboxApp)) === 0);
+    });
+
+    it('never ends a pool of yours', async () => {
+      const table = uniqueName('pgy');
+      drops.push(...outboxTables(table).map((t) => `"${t}"`), `"${table}_in"`);
+      const mine = new pg.Pool({ connectionString: url, max: 2 });
+      const outbox = postgresOutbox({ pool: mine, table });
+      const inbox = postgresInbox({ pool: mine, table: `${table}_in` });
+      await outbox.migrate();
+      await inbox.migrate();
+      await outbox.store.close();
+      await inbox.close();
+      expect((await mine.query('SELECT 1 AS one')).rows[0]).toEqual({ one: 1 });
+      await mine.end();
+    });
+
+    it('takes `pool` or `url`, and names `url` when given `connectionString`', () => {
+      expect(() => postgresOutbox({ pool, url: url as string })).toThrow(
+        expect.objectContaining({ code: 'INVALID_ARGUMENT' }) as Error,
+      );
+      const old = { connectionString: url } as unknown as { url: string };
+      expect(() => postgresOutboxStore(old)).toThrow(
+        expect.objectContaining({
+          code: 'INVALID_ARGUMENT',
+          message: expect.stringContaining('`url`') as string,
+        }) as Error,
+      );
+    });
   });
 
   describe('NOTIFY wake-ups', () => {
@@ -204,7 +268,7 @@ describe.skipIf(url === undefined)('postgres store and inbox', () => {
       );
       expect(isFerryError(error, 'INVALID_NAME')).toBe(true);
       const refused = postgresOutboxStore({
-        connectionString: 'postgres://u:s3cret@127.0.0.1:1/db',
+        url: 'postgres://u:s3cret@127.0.0.1:1/db',
       });
       const failure = await refused.migrate().catch((e: unknown) => e);
       expect(isFerryError(failure, 'CONNECTION_FAILED')).toBe(true);

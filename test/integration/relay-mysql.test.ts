@@ -41,7 +41,7 @@ describe.skipIf(url === undefined)('relays sharing one MySQL/MariaDB outbox', ()
 
     const logger = createLogger({ level: 'silent' });
     const relayOutboxes = Array.from({ length: RELAYS }, () =>
-      mysqlOutbox({ connectionString: url as string, table, poolSize: 4 }),
+      mysqlOutbox({ url: url as string, table, poolSize: 4 }),
     );
     const running = relayOutboxes.map((relayOutbox) =>
       relayOutbox.relay({

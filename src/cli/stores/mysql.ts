@@ -1,45 +1,25 @@
 import { mysqlInbox, mysqlOutbox } from '../../outbox/sql/mysql.js';
+import { mysqlSession } from '../../outbox/sql/dialects/mysql.js';
 import {
   connection,
   transaction,
   type MysqlQueryable,
 } from '../../outbox/sql/drivers/mysql-pool.js';
-import { guarded, splitStoreUrl } from '../../outbox/sql/shared.js';
-import { openedStore, type OpenedStore } from '../opened-store.js';
-
-const DIALECT = 'mysql';
-
-type Row = Record<string, unknown>;
+import type { OpenedStore } from '../opened-store.js';
+import { inboxOptions, outboxOptions } from '../../outbox/sql/shared.js';
+import { pooledStoreFromUrl } from './pooled.js';
 
 /**
  * `mysql://...` / `mariadb://...` for the CLI and the demo: outbox, inbox and a query helper
  * on one pool. Query parameters: `table`, `inbox`, `partitions`; the rest goes to `mysql2`.
  */
-export async function mysqlStoreFromUrl(url: URL): Promise<OpenedStore<MysqlQueryable>> {
-  const { connectionString, table, inbox: inboxTable, partitions } = splitStoreUrl(url);
-  const pool = await connection({ connectionString }).pool();
-  const outbox = mysqlOutbox({
-    pool,
-    ...(table === undefined ? {} : { table }),
-    ...(partitions === undefined ? {} : { partitions }),
-  });
-  const inbox = mysqlInbox({ pool, ...(inboxTable === undefined ? {} : { table: inboxTable }) });
-  return openedStore({
-    dialect: DIALECT,
-    tables: { outbox: table ?? 'ferry_outbox', inbox: inboxTable ?? 'ferry_inbox' },
-    outbox,
-    inbox,
-    transaction: (work) => transaction(pool, work),
-    query: async (tx, sql, params = []) => {
-      const result = (await guarded(DIALECT, 'query', () =>
-        (tx ?? pool).query(sql, [...params]),
-      )) as [unknown, unknown];
-      const rows = result[0];
-      if (!Array.isArray(rows)) return [];
-      return (rows as Row[]).map((row) =>
-        Object.fromEntries(Object.entries(row).map(([k, v]) => [k.toLowerCase(), v])),
-      );
-    },
-    release: () => pool.end(),
+export function mysqlStoreFromUrl(url: URL): Promise<OpenedStore<MysqlQueryable>> {
+  return pooledStoreFromUrl(url, {
+    dialect: 'mysql',
+    connection: (text) => connection({ url: text }),
+    outbox: (pool, parts) => mysqlOutbox({ pool, ...outboxOptions(parts) }),
+    inbox: (pool, parts) => mysqlInbox({ pool, ...inboxOptions(parts) }),
+    transaction,
+    session: mysqlSession,
   });
 }

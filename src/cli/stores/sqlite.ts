@@ -6,7 +6,7 @@ import {
   withLock,
   type SqliteDatabase,
 } from '../../outbox/sql/drivers/sqlite-database.js';
-import { splitStoreUrl } from '../../outbox/sql/shared.js';
+import { inboxOptions, outboxOptions, splitStoreUrl } from '../../outbox/sql/shared.js';
 import { sqliteFilePath } from '../../transports/sqlite/path.js';
 import { openedStore, type OpenedStore } from '../opened-store.js';
 
@@ -17,17 +17,10 @@ import { openedStore, type OpenedStore } from '../opened-store.js';
  */
 export async function sqliteStoreFromUrl(url: URL): Promise<OpenedStore<SqliteDatabase>> {
   const path = sqliteFilePath(url);
-  const { table, inbox: inboxTable, partitions } = splitStoreUrl(url);
+  const parts = splitStoreUrl(url);
   const db = await openSqliteDatabase(path);
-  const outbox = sqliteOutbox({
-    database: db,
-    ...(table === undefined ? {} : { table }),
-    ...(partitions === undefined ? {} : { partitions }),
-  });
-  const inbox = sqliteInbox({
-    database: db,
-    ...(inboxTable === undefined ? {} : { table: inboxTable }),
-  });
+  const outbox = sqliteOutbox({ database: db, ...outboxOptions(parts) });
+  const inbox = sqliteInbox({ database: db, ...inboxOptions(parts) });
   const run = (tx: SqliteDatabase, sql: string, params: readonly unknown[]) => {
     const statement = (tx as BetterSqlite3.Database).prepare(sql);
     if (statement.reader) return statement.all(...params) as Array<Record<string, unknown>>;

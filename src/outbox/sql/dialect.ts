@@ -13,11 +13,13 @@ export interface SqlResult {
 export type SqlParams = Readonly<Record<string, unknown>>;
 
 /**
- * The store's own connection (or pool). Statements name their parameters `@name`; each
- * dialect turns them into its driver's placeholders with {@link compileSql}.
+ * The store's own connection (or pool). Statements name their parameters `@name` (or, as
+ * the CLI writes them, use `?`); each dialect turns them into its driver's placeholders with
+ * {@link compileSql}.
  */
 export interface SqlSession {
-  query(sql: string, params?: SqlParams): Promise<SqlResult>;
+  /** `params` names the `@name` parameters, or lists the values of `?` placeholders in order. */
+  query(sql: string, params?: SqlParams | readonly unknown[]): Promise<SqlResult>;
 }
 
 /** One statement, or a few run in order where a dialect needs more than one. */
@@ -26,7 +28,8 @@ export type SqlStatement = string | ((db: SqlSession, params: SqlParams) => Prom
 /** One schema version: applied once, in order, and recorded in `<table>_schema`. */
 export interface Migration {
   readonly version: number;
-  readonly up: (db: SqlSession) => Promise<void>;
+  /** Statements run in order, or steps that first look at what is there. */
+  readonly up: readonly string[] | ((db: SqlSession) => Promise<void>);
 }
 
 /** A row to insert, its partition already chosen. */
@@ -131,21 +134,28 @@ export interface SqlDialect<Tx> {
   close(): Promise<void>;
 }
 
-/** A statement text with `@name` parameters, compiled for one driver. */
+/** A statement text with `@name` or `?` parameters, compiled for one driver. */
 export interface CompiledSql {
   readonly text: string;
-  /** The parameter each placeholder takes, in order. */
+  /** The parameter each placeholder takes, in order (a `?` is named by its position: `0`, `1`, ...). */
   readonly names: readonly string[];
 }
 
+/** A quoted literal or identifier (left as is), an `@name` parameter, or a `?` parameter. */
+const PARAMETER = /'(?:[^']|'')*'|"(?:[^"]|"")*"|`(?:[^`]|``)*`|@([A-Za-z_][A-Za-z0-9_]*)|\?/g;
+
 /**
- * Turns `@name` parameters into `$1, $2, ...` (`numbered`: a name used twice keeps its
- * number, as PostgreSQL allows) or `?` (positional: the value is bound once per use).
- * Statements are ferry's own text: no `@` appears in their literals.
+ * Turns `@name` and `?` parameters outside quotes into `$1, $2, ...` (`numbered`: a name
+ * used twice keeps its number, as PostgreSQL allows) or `?` (positional: the value is bound
+ * once per use). The n-th `?` takes the parameter named `n - 1`, so a statement written with
+ * `?` binds a list: `bind(compiled, [a, b])`.
  */
 export function compileSql(sql: string, numbered: boolean): CompiledSql {
   const names: string[] = [];
-  const text = sql.replace(/@([A-Za-z_][A-Za-z0-9_]*)/g, (_, name: string) => {
+  let positional = 0;
+  const text = sql.replace(PARAMETER, (match, named: string | undefined) => {
+    if (named === undefined && match !== '?') return match;
+    const name = named ?? String(positional++);
     if (!numbered) {
       names.push(name);
       return '?';
@@ -157,13 +167,26 @@ export function compileSql(sql: string, numbered: boolean): CompiledSql {
   return { text, names };
 }
 
-/** Compiles each statement text once and binds `params` in placeholder order. */
+/** Statement texts compiled once each; text built at run time (CLI queries) may pass by. */
+const CACHED_TEXTS = 512;
+
+/**
+ * Compiles each statement text once and binds `params` in placeholder order: named
+ * parameters, or a list for `?` placeholders.
+ */
 export function sqlCompiler(numbered: boolean) {
   const cache = new Map<string, CompiledSql>();
-  return (sql: string, params: SqlParams = {}): { text: string; values: unknown[] } => {
+  return (
+    sql: string,
+    params: SqlParams | readonly unknown[] = {},
+  ): { text: string; values: unknown[] } => {
     let compiled = cache.get(sql);
-    if (!compiled) cache.set(sql, (compiled = compileSql(sql, numbered)));
-    return { text: compiled.text, values: compiled.names.map((name) => params[name]) };
+    if (!compiled) {
+      compiled = compileSql(sql, numbered);
+      if (cache.size < CACHED_TEXTS) cache.set(sql, compiled);
+    }
+    const source = params as Readonly<Record<string, unknown>>;
+    return { text: compiled.text, values: compiled.names.map((name) => source[name]) };
   };
 }
 

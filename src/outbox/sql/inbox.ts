@@ -1,5 +1,6 @@
 import type { Inbox } from '../../core/bus.js';
 import { FerryError } from '../../core/errors.js';
+import type { PoolOptions } from './drivers/pool.js';
 import { checkLimit, storeError } from './shared.js';
 
 /**
@@ -23,11 +24,20 @@ export interface InboxDialect<Tx> {
   close(): Promise<void>;
 }
 
-/** The inbox every SQL dialect shares, with migrate, purge and close. */
+/** The inbox every SQL dialect shares: {@link Inbox} plus its table's upkeep. */
 export interface SqlInbox<Tx> extends Inbox<Tx> {
+  /** Creates the inbox table if missing (idempotent, safe from many processes). */
   migrate(): Promise<void>;
+  /** Deletes up to `limit` inbox rows processed before `before`; returns how many. */
   purge(before: Date, limit: number): Promise<number>;
+  /** Ends the pool ferry opened from `url` (never yours). */
   close(): Promise<void>;
+}
+
+/** Options of a pooled SQL inbox: the pool or `url`, and the table. */
+export interface SqlInboxOptions<P> extends PoolOptions<P> {
+  /** Inbox table; default `ferry_inbox`. */
+  readonly table?: string;
 }
 
 /**

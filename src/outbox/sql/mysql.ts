@@ -1,16 +1,16 @@
-import type { Inbox } from '../../core/bus.js';
 import { createOutbox, type Outbox } from '../outbox.js';
 import type { OutboxStore } from '../store.js';
 import { mysqlDialect, mysqlInboxDialect } from './dialects/mysql.js';
 import {
   connection,
   type MysqlConnectionOptions,
+  type MysqlPool,
   type MysqlPoolConnection,
   type MysqlQueryable,
 } from './drivers/mysql-pool.js';
-import { createSqlInbox } from './inbox.js';
+import { createSqlInbox, type SqlInbox, type SqlInboxOptions } from './inbox.js';
 import { createSqlOutboxStore } from './outbox-store.js';
-import { DEFAULT_PARTITIONS, assertIdentifier, checkPartitions } from './shared.js';
+import { partitionsOf, tableOf } from './shared.js';
 
 export type {
   MysqlConnectionOptions,
@@ -37,11 +37,11 @@ export type MysqlOutboxStore = OutboxStore<MysqlQueryable>;
  * The MySQL 8 / MariaDB 10.6+ outbox store (`mysql2`, loaded on first use): the outbox,
  * lease and relay tables, each partition leased by one relay at a time through a fenced
  * compare-and-set on the database clock (UTC). `close()` ends the pool it opened from
- * `connectionString` (never yours).
+ * `url` (never yours).
  */
 export function mysqlOutboxStore(options: MysqlOutboxOptions): MysqlOutboxStore {
-  const table = assertIdentifier(options.table ?? 'ferry_outbox');
-  const configured = checkPartitions(options.partitions ?? DEFAULT_PARTITIONS);
+  const table = tableOf(options, 'outbox');
+  const configured = partitionsOf(options);
   return createSqlOutboxStore(mysqlDialect(connection(options), table), configured);
 }
 
@@ -60,23 +60,11 @@ export function mysqlOutbox(options: MysqlOutboxOptions): MysqlOutbox {
   return { ...createOutbox(store), store };
 }
 
-/** Options of {@link mysqlInbox}. */
-export interface MysqlInboxOptions<
-  C extends MysqlPoolConnection,
-> extends MysqlConnectionOptions<C> {
-  /** Inbox table; default `ferry_inbox`. */
-  readonly table?: string;
-}
+/** Options of {@link mysqlInbox}: `pool` or `url`, and `table` (default `ferry_inbox`). */
+export type MysqlInboxOptions<C extends MysqlPoolConnection> = SqlInboxOptions<MysqlPool<C>>;
 
 /** The MySQL/MariaDB idempotent-consumer inbox; the handler's `tx` is the pool connection. */
-export interface MysqlInbox<C extends MysqlPoolConnection = MysqlPoolConnection> extends Inbox<C> {
-  /** Creates the inbox table if missing (idempotent, safe from many processes). */
-  migrate(): Promise<void>;
-  /** Deletes up to `limit` inbox rows processed before `before`; returns how many. */
-  purge(before: Date, limit: number): Promise<number>;
-  /** Ends the pool ferry opened from `connectionString` (never yours). */
-  close(): Promise<void>;
-}
+export type MysqlInbox<C extends MysqlPoolConnection = MysqlPoolConnection> = SqlInbox<C>;
 
 /**
  * Effectively-once consumption on MySQL/MariaDB: `process` borrows a pool connection, begins
@@ -87,6 +75,5 @@ export interface MysqlInbox<C extends MysqlPoolConnection = MysqlPoolConnection>
 export function mysqlInbox<C extends MysqlPoolConnection = MysqlPoolConnection>(
   options: MysqlInboxOptions<C>,
 ): MysqlInbox<C> {
-  const table = assertIdentifier(options.table ?? 'ferry_inbox');
-  return createSqlInbox<C>(mysqlInboxDialect(connection(options), table));
+  return createSqlInbox<C>(mysqlInboxDialect(connection(options), tableOf(options, 'inbox')));
 }

@@ -161,7 +161,8 @@ export function createSqlOutboxStore<Tx>(
           const applied = Number((await db.query(sql.appliedVersion)).rows[0]?.v ?? 0);
           for (const migration of sql.migrations) {
             if (migration.version <= applied) continue;
-            await migration.up(db);
+            if (typeof migration.up === 'function') await migration.up(db);
+            else for (const statement of migration.up) await db.query(statement);
             await db.query(sql.recordVersion, { version: migration.version, now: Date.now() });
           }
           // One lease row per partition: their count is P, fixed from the first migration on.

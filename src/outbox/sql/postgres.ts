@@ -1,4 +1,3 @@
-import type { Inbox } from '../../core/bus.js';
 import { FerryError } from '../../core/errors.js';
 import { createOutbox, type Outbox } from '../outbox.js';
 import { createRelay, type Relay } from '../relay/index.js';
@@ -6,20 +5,15 @@ import type { OutboxStore } from '../store.js';
 import { postgresDialect, postgresInboxDialect } from './dialects/postgres.js';
 import {
   connection,
+  type PgPool,
   type PgPoolClient,
   type PgQueryable,
   type PostgresConnectionOptions,
 } from './drivers/postgres-pool.js';
-import { createSqlInbox } from './inbox.js';
+import { createSqlInbox, type SqlInbox, type SqlInboxOptions } from './inbox.js';
 import { createSqlOutboxStore } from './outbox-store.js';
 import { openListener, type WakeSubscription } from './postgres-wake.js';
-import {
-  DEFAULT_PARTITIONS,
-  assertIdentifier,
-  baseName,
-  checkPartitions,
-  guarded,
-} from './shared.js';
+import { assertIdentifier, baseName, guarded, partitionsOf, tableOf } from './shared.js';
 
 export type {
   PgPool,
@@ -66,12 +60,12 @@ export interface PostgresOutboxStore extends OutboxStore<PgQueryable> {
 /**
  * The PostgreSQL outbox store (`pg`, loaded on first use): the outbox, lease and relay
  * tables, each partition leased by one relay at a time through a fenced compare-and-set on
- * the database clock. `close()` ends the pool it opened from `connectionString` (never
+ * the database clock. `close()` ends the pool it opened from `url` (never
  * yours) and the wake-up connections of `listen`.
  */
 export function postgresOutboxStore(options: PostgresOutboxOptions): PostgresOutboxStore {
-  const table = assertIdentifier(options.table ?? 'ferry_outbox');
-  const configured = checkPartitions(options.partitions ?? DEFAULT_PARTITIONS);
+  const table = tableOf(options, 'outbox');
+  const configured = partitionsOf(options);
   const channel =
     options.notify === true
       ? `${baseName(table)}_wake`
@@ -145,25 +139,15 @@ function wakeOnNotify(store: PostgresOutboxStore, relay: Relay): Relay {
   };
 }
 
-/** Options of {@link postgresInbox}. */
-export interface PostgresInboxOptions<C extends PgPoolClient> extends PostgresConnectionOptions<C> {
-  /** Inbox table; default `ferry_inbox`. */
-  readonly table?: string;
-}
+/** Options of {@link postgresInbox}: `pool` or `url`, and `table` (default `ferry_inbox`). */
+export type PostgresInboxOptions<C extends PgPoolClient> = SqlInboxOptions<PgPool<C>>;
 
 /**
  * The PostgreSQL idempotent-consumer inbox; the handler's `tx` is the pool connection. Name
  * your client type to get it in handlers: `postgresInbox<PoolClient>({ pool })` (TypeScript
  * cannot infer it through `pg`'s overloaded `connect`).
  */
-export interface PostgresInbox<C extends PgPoolClient = PgPoolClient> extends Inbox<C> {
-  /** Creates the inbox table if missing (idempotent, safe from many processes). */
-  migrate(): Promise<void>;
-  /** Deletes up to `limit` inbox rows processed before `before`; returns how many. */
-  purge(before: Date, limit: number): Promise<number>;
-  /** Ends the pool ferry opened from `connectionString` (never yours). */
-  close(): Promise<void>;
-}
+export type PostgresInbox<C extends PgPoolClient = PgPoolClient> = SqlInbox<C>;
 
 /**
  * Effectively-once consumption on PostgreSQL: `process` borrows a pool connection, begins a
@@ -174,8 +158,7 @@ export interface PostgresInbox<C extends PgPoolClient = PgPoolClient> extends In
 export function postgresInbox<C extends PgPoolClient = PgPoolClient>(
   options: PostgresInboxOptions<C>,
 ): PostgresInbox<C> {
-  const table = assertIdentifier(options.table ?? 'ferry_inbox');
-  return createSqlInbox<C>(postgresInboxDialect(connection(options), table));
+  return createSqlInbox<C>(postgresInboxDialect(connection(options), tableOf(options, 'inbox')));
 }
 
 function assertChannel(name: string): string {

@@ -1,4 +1,5 @@
 import { FerryError } from '../../core/errors.js';
+import { assertIdentifier } from './identifier.js';
 export { assertIdentifier, quoteIdentifier, suffixIdentifier } from './identifier.js';
 import type { Headers } from '../../core/message.js';
 
@@ -17,6 +18,20 @@ export const INSERT_CHUNK = 1000;
 /** The unqualified part of `schema.table`, for index and channel names derived from it. */
 export function baseName(name: string): string {
   return name.slice(name.lastIndexOf('.') + 1);
+}
+
+/** The outbox or inbox table options name (default `ferry_<kind>`), checked by `check`. */
+export function tableOf(
+  options: { readonly table?: string | undefined },
+  kind: 'outbox' | 'inbox',
+  check: (name: string) => string = assertIdentifier,
+): string {
+  return check(options.table ?? `ferry_${kind}`);
+}
+
+/** P as options configure it (default {@link DEFAULT_PARTITIONS}), checked. */
+export function partitionsOf(options: { readonly partitions?: number | undefined }): number {
+  return checkPartitions(options.partitions ?? DEFAULT_PARTITIONS);
 }
 
 export function checkPartitions(partitions: number): number {
@@ -112,7 +127,8 @@ export function chunks<T>(items: readonly T[], size: number): T[][] {
 
 /** ferry's own query parameters of a database URL, and the URL the driver gets without them. */
 export interface StoreUrl {
-  readonly connectionString: string;
+  /** The URL without them, for the driver. */
+  readonly url: string;
   readonly table: string | undefined;
   readonly inbox: string | undefined;
   readonly partitions: number | undefined;
@@ -133,7 +149,7 @@ export function splitStoreUrl(url: URL): StoreUrl {
   const partitions = take('partitions');
   const notify = take('notify');
   return {
-    connectionString: copy.href,
+    url: copy.href,
     table,
     inbox,
     partitions: partitions === undefined ? undefined : Number(partitions),
@@ -147,6 +163,15 @@ export function splitStoreUrl(url: URL): StoreUrl {
             : notify,
   };
 }
+
+/** `table` and `partitions` of a store URL, as outbox options. */
+export const outboxOptions = ({ table, partitions }: StoreUrl) => ({
+  ...(table === undefined ? {} : { table }),
+  ...(partitions === undefined ? {} : { partitions }),
+});
+
+/** `inbox` of a store URL, as inbox options. */
+export const inboxOptions = ({ inbox }: StoreUrl) => (inbox === undefined ? {} : { table: inbox });
 
 /** A time a driver returned (a Date, ISO text or epoch milliseconds) as a Date. */
 export function toDate(value: unknown): Date {

@@ -7,7 +7,7 @@ import { sqliteDialect, sqliteInboxDialect, type SqliteConnector } from './diale
 import { openSqliteDatabase, withLock, type SqliteDatabase } from './drivers/sqlite-database.js';
 import { createSqlInbox } from './inbox.js';
 import { createSqlOutboxStore } from './outbox-store.js';
-import { DEFAULT_PARTITIONS, assertIdentifier, checkPartitions } from './shared.js';
+import { assertIdentifier, partitionsOf, tableOf } from './shared.js';
 
 export {
   openSqliteDatabase,
@@ -72,8 +72,8 @@ export interface SqliteOutboxStore extends OutboxStore<SqliteDatabase> {
  * processes of one host).
  */
 export function sqliteOutboxStore(options: SqliteOutboxOptions): SqliteOutboxStore {
-  const table = sqliteTableName(options.table ?? 'ferry_outbox');
-  const configured = checkPartitions(options.partitions ?? DEFAULT_PARTITIONS);
+  const table = tableOf(options, 'outbox', sqliteTableName);
+  const configured = partitionsOf(options);
   const dialect = sqliteDialect(connector(options.database), table);
   const core = createSqlOutboxStore(dialect, configured);
   const insertSync = (tx: SqliteDatabase, records: readonly NewOutboxRecord[]): void => {
@@ -177,6 +177,6 @@ export interface SqliteInbox extends Inbox<SqliteDatabase> {
  * this one forever).
  */
 export function sqliteInbox(options: SqliteInboxOptions): SqliteInbox {
-  const table = sqliteTableName(options.table ?? 'ferry_inbox');
+  const table = tableOf(options, 'inbox', sqliteTableName);
   return { table, ...createSqlInbox(sqliteInboxDialect(connector(options.database), table)) };
 }

@@ -14,11 +14,11 @@ import {
 } from '../dialect.js';
 import {
   transaction,
-  type Connection,
   type MysqlPool,
   type MysqlPoolConnection,
   type MysqlQueryable,
 } from '../drivers/mysql-pool.js';
+import type { Connection } from '../drivers/pool.js';
 import { INSERT_CHUNK, chunks, quoteIdentifier, suffixIdentifier, toDate } from '../shared.js';
 
 const NAME = 'mysql';
@@ -32,7 +32,8 @@ const later = (param: string): string =>
 /** A JS date as a UTC DATETIME value (`2024-01-02 03:04:05.678`). */
 const utc = (date: Date): string => date.toISOString().replace('T', ' ').replace('Z', '');
 
-function session(db: MysqlQueryable): SqlSession {
+/** Statements with `@name` or `?` parameters on a connection, pool or transaction of the driver. */
+export function mysqlSession(db: MysqlQueryable): SqlSession {
   return {
     query: async (sql, params) => {
       const { text, values } = compile(sql, params);
@@ -116,8 +117,8 @@ function statements(table: string): OutboxStatements {
     migrations: [
       {
         version: 1,
-        up: async (db) => {
-          await db.query(`
+        up: [
+          `
             CREATE TABLE IF NOT EXISTS ${T} (
               seq BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
               id VARCHAR(64) CHARACTER SET ascii NOT NULL,
@@ -134,20 +135,20 @@ function statements(table: string): OutboxStatements {
               published_at DATETIME(6) NULL,
               UNIQUE KEY outbox_id (id),
               KEY outbox_pending (status, \`partition\`, seq)
-            ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`);
-          await db.query(`
+            ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
+          `
             CREATE TABLE IF NOT EXISTS ${L} (
               \`partition\` INT NOT NULL PRIMARY KEY,
               owner VARCHAR(255) NULL,
               fence BIGINT NOT NULL DEFAULT 0,
               expires_at DATETIME(6) NOT NULL DEFAULT '1970-01-01 00:00:00'
-            ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`);
-          await db.query(`
+            ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
+          `
             CREATE TABLE IF NOT EXISTS ${R} (
               owner VARCHAR(255) NOT NULL PRIMARY KEY,
               expires_at DATETIME(6) NOT NULL
-            ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`);
-        },
+            ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4`,
+        ],
       },
       {
         // Relays record their destination. DDL commits on its own: check what is done.
@@ -309,7 +310,7 @@ async function insertRows(tx: MysqlQueryable, table: string, rows: readonly Inse
  * under `GET_LOCK`, statements run again when InnoDB picked them as a deadlock victim.
  */
 export function mysqlDialect(
-  connection: Connection<MysqlPoolConnection>,
+  connection: Connection<MysqlPool>,
   table: string,
 ): SqlDialect<MysqlQueryable> {
   return {
@@ -318,14 +319,14 @@ export function mysqlDialect(
     statements: statements(table),
     use: async (work) => {
       const pool = await connection.pool();
-      return retried(() => work(session(pool)));
+      return retried(() => work(mysqlSession(pool)));
     },
     atomic: async (work) => {
       const pool = await connection.pool();
-      return retried(() => transaction(pool, (conn) => work(session(conn))));
+      return retried(() => transaction(pool, (conn) => work(mysqlSession(conn))));
     },
     exclusive: async (name, work) =>
-      withNamedLock(await connection.pool(), name, (conn) => work(session(conn))),
+      withNamedLock(await connection.pool(), name, (conn) => work(mysqlSession(conn))),
     insert: (tx, rows) => insertRows(tx, table, rows),
     toDate,
     fromDate: utc,
@@ -345,7 +346,7 @@ const MESSAGE_ID_COLUMN = `VARBINARY(${MAX_MESSAGE_ID}) NOT NULL`;
 
 /** The MySQL/MariaDB inbox statements over `table`. */
 export function mysqlInboxDialect<C extends MysqlPoolConnection>(
-  connection: Connection<C>,
+  connection: Connection<MysqlPool<C>>,
   table: string,
 ): InboxDialect<C> {
   const I = q(table);

@@ -8,11 +8,12 @@ import {
 } from '../dialect.js';
 import {
   transaction,
-  type Connection,
+  type PgPool,
   type PgPoolClient,
   type PgQueryable,
   type PgResult,
 } from '../drivers/postgres-pool.js';
+import type { Connection } from '../drivers/pool.js';
 import {
   INSERT_CHUNK,
   baseName,
@@ -26,7 +27,8 @@ const NAME = 'postgres';
 const q = (name: string): string => quoteIdentifier(name, '"');
 const compile = sqlCompiler(true);
 
-function session(db: PgQueryable): SqlSession {
+/** Statements with `@name` or `?` parameters on a connection, pool or transaction of the driver. */
+export function postgresSession(db: PgQueryable): SqlSession {
   return {
     query: async (sql, params) => {
       const { text, values } = compile(sql, params);
@@ -38,13 +40,13 @@ function session(db: PgQueryable): SqlSession {
 
 /** Runs `work` in a transaction holding the advisory lock of `name` until it ends. */
 async function locked<T>(
-  connection: Connection<PgPoolClient>,
+  connection: Connection<PgPool>,
   name: string,
   work: (db: SqlSession) => Promise<T>,
 ): Promise<T> {
   return transaction(await connection.pool(), async (client) => {
     await client.query(`SELECT pg_advisory_xact_lock(hashtext($1))`, [`ferry.${name}`]);
-    return work(session(client));
+    return work(postgresSession(client));
   });
 }
 
@@ -68,8 +70,8 @@ function statements(table: string): OutboxStatements {
     migrations: [
       {
         version: 1,
-        up: async (db) => {
-          await db.query(`
+        up: [
+          `
             CREATE TABLE IF NOT EXISTS ${T} (
               seq bigserial PRIMARY KEY,
               id text NOT NULL,
@@ -96,8 +98,8 @@ function statements(table: string): OutboxStatements {
             CREATE TABLE IF NOT EXISTS ${R} (
               owner text PRIMARY KEY,
               expires_at timestamptz NOT NULL
-            )`);
-        },
+            )`,
+        ],
       },
       {
         // Relays record their destination; a dead row can also be `skipped`.
@@ -256,13 +258,13 @@ function inserter(table: string, channel: string | undefined) {
  * Each operation is one statement, so none needs a transaction of its own.
  */
 export function postgresDialect(
-  connection: Connection<PgPoolClient>,
+  connection: Connection<PgPool>,
   table: string,
   options: PostgresInsertOptions,
 ): SqlDialect<PgQueryable> {
   const insert = inserter(table, options.channel);
   const use = async <T>(work: (db: SqlSession) => Promise<T>): Promise<T> =>
-    work(session(await connection.pool()));
+    work(postgresSession(await connection.pool()));
   return {
     name: NAME,
     table,
@@ -280,14 +282,14 @@ export function postgresDialect(
 
 /** The PostgreSQL inbox statements over `table`. */
 export function postgresInboxDialect<C extends PgPoolClient>(
-  connection: Connection<C>,
+  connection: Connection<PgPool<C>>,
   table: string,
 ): InboxDialect<C> {
   const I = q(table);
   return {
     name: NAME,
     migrate: () =>
-      locked(connection as Connection<PgPoolClient>, `migrate.${table}`, async (db) => {
+      locked(connection as Connection<PgPool>, `migrate.${table}`, async (db) => {
         await db.query(`
           CREATE TABLE IF NOT EXISTS ${I} (
             consumer_group text NOT NULL,

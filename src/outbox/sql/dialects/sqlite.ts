@@ -61,8 +61,8 @@ function statements(table: string): OutboxStatements {
     migrations: [
       {
         version: 1,
-        up: async (db) => {
-          await db.query(`CREATE TABLE IF NOT EXISTS ${T} (
+        up: [
+          `CREATE TABLE IF NOT EXISTS ${T} (
             seq INTEGER PRIMARY KEY AUTOINCREMENT,
             id TEXT NOT NULL UNIQUE,
             topic TEXT NOT NULL,
@@ -76,21 +76,19 @@ function statements(table: string): OutboxStatements {
             last_error TEXT,
             status TEXT NOT NULL DEFAULT 'pending',
             published_at INTEGER
-          )`);
-          await db.query(
-            `CREATE INDEX IF NOT EXISTS ${t('pending')} ON ${T} ("partition", status, seq)`,
-          );
-          await db.query(`CREATE TABLE IF NOT EXISTS ${L} (
+          )`,
+          `CREATE INDEX IF NOT EXISTS ${t('pending')} ON ${T} ("partition", status, seq)`,
+          `CREATE TABLE IF NOT EXISTS ${L} (
             "partition" INTEGER PRIMARY KEY,
             owner TEXT,
             fence INTEGER NOT NULL DEFAULT 0,
             expires_at INTEGER NOT NULL DEFAULT 0
-          )`);
-          await db.query(`CREATE TABLE IF NOT EXISTS ${R} (
+          )`,
+          `CREATE TABLE IF NOT EXISTS ${R} (
             owner TEXT PRIMARY KEY,
             expires_at INTEGER NOT NULL
-          ) WITHOUT ROWID`);
-        },
+          ) WITHOUT ROWID`,
+        ],
       },
       {
         // Relays record their destination; dead rows get an index of their own.

@@ -1,5 +1,11 @@
 import { loadDriver } from '../../../core/driver.js';
-import { FerryError } from '../../../core/errors.js';
+import {
+  inTransaction,
+  pooledConnection,
+  type Connection,
+  type PoolOptions,
+  type TransactionSteps,
+} from './pool.js';
 
 /**
  * Anything that runs a statement with `?` placeholders the mysql2 way: a `mysql2/promise`
@@ -30,64 +36,37 @@ export interface MysqlPool<C extends MysqlPoolConnection = MysqlPoolConnection> 
 
 /**
  * Where a MySQL/MariaDB store gets connections: a `mysql2` pool of yours (ferry then does not
- * end it) or a connection string ferry makes a pool from and ends on `close()`.
+ * end it) or a `url` (`mysql://user:pass@host:3306/db`) ferry makes a pool from and ends on
+ * `close()`.
  */
-export interface MysqlConnectionOptions<C extends MysqlPoolConnection = MysqlPoolConnection> {
-  /** Your `mysql2/promise` pool; ferry borrows connections and never ends it. */
-  readonly pool?: MysqlPool<C>;
-  /** Or a URL (`mysql://user:pass@host:3306/db`): ferry opens and `close()` ends a pool. */
-  readonly connectionString?: string;
-  /** Size of the pool ferry opens from `connectionString`; default 10. */
-  readonly poolSize?: number;
-}
-
-export interface Connection<C extends MysqlPoolConnection> {
-  pool(): Promise<MysqlPool<C>>;
-  end(): Promise<void>;
-}
+export type MysqlConnectionOptions<C extends MysqlPoolConnection = MysqlPoolConnection> =
+  PoolOptions<MysqlPool<C>>;
 
 export function connection<C extends MysqlPoolConnection>(
   options: MysqlConnectionOptions<C>,
-): Connection<C> {
-  const { pool, connectionString } = options;
-  if ((pool === undefined) === (connectionString === undefined)) {
-    throw new FerryError('INVALID_ARGUMENT', 'Pass exactly one of `pool` or `connectionString`');
-  }
-  if (pool) return { pool: async () => pool, end: async () => {} };
-  let own: Promise<MysqlPool<C>> | undefined;
-  return {
-    pool: () =>
-      (own ??= (async () => {
-        const mysql = await loadDriver('mysql2', () => import('mysql2/promise'));
-        const url = new URL(connectionString as string);
-        if (url.protocol === 'mariadb:') url.protocol = 'mysql:';
-        return mysql.default.createPool({
-          uri: url.toString(),
-          connectionLimit: options.poolSize ?? 10,
-        }) as unknown as MysqlPool<C>;
-      })()),
-    end: async () => {
-      if (own) await (await own).end();
-    },
-  };
+): Connection<MysqlPool<C>> {
+  return pooledConnection(options, async (text, connectionLimit) => {
+    const mysql = await loadDriver('mysql2', () => import('mysql2/promise'));
+    const url = new URL(text);
+    if (url.protocol === 'mariadb:') url.protocol = 'mysql:';
+    return mysql.default.createPool({
+      uri: url.toString(),
+      connectionLimit,
+    }) as unknown as MysqlPool<C>;
+  });
 }
 
-export async function transaction<C extends MysqlPoolConnection, T>(
+const steps: TransactionSteps<MysqlPoolConnection> = {
+  begin: (conn) => conn.beginTransaction(),
+  commit: (conn) => conn.commit(),
+  rollback: (conn) => conn.rollback(),
+  release: (conn) => conn.release(),
+  discard: (conn) => conn.destroy(),
+};
+
+export function transaction<C extends MysqlPoolConnection, T>(
   pool: MysqlPool<C>,
   work: (conn: C) => Promise<T>,
 ): Promise<T> {
-  const conn = await pool.getConnection();
-  try {
-    await conn.beginTransaction();
-    const result = await work(conn);
-    await conn.commit();
-    conn.release();
-    return result;
-  } catch (error) {
-    await conn.rollback().then(
-      () => conn.release(),
-      () => conn.destroy(),
-    );
-    throw error;
-  }
+  return pool.getConnection().then((conn) => inTransaction(conn, steps, work));
 }

@@ -1,5 +1,11 @@
 import { loadDriver } from '../../../core/driver.js';
-import { FerryError } from '../../../core/errors.js';
+import {
+  inTransaction,
+  pooledConnection,
+  type Connection,
+  type PoolOptions,
+  type TransactionSteps,
+} from './pool.js';
 
 /**
  * Anything that runs a parameterised statement the node-postgres way (`$1`, `$2`, ...): a
@@ -37,65 +43,36 @@ export interface PgPool<C extends PgPoolClient = PgPoolClient> {
 
 /**
  * Where a PostgreSQL store gets connections: a `pg` pool of yours (ferry then does not end
- * it) or a connection string ferry makes a pool from and ends on `close()`.
+ * it) or a `url` ferry makes a pool from and ends on `close()`.
  */
-export interface PostgresConnectionOptions<C extends PgPoolClient = PgPoolClient> {
-  /** Your pool; ferry borrows connections and never ends it. */
-  readonly pool?: PgPool<C>;
-  /** Or a URL: ferry opens (and `close()` ends) a pool of its own. */
-  readonly connectionString?: string;
-  /** Size of the pool ferry opens from `connectionString`; default 10. */
-  readonly poolSize?: number;
-}
-
-export interface Connection<C extends PgPoolClient> {
-  pool(): Promise<PgPool<C>>;
-  end(): Promise<void>;
-}
+export type PostgresConnectionOptions<C extends PgPoolClient = PgPoolClient> = PoolOptions<
+  PgPool<C>
+>;
 
 export function connection<C extends PgPoolClient>(
   options: PostgresConnectionOptions<C>,
-): Connection<C> {
-  const { pool, connectionString } = options;
-  if ((pool === undefined) === (connectionString === undefined)) {
-    throw new FerryError('INVALID_ARGUMENT', 'Pass exactly one of `pool` or `connectionString`');
-  }
-  if (pool) return { pool: async () => pool, end: async () => {} };
-  let own: Promise<PgPool<C>> | undefined;
-  return {
-    pool: () =>
-      (own ??= (async () => {
-        const pg = await loadDriver('pg', () => import('pg'));
-        const created = new pg.default.Pool({
-          connectionString,
-          max: options.poolSize ?? 10,
-        });
-        // An idle client's error is reported here; without a listener it would crash the process.
-        created.on('error', () => {});
-        return created as unknown as PgPool<C>;
-      })()),
-    end: async () => {
-      if (own) await (await own).end();
-    },
-  };
+): Connection<PgPool<C>> {
+  return pooledConnection(options, async (url, max) => {
+    const pg = await loadDriver('pg', () => import('pg'));
+    const created = new pg.default.Pool({ connectionString: url, max });
+    // An idle client's error is reported here; without a listener it would crash the process.
+    created.on('error', () => {});
+    return created as unknown as PgPool<C>;
+  });
 }
 
-export async function transaction<C extends PgPoolClient, T>(
+const steps: TransactionSteps<PgPoolClient> = {
+  begin: (client) => client.query('BEGIN'),
+  commit: (client) => client.query('COMMIT'),
+  rollback: (client) => client.query('ROLLBACK'),
+  release: (client) => client.release(),
+  discard: (client, error) =>
+    client.release(error instanceof Error ? error : new Error(String(error))),
+};
+
+export function transaction<C extends PgPoolClient, T>(
   pool: PgPool<C>,
   work: (client: C) => Promise<T>,
 ): Promise<T> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
-    const result = await work(client);
-    await client.query('COMMIT');
-    client.release();
-    return result;
-  } catch (error) {
-    await client.query('ROLLBACK').then(
-      () => client.release(),
-      (rollbackError: Error) => client.release(rollbackError),
-    );
-    throw error;
-  }
+  return pool.connect().then((client) => inTransaction(client, steps, work));
 }
