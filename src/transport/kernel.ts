@@ -11,8 +11,9 @@
  *    `createTransport(wire)` returns the `Transport`: lifecycle (open / closing / closed,
  *    `CLOSED` after close, an idempotent `close()` that waits for closes under way),
  *    subscription tracking, and waiting for publishes in flight are the kernel's.
- * 3. Hand messages out with the {@link PartitionPump} (a partitioned log read at a position)
- *    or, for pushed messages, with {@link handOut} and one {@link Semaphore} per
+ * 3. Hand messages out with the {@link PartitionPump} (a partitioned log read at a position,
+ *    or a client's fetched partitions pushed into a {@link PartitionFeed}) or, for pushed
+ *    messages without partitions, with {@link handOut} and one {@link Semaphore} per
  *    subscription: both hand a rejected message out again after `redeliveryDelayMs` until
  *    the consumer runtime resolves it (handled or dead-lettered). Wait with {@link sleep};
  *    bound close waits with {@link within}.
@@ -39,6 +40,7 @@ export { Lifecycle, within, type LifecycleState } from './lifecycle.js';
 export { handOut, sleep, type HandOutOptions } from './redelivery.js';
 export { Semaphore } from './semaphore.js';
 export { PartitionPump, type PumpOptions, type PumpSource } from './partition-pump.js';
+export { PartitionFeed, type FeedOptions } from './partition-feed.js';
 export {
   assertPartitions,
   checkSize,

@@ -20,6 +20,12 @@ export interface PumpSource {
    * messages of its batch that had resolved), not after every message.
    */
   commit(partition: number, nextOffset: number): void | Promise<void>;
+  /**
+   * Told after each message whose handler resolved, in offset order, before the `commit` of
+   * its batch; never after a close abandoned the handler. For a source that stores positions
+   * itself in the background (see `PartitionFeed`). Must not throw.
+   */
+  handled?(partition: number, nextOffset: number): void;
 }
 
 export interface PumpOptions {
@@ -57,7 +63,8 @@ interface Worker {
 }
 
 /**
- * The one partition worker. Consumes the partitions assigned to one member of a group: one
+ * The one partition worker. Consumes the partitions assigned to one member of a group (from
+ * a log it reads at a position, or from messages a client pushes, see `PartitionFeed`): one
  * message at a time per partition, in offset order, partitions in parallel with at most
  * `concurrency` handlers running; a rejected message is handed out again (see
  * {@link handOut}) before later ones of its partition; the position moves past a message
@@ -218,7 +225,9 @@ export class PartitionPump {
           break;
         }
         if (this.abandoned) return;
-        worker.handledUpTo = Number(delivery.offset) + 1;
+        const next = Number(delivery.offset) + 1;
+        worker.handledUpTo = next;
+        this.source.handled?.(partition, next);
       }
       if (this.abandoned) return;
       const handledUpTo = worker.handledUpTo;

@@ -5,6 +5,8 @@ import {
   errorReporter,
   handOut,
   Lifecycle,
+  PartitionFeed,
+  PartitionPump,
   Semaphore,
   type StopSubscription,
 } from '../../src/transport/kernel.js';
@@ -205,5 +207,81 @@ describe('errorReporter', () => {
     report(new Error('boom'), 'CONNECTION_FAILED', 'Reading');
     expect(seen[0]).toMatchObject({ code: 'CONNECTION_FAILED', message: 'Reading: Error: boom' });
     errorReporter(undefined)(new Error('ignored'), 'CONNECTION_FAILED', 'x');
+  });
+});
+
+describe('PartitionFeed', () => {
+  const delivery = (partition: number, offset: number): Delivery => ({
+    topic: 't',
+    key: undefined,
+    headers: {},
+    body: Buffer.from(`${partition}:${offset}`),
+    partition,
+    offset: String(offset),
+  });
+
+  it('hands pushed messages out in order per partition, reports each handled, and pushes back while full', async () => {
+    const events: string[] = [];
+    const handled: string[] = [];
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let failOnce = true;
+    const feed: PartitionFeed = new PartitionFeed({
+      maxHeld: 4,
+      onFull: () => events.push('full'),
+      onRoom: () => events.push('room'),
+      wake: (partition) => target.wake(partition),
+      handled: (partition, next) => handled.push(`${partition}<${next}`),
+    });
+    const seen: string[] = [];
+    const pump = new PartitionPump(
+      feed,
+      async (d) => {
+        await gate;
+        if (d.partition === 1 && d.offset === '11' && failOnce) {
+          failOnce = false;
+          throw new Error('again');
+        }
+        seen.push(d.body.toString());
+      },
+      { concurrency: 2, idleWaitMs: 60_000, redeliveryDelayMs: 1 },
+    );
+    let target = pump;
+    await pump.assign([0, 1]);
+    for (const offset of [10, 11, 12]) feed.push(1, offset, delivery(1, offset));
+    feed.push(0, 5, delivery(0, 5));
+    expect(events).toEqual(['full']);
+    // A refetch of what was queued already is dropped.
+    feed.push(1, 11, delivery(1, 11));
+    release();
+    await expect.poll(() => seen.length).toBe(4);
+    expect(seen.filter((s) => s.startsWith('1:'))).toEqual(['1:10', '1:11', '1:12']);
+    expect(handled.filter((h) => h.startsWith('1<'))).toEqual(['1<11', '1<12', '1<13']);
+    expect(events).toEqual(['full', 'room']);
+
+    // A revoked partition's queued messages go; nothing of it is handed out after.
+    let block!: () => void;
+    const blocked = new Promise<void>((resolve) => (block = resolve));
+    const late: string[] = [];
+    const second = new PartitionPump(
+      feed,
+      async (d) => {
+        late.push(d.body.toString());
+        await blocked;
+      },
+      { concurrency: 1, idleWaitMs: 60_000, redeliveryDelayMs: 1 },
+    );
+    expect(await pump.close(1000)).toBe(true);
+    target = second;
+    await second.assign([2]);
+    feed.push(2, 0, delivery(2, 0));
+    feed.push(2, 1, delivery(2, 1));
+    await expect.poll(() => late.length).toBe(1);
+    const stopping = second.assign([]);
+    feed.drop(2);
+    block();
+    await stopping;
+    expect(late).toEqual(['2:0']);
+    expect(await second.close(1000)).toBe(true);
   });
 });

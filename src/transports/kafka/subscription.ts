@@ -1,6 +1,6 @@
 import type * as KafkaLib from '@platformatic/kafka';
 import type { FerryError } from '../../core/errors.js';
-import { handOut, Semaphore, sleep, within } from '../../transport/kernel.js';
+import { PartitionFeed, PartitionPump, sleep } from '../../transport/kernel.js';
 import { subscriptionAssigner, toDelivery, type KafkaRecord } from './wire.js';
 import type {
   CloseOptions,
@@ -46,25 +46,15 @@ export interface KafkaSubscriptionSettings {
   readonly afterClose?: () => Promise<void>;
 }
 
-/** One partition's share of the work: its fetched records, handled one at a time. */
-interface PartitionWork {
-  readonly partition: number;
-  readonly queue: Record[];
-  head: number;
-  /** The last offset queued: records up to it were already queued (a refetch). */
-  last: bigint | undefined;
-  /** The worker loop, while one runs. */
-  loop: Promise<void> | undefined;
-  stopped: boolean;
-}
-
 /**
  * A group member on one topic. Records are fetched by the client's stream for the
- * partitions the group assigned to this member, queued per partition, and handed to the
- * handler one at a time per partition (partitions in parallel up to `concurrency`). A
- * rejected handler gets the same record again after `redeliveryDelayMs`, before any later
- * record of its partition. The group's offset of a partition moves past a record only after
- * its handler resolved; commits are batched, one request in flight at a time.
+ * partitions the group assigned to this member and pushed into a `PartitionFeed`; the
+ * transports' one partition worker (`PartitionPump`) hands them to the handler one at a time
+ * per partition (partitions in parallel up to `concurrency`). A rejected handler gets the
+ * same record again after `redeliveryDelayMs`, before any later record of its partition.
+ * The group's offset of a partition moves past a record only after its handler resolved;
+ * commits are batched, one request in flight at a time. The stream pauses while
+ * `maxBufferedMessages` records are queued or being handled.
  *
  * On a rebalance, partitions this member keeps go on where they were (the refetch of
  * records already queued is dropped); partitions it loses stop taking records at once, and
@@ -72,21 +62,18 @@ interface PartitionWork {
  * offset, so uncommitted work is redone, never skipped.
  */
 export class KafkaSubscription implements Subscription {
-  private readonly work = new Map<number, PartitionWork>();
-  /** Workers of dropped partitions still finishing a handler: a new worker waits for them. */
-  private readonly draining = new Map<number, Promise<void>>();
+  private readonly feed: PartitionFeed;
+  private readonly pump: PartitionPump;
   private assigned = new Set<number>();
   private stream: Stream | undefined;
-  private buffered = 0;
   private paused = false;
-  private readonly slots: Semaphore;
-  private readonly dirty = new Map<number, bigint>();
+  /** Per partition, the group offset to commit: the one after the last record handled. */
+  private readonly dirty = new Map<number, number>();
   private committing: Promise<void> | undefined;
   private lastCommitAt = 0;
   /** Set when a rebalance or close needs the finished offsets saved now. */
   private commitNow = false;
   private closing = false;
-  private abandoned = false;
   private done: Promise<void> | undefined;
   private readonly stopped = new AbortController();
 
@@ -95,7 +82,30 @@ export class KafkaSubscription implements Subscription {
     private readonly settings: KafkaSubscriptionSettings,
     private readonly handler: DeliveryHandler,
   ) {
-    this.slots = new Semaphore(settings.concurrency);
+    this.feed = new PartitionFeed({
+      maxHeld: settings.maxBufferedMessages,
+      onFull: () => {
+        this.paused = true;
+        this.stream?.pause();
+      },
+      onRoom: () => {
+        this.paused = false;
+        if (!this.closing) this.stream?.resume();
+      },
+      wake: (partition) => this.pump.wake(partition),
+      handled: (partition, next) => {
+        if (!settings.commits) return;
+        this.dirty.set(partition, next);
+        this.flushCommits();
+      },
+    });
+    this.pump = new PartitionPump(this.feed, handler, {
+      concurrency: settings.concurrency,
+      // Pushed records wake their worker; the wait only bounds a wake that went astray.
+      idleWaitMs: 5000,
+      redeliveryDelayMs: settings.redeliveryDelayMs,
+      onError: settings.onError,
+    });
   }
 
   /** Joins the group and resolves once this member knows its partitions and where to start. */
@@ -164,7 +174,7 @@ export class KafkaSubscription implements Subscription {
     stream.on('data', (record: Record) => this.onRecord(record));
     stream.on('error', (error: unknown) => this.onStreamError(stream, error));
     if (this.paused) stream.pause();
-    this.assigned = this.partitionsOf(this.consumer.assignments);
+    this.assign(this.partitionsOf(this.consumer.assignments));
     await ready;
   }
 
@@ -174,95 +184,25 @@ export class KafkaSubscription implements Subscription {
   }
 
   private onJoin(assignments: readonly KafkaLib.GroupAssignment[] | undefined): void {
-    this.assigned = this.partitionsOf(assignments);
-    for (const partition of [...this.work.keys()]) {
-      if (!this.assigned.has(partition)) this.drop(partition);
-    }
-    // Dropped records may have kept the stream paused.
-    this.resumeIfRoom();
+    this.assign(this.partitionsOf(assignments));
   }
 
-  /** Stops a partition's worker: queued records go, the handler in flight may finish. */
-  private drop(partition: number): void {
-    const work = this.work.get(partition);
-    if (!work) return;
-    this.work.delete(partition);
-    work.stopped = true;
-    this.buffered -= work.queue.length - work.head;
-    work.queue.length = 0;
-    work.head = 0;
-    if (work.loop) {
-      const loop = work.loop;
-      this.draining.set(partition, loop);
-      void loop.then(() => {
-        if (this.draining.get(partition) === loop) this.draining.delete(partition);
-      });
+  /**
+   * Takes `partitions` as this member's: a partition it lost stops taking records at once
+   * (its queued records go; the handler in flight finishes and commits).
+   */
+  private assign(partitions: Set<number>): void {
+    this.assigned = partitions;
+    for (const partition of this.pump.partitions) {
+      if (!partitions.has(partition)) this.feed.drop(partition);
     }
+    void this.pump.assign(partitions);
   }
 
   private onRecord(record: Record): void {
     if (this.closing || record.topic !== this.settings.topic) return;
     if (!this.assigned.has(record.partition)) return;
-    let work = this.work.get(record.partition);
-    if (!work) {
-      work = {
-        partition: record.partition,
-        queue: [],
-        head: 0,
-        last: undefined,
-        loop: undefined,
-        stopped: false,
-      };
-      this.work.set(record.partition, work);
-    }
-    if (work.last !== undefined && record.offset <= work.last) return;
-    work.last = record.offset;
-    work.queue.push(record);
-    this.buffered++;
-    if (!this.paused && this.buffered >= this.settings.maxBufferedMessages) {
-      this.paused = true;
-      this.stream?.pause();
-    }
-    work.loop ??= this.runPartition(work);
-  }
-
-  private async runPartition(work: PartitionWork): Promise<void> {
-    const previous = this.draining.get(work.partition);
-    if (previous) await previous;
-    const redelivery = {
-      slots: this.slots,
-      redeliveryDelayMs: this.settings.redeliveryDelayMs,
-      stopped: () => work.stopped || this.closing,
-      signal: this.stopped.signal,
-    };
-    try {
-      while (!work.stopped && !this.closing && work.head < work.queue.length) {
-        const record = work.queue[work.head] as Record;
-        if (!(await handOut(toDelivery(record), this.handler, redelivery))) return;
-        work.queue[work.head++] = undefined as unknown as Record;
-        if (work.head > 1024 && work.head * 2 > work.queue.length) {
-          work.queue.splice(0, work.head);
-          work.head = 0;
-        }
-        if (!work.stopped) {
-          this.buffered--;
-          this.resumeIfRoom();
-        }
-        if (!this.abandoned && this.settings.commits) {
-          this.dirty.set(work.partition, record.offset);
-          this.flushCommits();
-        }
-      }
-    } finally {
-      work.loop = undefined;
-    }
-  }
-
-  private resumeIfRoom(): void {
-    if (this.paused && this.buffered <= this.settings.maxBufferedMessages / 2) {
-      this.paused = false;
-      if (!this.closing) this.stream?.resume();
-    }
+    this.feed.push(record.partition, Number(record.offset), toDelivery(record));
   }
 
   /** Commits finished offsets; one request in flight, later ones carry what finished meanwhile. */
@@ -282,12 +222,11 @@ export class KafkaSubscription implements Subscription {
       if (wait > 0 && !this.commitNow && !this.closing) await this.sleep(wait);
       this.commitNow = false;
       this.lastCommitAt = Date.now();
-      // `dirty` holds the last finished offset; the group's offset is the one after it.
       const finished = [...this.dirty];
       const offsets = finished.map(([partition, offset]) => ({
         topic: this.settings.topic,
         partition,
-        offset: offset + 1n,
+        offset: BigInt(offset),
         leaderEpoch: -1,
       }));
       this.dirty.clear();
@@ -319,7 +258,11 @@ export class KafkaSubscription implements Subscription {
     this.settings.onError(
       this.settings.toFerryError(error, 'CONNECTION_FAILED', 'Kafka fetch failed; reconnecting'),
     );
-    for (const partition of [...this.work.keys()]) this.drop(partition);
+    // The new stream fetches from the committed offsets: the workers stop (handlers in
+    // flight finish and commit), queued records go, and the partitions start anew once the
+    // stream is up. `assigned` stays, so commits that fail meanwhile are retried.
+    void this.pump.assign([]);
+    this.feed.clear();
     this.paused = false;
     void this.reconsume();
   }
@@ -346,15 +289,11 @@ export class KafkaSubscription implements Subscription {
   private async shutdown(timeoutMs: number): Promise<void> {
     this.closing = true;
     this.stopped.abort();
-    this.slots.close();
     this.stream?.pause();
-    const loops = [
-      ...[...this.work.values()].flatMap((work) => (work.loop ? [work.loop] : [])),
-      ...this.draining.values(),
-    ];
-    const finished = await within(Promise.all(loops), timeoutMs);
-    // Handlers still running are abandoned: their records stay uncommitted and come back.
-    if (!finished) this.abandoned = true;
+    // Handlers still running after `timeoutMs` are abandoned: their records stay
+    // uncommitted and come back.
+    await this.pump.close(timeoutMs);
+    this.feed.clear();
     if (this.settings.commits) {
       await this.committing;
       if (this.dirty.size > 0) {
