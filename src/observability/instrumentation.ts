@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { Delivery, Headers } from '../core/message.js';
-import { metrics } from './metrics.js';
+import { metrics, type BoundCounter } from './metrics.js';
 import {
   errorType,
   messagingSystem,
@@ -121,6 +121,11 @@ interface Labelled {
   readonly sent: Readonly<Record<string, string>>;
   /** Retries and inbox duplicates. */
   readonly destination: Readonly<Record<string, string>>;
+  /** The counters of the path every message takes, bound to the labels above. */
+  readonly consumedCount: BoundCounter;
+  readonly sentCount: BoundCounter;
+  readonly retryCount: BoundCounter;
+  readonly duplicateCount: BoundCounter;
 }
 
 /**
@@ -137,30 +142,37 @@ class LabelCache {
     if (!groups) topics.set(topic, (groups = new Map<string, Labelled>()));
     let labels = groups.get(group);
     if (!labels) {
+      const consumed = {
+        messaging_system: system,
+        messaging_destination_name: topic,
+        messaging_consumer_group_name: group,
+        messaging_operation_name: 'process',
+        error_type: '',
+      };
+      const sent = {
+        messaging_system: system,
+        messaging_destination_name: topic,
+        messaging_operation_name: 'send',
+        error_type: '',
+      };
+      const destination = {
+        messaging_destination_name: topic,
+        messaging_consumer_group_name: group,
+      };
       labels = {
-        consumed: {
-          messaging_system: system,
-          messaging_destination_name: topic,
-          messaging_consumer_group_name: group,
-          messaging_operation_name: 'process',
-          error_type: '',
-        },
+        consumed,
         processed: {
           messaging_system: system,
           messaging_destination_name: topic,
           messaging_consumer_group_name: group,
           error_type: '',
         },
-        sent: {
-          messaging_system: system,
-          messaging_destination_name: topic,
-          messaging_operation_name: 'send',
-          error_type: '',
-        },
-        destination: {
-          messaging_destination_name: topic,
-          messaging_consumer_group_name: group,
-        },
+        sent,
+        destination,
+        consumedCount: metrics.consumed.bind(consumed),
+        sentCount: metrics.sent.bind(sent),
+        retryCount: metrics.retries.bind(destination),
+        duplicateCount: metrics.inboxDuplicates.bind(destination),
       };
       groups.set(group, labels);
     }
@@ -194,12 +206,12 @@ class Delivered implements DeliveryObservation {
 
   retry(attempt: number, error: unknown): void {
     this.span?.retry(attempt, error);
-    if (this.labels) metrics.retries.add(this.labels.destination);
+    this.labels?.retryCount.add();
   }
 
   duplicate(): void {
     this.span?.duplicate();
-    if (this.labels) metrics.inboxDuplicates.add(this.labels.destination);
+    this.labels?.duplicateCount.add();
   }
 
   deadLetter(reason: string, attempts: number, error: unknown): void {
@@ -257,7 +269,8 @@ class Published implements PublishObservation {
             messaging_operation_name: 'send',
             error_type: errorType(error),
           };
-    metrics.sent.add(labels, this.count);
+    if (error === undefined) this.labels.sentCount.add(this.count);
+    else metrics.sent.add(labels, this.count);
     metrics.operationDuration.record(labels, seconds(this.started));
   }
 }
@@ -302,7 +315,7 @@ export function createInstrumentation(options: InstrumentationOptions = {}): Ins
       const topic = info.delivery.topic;
       const group = info.group ?? '';
       const labels = metered ? labelCache.get(system, topic, group) : undefined;
-      if (labels) metrics.consumed.add(labels.consumed);
+      labels?.consumedCount.add();
       return new Delivered(span, info.delivery.headers, system, topic, group, labels);
     },
 

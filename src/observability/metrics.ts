@@ -72,25 +72,56 @@ function otelInstrument(
 
 export interface CounterMetric {
   add(labels: Labels, value?: number): void;
+  /**
+   * A handle for one labels object that is reused for the life of the process (one per
+   * destination, say): its increments are summed in place and reach the Prometheus registry
+   * when it is read, so a message costs an addition rather than a label lookup.
+   */
+  bind(labels: Labels): BoundCounter;
+}
+
+/** A counter with its labels fixed (see {@link CounterMetric.bind}). */
+export interface BoundCounter {
+  add(value?: number): void;
 }
 export interface HistogramMetric {
   record(labels: Labels, value: number): void;
 }
 
 function counter(name: string, spec: Mirrored, labelNames: readonly string[]): CounterMetric {
+  const bound: { readonly labels: Labels; pending: number }[] = [];
   const prom = new Counter({
     name,
     help: spec.description,
     labelNames,
     registers: [metricsRegistry],
+    collect() {
+      for (const handle of bound) {
+        if (handle.pending === 0) continue;
+        this.inc(handle.labels, handle.pending);
+        handle.pending = 0;
+      }
+    },
   });
+  const otel = (labels: Labels, value: number): void =>
+    (otelInstrument(spec, 'counter') as OtelCounter | undefined)?.add(
+      value,
+      otelAttributes(labels),
+    );
   return {
     add(labels, value = 1) {
       prom.inc(labels, value);
-      (otelInstrument(spec, 'counter') as OtelCounter | undefined)?.add(
-        value,
-        otelAttributes(labels),
-      );
+      otel(labels, value);
+    },
+    bind(labels) {
+      const handle = { labels, pending: 0 };
+      bound.push(handle);
+      return {
+        add(value = 1) {
+          handle.pending += value;
+          otel(labels, value);
+        },
+      };
     },
   };
 }
