@@ -86,15 +86,63 @@ export function createLogger(options: LogOptions = {}): Logger {
   };
   const destination =
     typeof options.destination === 'string'
-      ? pino.destination({
-          dest: options.destination,
-          append: true,
-          mkdir: true,
-          sync: false,
-          // Lines go out in writes of 4 KiB rather than one each, and within 100 ms.
-          minLength: 4096,
-          periodicFlush: 100,
-        })
+      ? joinLines(
+          pino.destination({
+            dest: options.destination,
+            append: true,
+            mkdir: true,
+            sync: false,
+            // Lines go out in writes of 4 KiB rather than one each, and within 100 ms.
+            minLength: BATCH_BYTES,
+            periodicFlush: 100,
+          }),
+        )
       : (options.destination ?? pino.destination(2));
   return pino(config, destination);
+}
+
+const BATCH_BYTES = 4096;
+
+type FileStream = ReturnType<typeof pino.destination>;
+
+/**
+ * Hands lines to `stream` joined, about `BATCH_BYTES` at a time. SonicBoom measures the byte
+ * length of the text it holds on every write, so line by line a burst costs time growing with
+ * what waits (a publish of 500 audited messages spent a quarter of its time there). Its
+ * `write`, `flush` and `flushSync` are per-instance already; the lines held here go out
+ * before each flush (the periodic one, and the one at exit) and before `end`.
+ */
+function joinLines(stream: FileStream): FileStream {
+  const write = stream.write.bind(stream);
+  const flush = stream.flush.bind(stream);
+  const flushSync = stream.flushSync.bind(stream);
+  const end = stream.end.bind(stream);
+  let lines: string[] = [];
+  let held = 0;
+  const release = (): void => {
+    if (lines.length === 0) return;
+    const text = lines.join('');
+    lines = [];
+    held = 0;
+    write(text);
+  };
+  stream.write = (line: string): boolean => {
+    lines.push(line);
+    held += line.length;
+    if (held >= BATCH_BYTES) release();
+    return true;
+  };
+  stream.flush = (done?: (error?: Error) => unknown): void => {
+    release();
+    flush(done);
+  };
+  stream.flushSync = (): void => {
+    release();
+    flushSync();
+  };
+  stream.end = (): void => {
+    release();
+    end();
+  };
+  return stream;
 }
