@@ -11,6 +11,7 @@ import {
   type Relay,
   type Transport,
 } from '../../src/index.js';
+import { partitionFor } from '../../src/core/message.js';
 import { createMemoryBroker, memory } from '../../src/transports/memory/index.js';
 import { redisStreams } from '../../src/transports/redis/index.js';
 import { serviceUrl } from '../helpers/services.js';
@@ -334,6 +335,114 @@ export function relayContract<Tx>(
       expect((await made.store.status())[0]).toMatchObject({ dead: 0, blocked: 0 });
       // A skipped row is not dead any more: retry has nothing to bring back.
       expect(await made.store.retryDead()).toBe(0);
+    });
+
+    /**
+     * The store, with the partition of every `readPending` that returned, in order: a relay
+     * over it shows which partitions each wake-up and poll read.
+     */
+    function readsOf(store: StoreInstance<Tx>['store']): {
+      store: StoreInstance<Tx>['store'];
+      reads: number[];
+    } {
+      const reads: number[] = [];
+      const watched = new Proxy(store, {
+        get(target, property) {
+          const value: unknown = Reflect.get(target, property, target);
+          if (property === 'readPending') {
+            return async (partition: number, ...rest: unknown[]) => {
+              const rows: unknown = await (value as (...args: unknown[]) => Promise<unknown>).call(
+                target,
+                partition,
+                ...rest,
+              );
+              reads.push(partition);
+              return rows;
+            };
+          }
+          return typeof value === 'function' ? (value as () => unknown).bind(target) : value;
+        },
+      });
+      return { store: watched, reads };
+    }
+
+    /** `count` keys whose rows go to `partition` of a table of `partitions`. */
+    function keysIn(partition: number, partitions: number, count: number): string[] {
+      const keys: string[] = [];
+      for (let i = 0; keys.length < count; i++) {
+        if (partitionFor(`k${i}`, partitions) === partition) keys.push(`k${i}`);
+      }
+      return keys;
+    }
+
+    it('reads only the partition a wake-up names, at once, and gathers wake-ups into one round', async () => {
+      const { made } = await fresh(4);
+      const topic = uniqueName('woken');
+      const transport = memoryTransport();
+      const seen = await collect(transport, topic);
+      const { store, reads } = readsOf(made.store);
+      // Polls a minute apart: what is published within the wait below was read on a wake-up.
+      const relay = createOutbox(store).relay({
+        transport,
+        logger: silent,
+        pollMinMs: 60_000,
+        pollMaxMs: 60_000,
+      });
+      await start(relay);
+      expect(relay.stats().partitions).toEqual([0, 1, 2, 3]);
+      await waitFor('the first poll', () => reads.length === 4);
+
+      const woken = await enqueue(
+        made,
+        topic,
+        keysIn(1, 4, 3).map((key, n) => ({ key, n })),
+      );
+      const unnamed = await enqueue(
+        made,
+        topic,
+        keysIn(2, 4, 3).map((key, n) => ({ key, n })),
+      );
+      const before = reads.length;
+      for (let i = 0; i < 50; i++) relay.wake(1);
+      await waitFor('the woken partition published', () =>
+        woken.every((id) => seen.some((d) => idOf(d) === id)),
+      );
+      await waitFor(
+        'the woken partition marked',
+        async () => (await made.store.readPending(1, 10)).length === 0,
+      );
+      // Fifty wake-ups made one read: of the partition they named, gathered into one round.
+      expect(reads.slice(before)).toEqual([1]);
+      expect(seen.map(idOf).sort()).toEqual([...woken].sort());
+      expect((await made.store.readPending(2, 10)).map((row) => row.id)).toEqual(unnamed);
+    });
+
+    it('publishes by its polls the rows no wake-up named, while wake-ups for another partition keep coming', async () => {
+      const { made } = await fresh(4);
+      const topic = uniqueName('polled');
+      const transport = memoryTransport();
+      const seen = await collect(transport, topic);
+      const { store, reads } = readsOf(made.store);
+      const relay = createOutbox(store).relay({
+        transport,
+        logger: silent,
+        pollMinMs: 50,
+        pollMaxMs: 200,
+      });
+      await start(relay);
+      await waitFor('the first poll', () => reads.length >= 4);
+      // Wake-ups naming partition 0 alone, far more often than the relay polls.
+      const storm = setInterval(() => relay.wake(0), 2);
+      cleanup.push(async () => clearInterval(storm));
+      const unnamed = await enqueue(
+        made,
+        topic,
+        keysIn(2, 4, 3).map((key, n) => ({ key, n })),
+      );
+      await waitFor('the rows of the partition no wake-up named published', () =>
+        unnamed.every((id) => seen.some((d) => idOf(d) === id)),
+      );
+      expect(seen.map(idOf).sort()).toEqual([...unnamed].sort());
     });
 
     it('refuses to join a table whose live relays publish to another transport', async () => {

@@ -53,8 +53,8 @@ export function createRelay<Tx>(store: OutboxStore<Tx>, options: RelayOptions): 
   const running = (): boolean => state === 'running';
   let loop: Promise<void> | undefined;
   let stopped: Promise<void> | undefined;
-  const inFlight = new Map<number, Promise<number>>();
-  const { pause, wake } = waker(running);
+  const inFlight = new Map<number, Promise<unknown>>();
+  const { pause, sleep, wake, take, namedAt } = waker(running);
   const leases = leaseKeeper({
     store,
     owner,
@@ -81,44 +81,78 @@ export function createRelay<Tx>(store: OutboxStore<Tx>, options: RelayOptions): 
   });
   const purge = purger(store, retention, counters, running);
 
-  async function round(): Promise<number> {
-    // During an outage publishing waits for the next probe.
-    if (outage.waiting()) return 0;
-    const work = [...leases.held.values()].map((lease) => {
-      const turn = publishPartition(lease).finally(() => inFlight.delete(lease.partition));
-      inFlight.set(lease.partition, turn);
-      return turn;
-    });
-    const results = await Promise.allSettled(work);
+  /**
+   * Works one turn of each held partition, or of those in `only`, at once; returns how many
+   * rows were settled and the partitions that may hold more.
+   */
+  async function round(only?: ReadonlySet<number>): Promise<{ done: number; busy: number[] }> {
+    const turns = [...leases.held.values()]
+      .filter((lease) => only === undefined || only.has(lease.partition))
+      .map((lease) => {
+        const turn = publishPartition(lease).finally(() => inFlight.delete(lease.partition));
+        inFlight.set(lease.partition, turn);
+        return { partition: lease.partition, turn };
+      });
+    const results = await Promise.allSettled(turns.map(({ turn }) => turn));
     let done = 0;
-    for (const result of results) {
-      if (result.status === 'fulfilled') done += result.value;
-      else
+    const busy: number[] = [];
+    results.forEach((result, i) => {
+      if (result.status === 'fulfilled') {
+        done += result.value.settled;
+        if (result.value.more) busy.push((turns[i] as { partition: number }).partition);
+      } else
         logger.error(
           { event: 'relay-round', result: 'error', err: result.reason },
           'relay round failed',
         );
-    }
-    return done;
+    });
+    return { done, busy };
   }
 
+  /**
+   * Rounds until stopped. A poll reads every held partition; a wake-up that names partitions
+   * reads only those (and reads again those that may hold more, at once). Polls go on
+   * whatever the wake-ups say, every `pollMinMs` doubling up to `pollMaxMs` while they find
+   * nothing (or while wake-ups name partitions), so rows whose wake-up was lost are
+   * published all the same.
+   */
   async function run(): Promise<void> {
     let idleMs = pollMinMs;
+    let pollAt = 0;
+    let again: ReadonlySet<number> = new Set();
     while (running()) {
-      let done = 0;
+      // During an outage publishing waits for the next probe, which reads every partition.
+      const probeInMs = outage.probeInMs();
+      if (probeInMs > 0) {
+        await sleep(probeInMs);
+        pollAt = 0;
+        continue;
+      }
+      const woken = take();
+      const poll = woken === 'all' || Date.now() >= pollAt;
+      let turn: { done: number; busy: number[] } = { done: 0, busy: [] };
       try {
-        done = await round();
+        turn = await round(poll ? undefined : new Set([...woken, ...again]));
         await purge();
       } catch (error) {
         logger.error({ event: 'relay-round', result: 'error', err: error }, 'relay round failed');
       }
       if (!running()) break;
-      if (done > 0) {
+      again = new Set(turn.busy);
+      // While wake-ups name the partitions written, rows a poll finds are mostly ones whose
+      // wake-up is on its way: polls stay a safety net and keep backing off.
+      const named = Date.now() - namedAt() < pollMaxMs;
+      if (poll && turn.done > 0 && !named) {
         idleMs = pollMinMs;
+        pollAt = 0;
+      } else if (poll) {
+        pollAt = Date.now() + idleMs;
+        idleMs = Math.min(pollMaxMs, Math.max(1, idleMs * 2));
+      }
+      if (again.size > 0 || Date.now() >= pollAt) {
         await new Promise((resolve) => setImmediate(resolve));
       } else {
-        await pause(idleMs);
-        idleMs = Math.min(pollMaxMs, Math.max(1, idleMs * 2));
+        await pause(pollAt - Date.now());
       }
     }
   }

@@ -41,7 +41,10 @@ export interface RelayOptions {
   readonly backoff?: Partial<Omit<RetryPolicy, 'maxAttempts'>>;
   /** Shortest wait between polls when idle. Default 10 ms (busy rounds follow each other at once). */
   readonly pollMinMs?: number;
-  /** Longest wait between polls when idle; `wake()` cuts it short. Default 1 s. */
+  /**
+   * Longest wait between polls when idle; `wake()` cuts it short. A poll reads every held
+   * partition, whatever wake-ups came meanwhile. Default 1 s.
+   */
   readonly pollMaxMs?: number;
   /** Deletion of published rows, or `'keep'` to keep them (for replay by `republish`). */
   readonly retention?: RelayRetention | 'keep';
@@ -100,8 +103,13 @@ export interface Relay {
    * published and marked, then gives back its leases and registration. Idempotent.
    */
   stop(options?: CloseOptions): Promise<void>;
-  /** Polls now instead of waiting for the next poll (e.g. on a database notification). */
-  wake(): void;
+  /**
+   * Reads now instead of waiting for the next poll (e.g. on a database notification): every
+   * held partition, or only `partition` when given (nothing when this relay does not hold
+   * it). Wake-ups that come while a round runs are gathered into the next round. Polls go on
+   * regardless, so a lost wake-up only delays its rows until the next poll.
+   */
+  wake(partition?: number): void;
   stats(): RelayStats;
 }
 

@@ -25,11 +25,20 @@ export interface PartitionWork {
     ((partition: number, ids: readonly string[]) => void | Promise<void>) | undefined;
 }
 
-/**
- * A function that works one turn of a held partition and resolves with how many rows it
- * settled (published, or charged a failed attempt).
- */
-export function partitionPublisher(work: PartitionWork): (lease: HeldLease) => Promise<number> {
+/** What one turn of a partition did. */
+export interface PartitionTurn {
+  /** Rows settled: published, or charged a failed attempt. */
+  readonly settled: number;
+  /** Rows may be waiting still: a full batch was read, or a refused row let the rest go on. */
+  readonly more: boolean;
+}
+
+const NOTHING: PartitionTurn = { settled: 0, more: false };
+
+/** A function that works one turn of a held partition. */
+export function partitionPublisher(
+  work: PartitionWork,
+): (lease: HeldLease) => Promise<PartitionTurn> {
   const { store, owner, batchSize, policy, leases, send, outage, counters, audit } = work;
   const afterPublish = work.afterPublish;
 
@@ -48,10 +57,11 @@ export function partitionPublisher(work: PartitionWork): (lease: HeldLease) => P
     return ok;
   }
 
-  return async function publishPartition(lease: HeldLease): Promise<number> {
-    if (!leases.mayPublish(lease)) return 0;
+  return async function publishPartition(lease: HeldLease): Promise<PartitionTurn> {
+    if (!leases.mayPublish(lease)) return NOTHING;
     const rows = await store.readPending(lease.partition, batchSize);
-    if (rows.length === 0 || !leases.mayPublish(lease)) return 0;
+    if (rows.length === 0 || !leases.mayPublish(lease)) return NOTHING;
+    const full = rows.length >= batchSize;
     counters.batches++;
     let batchError: unknown;
     try {
@@ -66,11 +76,11 @@ export function partitionPublisher(work: PartitionWork): (lease: HeldLease) => P
         rows.map((row) => row.id),
       );
       await markPublished(lease, rows);
-      return rows.length;
+      return { settled: rows.length, more: full };
     }
     if (isOutage(batchError)) {
       outage.down(batchError);
-      return 0;
+      return NOTHING;
     }
     // Find the row(s) the transport refuses: one by one, in order, stopping at the first
     // failure so that later rows of its keys do not overtake it.
@@ -87,10 +97,10 @@ export function partitionPublisher(work: PartitionWork): (lease: HeldLease) => P
           lease.partition,
           sent.map((r) => r.id),
         );
-        if (!(await markPublished(lease, sent))) return sent.length;
+        if (!(await markPublished(lease, sent))) return { settled: sent.length, more: false };
         if (isOutage(error)) {
           outage.down(error);
-          return sent.length;
+          return { settled: sent.length, more: false };
         }
         const attempts = row.attempts + 1;
         const dead = attempts >= policy.maxAttempts || isFerryError(error, 'MESSAGE_TOO_LARGE');
@@ -101,7 +111,7 @@ export function partitionPublisher(work: PartitionWork): (lease: HeldLease) => P
         });
         if (!recorded) {
           leases.drop(lease, 'lost');
-          return sent.length;
+          return { settled: sent.length, more: false };
         }
         counters.failed++;
         if (dead) counters.dead++;
@@ -110,7 +120,7 @@ export function partitionPublisher(work: PartitionWork): (lease: HeldLease) => P
           err: error,
           ...(dead ? {} : { retryInMs }),
         });
-        return sent.length + 1;
+        return { settled: sent.length + 1, more: true };
       }
     }
     await afterPublish?.(
@@ -118,6 +128,6 @@ export function partitionPublisher(work: PartitionWork): (lease: HeldLease) => P
       sent.map((r) => r.id),
     );
     await markPublished(lease, sent);
-    return sent.length;
+    return { settled: sent.length, more: full };
   };
 }

@@ -74,8 +74,8 @@ export interface OutageTracker {
   down(error: unknown): void;
   /** A publish went through. */
   up(): void;
-  /** Whether publishing waits for the next probe now. */
-  waiting(): boolean;
+  /** How long publishing still waits for the next probe: 0 when it may go ahead. */
+  probeInMs(): number;
   /** When the outage began (epoch ms), or undefined while the broker is reachable. */
   since(): number | undefined;
 }
@@ -117,7 +117,7 @@ export function outageTracker(
       );
       outage = undefined;
     },
-    waiting: () => outage !== undefined && Date.now() < outage.probeAt,
+    probeInMs: () => (outage === undefined ? 0 : Math.max(0, outage.probeAt - Date.now())),
     since: () => outage?.since,
   };
 }

@@ -107,8 +107,8 @@ export interface PostgresOutbox extends Outbox<PgQueryable> {
 /**
  * `createOutbox` over {@link postgresOutboxStore}. With `notify`, every relay it makes also
  * listens on the wake-up channel (one dedicated connection per relay, opened by `start()`
- * and closed by `stop()`) and publishes as soon as a writer commits; polling stays the
- * fallback.
+ * and closed by `stop()`) and publishes as soon as a writer commits, reading only the
+ * partitions the commit wrote; polling stays the fallback.
  */
 export function postgresOutbox(options: PostgresOutboxOptions): PostgresOutbox {
   const store = postgresOutboxStore(options);
@@ -126,11 +126,14 @@ function wakeOnNotify(store: PostgresOutboxStore, relay: Relay): Relay {
   let subscription: WakeSubscription | undefined;
   return {
     owner: relay.owner,
-    wake: () => relay.wake(),
+    wake: (partition) => relay.wake(partition),
     stats: () => relay.stats(),
     start: async () => {
       await relay.start();
-      subscription = await store.listen(() => relay.wake());
+      subscription = await store.listen((partitions) => {
+        if (partitions === undefined) relay.wake();
+        else for (const partition of partitions) relay.wake(partition);
+      });
     },
     stop: async (stopOptions) => {
       await subscription?.close();
