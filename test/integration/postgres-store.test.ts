@@ -104,6 +104,35 @@ describe.skipIf(url === undefined)('postgres store and inbox', () => {
     await pool.query(`DROP SCHEMA "${schema}" CASCADE`);
   });
 
+  it('enqueues through a named statement on a pg client, and as plain text with prepare off', async () => {
+    const Topic = defineTopic<{ n: number }>('pg.prepared');
+    const prepared = async (client: pg.PoolClient, text: string): Promise<number> => {
+      const result = await client.query<{ n: number }>(
+        'SELECT count(*)::int AS n FROM pg_prepared_statements WHERE statement LIKE $1',
+        [`%${text}%`],
+      );
+      return Number(result.rows[0]?.n);
+    };
+    for (const prepare of [true, false]) {
+      const table = uniqueName('pgp');
+      drops.push(...outboxTables(table).map((t) => `"${t}"`));
+      const outbox = postgresOutbox({ pool, table, prepare });
+      await outbox.migrate();
+      const client = await pool.connect();
+      try {
+        await client.query('BEGIN');
+        await outbox.enqueue(client, Topic, { n: 1 });
+        await outbox.enqueue(client, Topic, { n: 2 });
+        await client.query('COMMIT');
+        expect(await prepared(client, `INSERT INTO "${table}"`)).toBe(prepare ? 1 : 0);
+      } finally {
+        client.release();
+      }
+      expect((await outbox.store.status()).reduce((sum, p) => sum + p.pending, 0)).toBe(2);
+      await outbox.store.close();
+    }
+  });
+
   describe('pool ownership', () => {
     /** Sessions of one application name: the connections of one pool. */
     const sessions = async (application: string): Promise<number> => {

@@ -40,6 +40,12 @@ export interface PostgresOutboxOptions extends PostgresConnectionOptions {
    * Costs the writers a short global lock at commit; polling works without it.
    */
   readonly notify?: boolean | string;
+  /**
+   * Enqueue through a named statement, parsed once per connection, when `tx` is a `pg`
+   * client (adapters always get plain text); default true. Set false behind a
+   * transaction-pooling PgBouncer older than 1.21, which cannot keep named statements.
+   */
+  readonly prepare?: boolean;
 }
 
 /** The PostgreSQL outbox store: the {@link OutboxStore} contract plus NOTIFY wake-ups. */
@@ -73,7 +79,10 @@ export function postgresOutboxStore(options: PostgresOutboxOptions): PostgresOut
         ? assertChannel(options.notify)
         : undefined;
   const conn = connection(options);
-  const core = createSqlOutboxStore(postgresDialect(conn, table, { channel }), configured);
+  const core = createSqlOutboxStore(
+    postgresDialect(conn, table, { channel, prepare: options.prepare ?? true }),
+    configured,
+  );
   const listeners = new Set<WakeSubscription>();
   const closeCore = core.close.bind(core);
   let closed = false;

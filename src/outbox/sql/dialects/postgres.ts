@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { InboxDialect } from '../inbox.js';
 import {
   sqlCompiler,
@@ -207,6 +208,8 @@ function statements(table: string): OutboxStatements {
 export interface PostgresInsertOptions {
   /** The wake-up channel every insert notifies (at commit), or undefined for none. */
   readonly channel: string | undefined;
+  /** Whether a `pg` client gets the insert as a named statement (parsed once per connection). */
+  readonly prepare: boolean;
 }
 
 const COLUMNS = 7;
@@ -227,12 +230,21 @@ function insertStatement(table: string, count: number, channel: boolean): string
     : insert;
 }
 
-function inserter(table: string, channel: string | undefined) {
-  const texts = new Map<number, string>();
-  const text = (count: number): string => {
+/** A `pg` client rather than an adapter: it takes a named statement, parsed once per connection. */
+const takesNamed = (tx: PgQueryable): tx is PgQueryable & NamedQueryable =>
+  typeof tx === 'object' && tx !== null && 'connectionParameters' in tx;
+
+interface NamedQueryable {
+  query(config: { name: string; text: string; values: unknown[] }): Promise<unknown>;
+}
+
+function inserter(table: string, { channel, prepare }: PostgresInsertOptions) {
+  const texts = new Map<number, { text: string; name: string }>();
+  const statement = (count: number): { text: string; name: string } => {
     let found = texts.get(count);
     if (found === undefined) {
-      found = insertStatement(table, count, channel !== undefined);
+      const text = insertStatement(table, count, channel !== undefined);
+      found = { text, name: `ferry_${createHash('sha1').update(text).digest('hex').slice(0, 24)}` };
       // Batches of any size come and go: keep the texts of the common sizes only.
       if (count <= 64) texts.set(count, found);
     }
@@ -247,7 +259,10 @@ function inserter(table: string, channel: string | undefined) {
       if (channel !== undefined) {
         values.push(channel, [...new Set(chunk.map((r) => r.partition))].join(','));
       }
-      await tx.query(text(chunk.length), values);
+      const { text, name } = statement(chunk.length);
+      await (prepare && chunk.length <= 64 && takesNamed(tx)
+        ? tx.query({ name, text, values })
+        : tx.query(text, values));
     }
   };
 }
@@ -262,7 +277,7 @@ export function postgresDialect(
   table: string,
   options: PostgresInsertOptions,
 ): SqlDialect<PgQueryable> {
-  const insert = inserter(table, options.channel);
+  const insert = inserter(table, options);
   const use = async <T>(work: (db: SqlSession) => Promise<T>): Promise<T> =>
     work(postgresSession(await connection.pool()));
   return {
