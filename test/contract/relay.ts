@@ -375,33 +375,48 @@ export function relayContract<Tx>(
       return keys;
     }
 
-    it('reads only the partition a wake-up names, at once, and gathers wake-ups into one round', async () => {
+    /** Three rows, of three keys, in `partition` of a table of 4 partitions; their ids. */
+    function enqueueIn(
+      made: StoreInstance<Tx>,
+      topic: string,
+      partition: number,
+    ): Promise<string[]> {
+      return enqueue(
+        made,
+        topic,
+        keysIn(partition, 4, 3).map((key, n) => ({ key, n })),
+      );
+    }
+
+    /** A started relay over a fresh table of 4 partitions whose first poll is over. */
+    async function watchedRelay(poll: { pollMinMs: number; pollMaxMs: number }): Promise<{
+      made: StoreInstance<Tx>;
+      topic: string;
+      seen: Delivery[];
+      reads: number[];
+      relay: Relay;
+    }> {
       const { made } = await fresh(4);
       const topic = uniqueName('woken');
       const transport = memoryTransport();
       const seen = await collect(transport, topic);
       const { store, reads } = readsOf(made.store);
+      const relay = createOutbox(store).relay({ transport, logger: silent, ...poll });
+      await start(relay);
+      expect(relay.stats().partitions).toEqual([0, 1, 2, 3]);
+      await waitFor('the first poll', () => reads.length >= 4);
+      return { made, topic, seen, reads, relay };
+    }
+
+    it('reads only the partition a wake-up names, at once, and gathers wake-ups into one round', async () => {
       // Polls a minute apart: what is published within the wait below was read on a wake-up.
-      const relay = createOutbox(store).relay({
-        transport,
-        logger: silent,
+      const { made, topic, seen, reads, relay } = await watchedRelay({
         pollMinMs: 60_000,
         pollMaxMs: 60_000,
       });
-      await start(relay);
-      expect(relay.stats().partitions).toEqual([0, 1, 2, 3]);
-      await waitFor('the first poll', () => reads.length === 4);
-
-      const woken = await enqueue(
-        made,
-        topic,
-        keysIn(1, 4, 3).map((key, n) => ({ key, n })),
-      );
-      const unnamed = await enqueue(
-        made,
-        topic,
-        keysIn(2, 4, 3).map((key, n) => ({ key, n })),
-      );
+      expect(reads).toHaveLength(4);
+      const woken = await enqueueIn(made, topic, 1);
+      const unnamed = await enqueueIn(made, topic, 2);
       const before = reads.length;
       for (let i = 0; i < 50; i++) relay.wake(1);
       await waitFor('the woken partition published', () =>
@@ -418,27 +433,11 @@ export function relayContract<Tx>(
     });
 
     it('publishes by its polls the rows no wake-up named, while wake-ups for another partition keep coming', async () => {
-      const { made } = await fresh(4);
-      const topic = uniqueName('polled');
-      const transport = memoryTransport();
-      const seen = await collect(transport, topic);
-      const { store, reads } = readsOf(made.store);
-      const relay = createOutbox(store).relay({
-        transport,
-        logger: silent,
-        pollMinMs: 50,
-        pollMaxMs: 200,
-      });
-      await start(relay);
-      await waitFor('the first poll', () => reads.length >= 4);
+      const { made, topic, seen, relay } = await watchedRelay({ pollMinMs: 50, pollMaxMs: 200 });
       // Wake-ups naming partition 0 alone, far more often than the relay polls.
       const storm = setInterval(() => relay.wake(0), 2);
       cleanup.push(async () => clearInterval(storm));
-      const unnamed = await enqueue(
-        made,
-        topic,
-        keysIn(2, 4, 3).map((key, n) => ({ key, n })),
-      );
+      const unnamed = await enqueueIn(made, topic, 2);
       await waitFor('the rows of the partition no wake-up named published', () =>
         unnamed.every((id) => seen.some((d) => idOf(d) === id)),
       );
