@@ -26,6 +26,11 @@ export interface PumpSource {
    * itself in the background (see `PartitionFeed`). Must not throw.
    */
   handled?(partition: number, nextOffset: number): void;
+  /**
+   * The position after `delivery`, for a source whose offsets are not numbers (a number the
+   * source handed out with it, increasing in read order). Default `Number(delivery.offset) + 1`.
+   */
+  offsetAfter?(delivery: Delivery): number;
 }
 
 export interface PumpOptions {
@@ -39,9 +44,11 @@ export interface PumpOptions {
   readonly batchSize?: number;
   /**
    * Told about failures of the source (`CONNECTION_FAILED` unless the source threw a
-   * FerryError); the pump reads again after `redeliveryDelayMs`.
+   * FerryError); the pump reads again after `retryDelayMs`.
    */
   readonly onError?: (error: FerryError) => void;
+  /** Wait before reading again after the source failed. Default `redeliveryDelayMs`. */
+  readonly retryDelayMs?: number;
 }
 
 interface Worker {
@@ -187,6 +194,7 @@ export class PartitionPump {
     if (previous) await previous;
     const { partition, redelivery } = worker;
     const { slots, handler } = this;
+    const offsetAfter = this.source.offsetAfter?.bind(this.source);
     let position: number | undefined;
     while (!worker.stopping) {
       let batch: Delivery[];
@@ -197,7 +205,7 @@ export class PartitionPump {
         batch = await this.source.read(partition, position, this.batchSize);
       } catch (error) {
         this.report(error, partition);
-        await this.idle(worker, this.options.redeliveryDelayMs);
+        await this.idle(worker, this.options.retryDelayMs ?? this.options.redeliveryDelayMs);
         continue;
       }
       if (batch.length === 0) {
@@ -225,7 +233,7 @@ export class PartitionPump {
           break;
         }
         if (this.abandoned) return;
-        const next = Number(delivery.offset) + 1;
+        const next = offsetAfter ? offsetAfter(delivery) : Number(delivery.offset) + 1;
         worker.handledUpTo = next;
         this.source.handled?.(partition, next);
       }

@@ -285,3 +285,38 @@ describe('PartitionFeed', () => {
     expect(await second.close(1000)).toBe(true);
   });
 });
+
+describe('PartitionPump', () => {
+  it('commits the positions a source gives for offsets that are not numbers', async () => {
+    const entries = ['1-0', '1-1', '2-0'].map((offset): Delivery => ({
+      topic: 't',
+      key: undefined,
+      headers: {},
+      body: Buffer.from(offset),
+      partition: 0,
+      offset,
+    }));
+    const commits: number[] = [];
+    let given = false;
+    let stuck = 0;
+    const pump = new PartitionPump(
+      {
+        position: () => 0,
+        read: () => (given ? [] : ((given = true), entries)),
+        offsetAfter: (d) => entries.indexOf(d) + 1,
+        commit: (_partition, next) => void commits.push(next),
+      },
+      (d) => {
+        if (d.offset !== '2-0') return Promise.resolve();
+        stuck++;
+        return new Promise<void>(() => undefined);
+      },
+      { concurrency: 1, idleWaitMs: 60_000, redeliveryDelayMs: 1 },
+    );
+    await pump.assign([0]);
+    await expect.poll(() => stuck).toBe(1);
+    // The last entry's handler never resolves: only the two before it are committed.
+    expect(await pump.close(50)).toBe(false);
+    expect(commits).toEqual([2]);
+  });
+});
