@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { roundRobinShare, within } from '../../../transport/kernel.js';
+import { PartitionPump, roundRobinShare, within } from '../../../transport/kernel.js';
 import { redisError } from '../common.js';
-import { PartitionWorker, type Context } from './subscription.js';
+import { StreamSource, type Context } from './subscription.js';
 
 // Group membership over Redis keys: a member renews its lease on each stream it reads every
 // `sessionTimeoutMs / 3` (HEARTBEAT), learns the live members, takes free streams of its fair
@@ -47,7 +47,10 @@ return 0
 /** One subscription in a group: holds leases on its share of the topic's streams. */
 export class GroupMember {
   readonly id = randomUUID();
-  private readonly workers = new Map<number, PartitionWorker>();
+  private readonly source: StreamSource;
+  private readonly pump: PartitionPump;
+  /** Streams this member reads (the pump's assignment). */
+  private readonly owned = new Set<number>();
   private readonly releasing = new Set<Promise<void>>();
   /** Partitions whose worker is stopping: not started again until it has. */
   private readonly stopping = new Set<number>();
@@ -60,7 +63,18 @@ export class GroupMember {
     private readonly context: Context,
     private readonly group: string,
     private readonly keyOf: (what: string) => string,
-  ) {}
+  ) {
+    this.source = new StreamSource(context, group, this.id);
+    this.pump = new PartitionPump(this.source, context.handler, {
+      concurrency: context.concurrency,
+      // A read blocks (`blockMs`) until there is something: none returned, read again.
+      idleWaitMs: 0,
+      redeliveryDelayMs: context.redeliveryDelayMs,
+      retryDelayMs: context.redeliveryDelayMs * 10,
+      batchSize: context.batchSize,
+      onError: context.onError,
+    });
+  }
 
   private leaseKey(partition: number): string {
     return this.keyOf(`lease:${partition}`);
@@ -106,20 +120,25 @@ export class GroupMember {
     } catch (error) {
       // Could not renew: once the leases may have run out, another member may own them.
       if (Date.now() - this.lastRenewed > sessionTimeoutMs) {
-        for (const partition of [...this.workers.keys()]) void this.drop(partition, false);
+        void this.drop([...this.owned], false);
       }
       throw error;
     }
     this.lastRenewed = Date.now();
     if (this.closed) return;
     const share = new Set(roundRobinShare(partitions, members.sort(), this.id));
-    for (const [partition] of this.workers) {
-      if (owners[partition] !== this.id) void this.drop(partition, false);
-      else if (!share.has(partition)) void this.drop(partition, true);
-    }
+    const owned = [...this.owned];
+    void this.drop(
+      owned.filter((partition) => owners[partition] !== this.id),
+      false,
+    );
+    void this.drop(
+      owned.filter((partition) => owners[partition] === this.id && !share.has(partition)),
+      true,
+    );
     const wanted = [...share].filter(
       (partition) =>
-        !this.workers.has(partition) &&
+        !this.owned.has(partition) &&
         !this.stopping.has(partition) &&
         (owners[partition] === '' || owners[partition] === this.id),
     );
@@ -133,36 +152,38 @@ export class GroupMember {
     )) as number[];
     if (this.closed) return;
     wanted.forEach((partition, index) => {
-      if (got[index] === 1) {
-        this.workers.set(
-          partition,
-          new PartitionWorker(this.context, this.group, this.id, partition),
-        );
-      }
+      if (got[index] === 1) this.owned.add(partition);
     });
+    void this.pump.assign(this.owned);
   }
 
-  /** Stops a worker (after its handler in flight) and gives its lease back if still ours. */
-  private drop(partition: number, release: boolean): Promise<void> {
-    const worker = this.workers.get(partition);
-    if (!worker) return Promise.resolve();
-    this.workers.delete(partition);
-    this.stopping.add(partition);
+  /**
+   * Stops reading `partitions` (after the handler in flight, waited for up to
+   * `sessionTimeoutMs`), and gives their leases back if still ours.
+   */
+  private drop(partitions: number[], release: boolean): Promise<void> {
+    if (partitions.length === 0) return Promise.resolve();
+    for (const partition of partitions) {
+      this.owned.delete(partition);
+      this.stopping.add(partition);
+    }
+    const stopped = this.pump.assign(this.owned);
+    for (const partition of partitions) this.source.stop(partition);
     const releasing = (async () => {
-      if (!(await within(worker.stop(), this.context.sessionTimeoutMs))) worker.abandoned = true;
-      if (release) await this.release([partition], false);
+      await within(stopped, this.context.sessionTimeoutMs);
+      if (release) await this.release(partitions, false);
     })()
       .catch((error: unknown) =>
         this.context.onError(
           redisError(
             'CONNECTION_FAILED',
-            `redis-streams hand-over of stream ${partition} failed`,
+            `redis-streams hand-over of streams ${partitions.join(', ')} failed`,
             error,
           ),
         ),
       )
       .finally(() => {
-        this.stopping.delete(partition);
+        for (const partition of partitions) this.stopping.delete(partition);
         this.releasing.delete(releasing);
       });
     this.releasing.add(releasing);
@@ -184,18 +205,15 @@ export class GroupMember {
     this.closed = true;
     clearTimeout(this.timer);
     await this.beating;
-    const workers = [...this.workers.values()];
-    this.workers.clear();
-    if (!(await within(Promise.all(workers.map((worker) => worker.stop())), timeoutMs))) {
-      for (const worker of workers) worker.abandoned = true;
-    }
-    await Promise.all(workers.map((worker) => worker.flushAcks()));
+    const owned = [...this.owned];
+    this.owned.clear();
+    const closing = this.pump.close(timeoutMs);
+    for (const partition of owned) this.source.stop(partition);
+    await closing;
+    await this.source.flushed();
     await within(Promise.all(this.releasing), timeoutMs);
     try {
-      await this.release(
-        workers.map((worker) => worker.partition),
-        true,
-      );
+      await this.release(owned, true);
     } catch (error) {
       // The leases run out on their own after sessionTimeoutMs.
       this.context.onError(

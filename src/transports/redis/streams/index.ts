@@ -159,6 +159,7 @@ export function redisStreams(options: RedisStreamsOptions = {}): Transport {
     async subscribe(subscribe: SubscribeOptions, handler: DeliveryHandler) {
       const { topic, group } = subscribe;
       const client = await connection();
+      const concurrency = subscribe.concurrency ?? partitions;
       const context: Context = {
         topic,
         partitions,
@@ -167,7 +168,8 @@ export function redisStreams(options: RedisStreamsOptions = {}): Transport {
         sessionTimeoutMs,
         redeliveryDelayMs: options.redeliveryDelayMs ?? 100,
         handler,
-        slots: new Semaphore(subscribe.concurrency ?? partitions),
+        concurrency,
+        slots: new Semaphore(concurrency),
         command: client,
         streamKey: (partition) => streamKey(topic, partition),
         onError,

@@ -1,9 +1,15 @@
 import type { Redis } from 'ioredis';
 import type { FerryError } from '../../../core/errors.js';
 import type { Delivery } from '../../../core/message.js';
-import { handOut, sleep, within, type Semaphore } from '../../../transport/kernel.js';
+import {
+  handOut,
+  sleep,
+  within,
+  type PumpSource,
+  type Semaphore,
+} from '../../../transport/kernel.js';
 import type { DeliveryHandler } from '../../../transport/transport.js';
-import { closeRedis, redisError } from '../common.js';
+import { redisError } from '../common.js';
 import { decodeEntry, toRecord, type StreamEntry } from './wire.js';
 
 /** What the readers of one subscription share. */
@@ -15,7 +21,9 @@ export interface Context {
   readonly sessionTimeoutMs: number;
   readonly redeliveryDelayMs: number;
   readonly handler: DeliveryHandler;
-  /** Bounds handlers running at once across the streams of the subscription. */
+  /** Most handlers running at once across the streams of the subscription. */
+  readonly concurrency: number;
+  /** Bounds handlers running at once across the streams of a subscription without a group. */
   readonly slots: Semaphore;
   readonly command: Redis;
   readonly streamKey: (partition: number) => string;
@@ -23,183 +31,193 @@ export interface Context {
   readonly onError: (error: FerryError) => void;
 }
 
-/** Hands a delivery out until its handler resolves (see `handOut`); false when stopped first. */
-function handleUntilDone(
-  context: Context,
-  delivery: Delivery,
-  signal: AbortSignal,
-): Promise<boolean> {
-  return handOut(delivery, context.handler, {
-    slots: context.slots,
-    redeliveryDelayMs: context.redeliveryDelayMs,
-    stopped: () => signal.aborted,
-    signal,
-  });
+type ReadReply = Array<[Buffer, StreamEntry[]]> | null;
+
+/** What a member knows of one stream it reads. */
+interface Stream {
+  readonly key: string;
+  /** Set once the member let the stream go: its reads end, it is not read again. */
+  stopped: boolean;
+  /** Next XAUTOCLAIM cursor while claiming what earlier owners left pending; then undefined. */
+  claimFrom: string | undefined;
+  reader: Redis | undefined;
+  /** The read of the next batch, started as soon as the last one came. */
+  next: Promise<ReadReply> | undefined;
+  /** Ids handed out and not yet acknowledged, in stream order; `ids[0]` is number `base`. */
+  readonly ids: string[];
+  base: number;
 }
 
-/** Reads one stream of a group while this member holds its lease. */
-export class PartitionWorker {
-  private readonly stopping = new AbortController();
-  private reader: Redis | undefined;
-  private acks: string[] = [];
+/**
+ * The streams of a group member, as the shared partition worker (`PartitionPump`) reads them:
+ * first what earlier owners left pending (XAUTOCLAIM), in stream order, then new entries
+ * (XREADGROUP), the next batch read while this one is handled. Entry ids are not numbers:
+ * each delivery is numbered in read order, and a `commit` acknowledges (XACK, one per batch)
+ * the ids numbered below it. Entries read but not handled when a stream stops stay pending
+ * for its next owner.
+ */
+export class StreamSource implements PumpSource {
+  private readonly streams = new Map<number, Stream>();
+  private readonly numbers = new WeakMap<Delivery, number>();
   private acking: Promise<void> = Promise.resolve();
-  private ackScheduled = false;
-  /** Set after a close timed out: a handler still running must not acknowledge. */
-  abandoned = false;
-  readonly done: Promise<void>;
 
   constructor(
     private readonly context: Context,
     private readonly group: string,
     private readonly consumer: string,
-    readonly partition: number,
-  ) {
-    this.done = this.run().finally(() => closeRedis(this.reader));
+  ) {}
+
+  position(): number {
+    return 0;
   }
 
-  private get key(): string {
-    return this.context.streamKey(this.partition);
+  async read(partition: number): Promise<Delivery[]> {
+    let stream = this.streams.get(partition);
+    if (!stream || stream.stopped) {
+      stream = {
+        key: this.context.streamKey(partition),
+        stopped: false,
+        claimFrom: '0-0',
+        reader: undefined,
+        next: undefined,
+        ids: [],
+        base: 0,
+      };
+      this.streams.set(partition, stream);
+    }
+    let entries: StreamEntry[];
+    try {
+      if (stream.claimFrom !== undefined) {
+        entries = await this.claim(stream);
+      } else {
+        const reply = await (stream.next ?? this.readNew(stream));
+        stream.next = stream.stopped ? undefined : this.readNew(stream);
+        entries = reply?.[0]?.[1] ?? [];
+      }
+    } catch (error) {
+      // What this member read and did not handle is claimed again first.
+      stream.claimFrom = '0-0';
+      stream.next = undefined;
+      if (stream.stopped) return [];
+      throw redisError(
+        'CONNECTION_FAILED',
+        `redis-streams read of ${stream.key} failed; reading again`,
+        error,
+      );
+    }
+    const batch: Delivery[] = [];
+    const trimmed: string[] = [];
+    for (const [idBuffer, fields] of entries) {
+      const id = idBuffer.toString();
+      // Trimmed away while pending: nothing left to hand out.
+      if (fields === null) {
+        trimmed.push(id);
+        continue;
+      }
+      const delivery = decodeEntry(this.context.topic, partition, id, fields);
+      this.numbers.set(delivery, stream.base + stream.ids.length + 1);
+      stream.ids.push(id);
+      batch.push(delivery);
+    }
+    this.ack(stream.key, trimmed);
+    return batch;
   }
 
-  /** Stops after the handler in flight; resolves when the worker has ended. */
-  stop(): Promise<void> {
-    this.stopping.abort();
-    // Breaks a blocking read. Entries it may just have taken stay pending for the next owner.
-    this.reader?.disconnect();
-    return this.done;
+  offsetAfter(delivery: Delivery): number {
+    return this.numbers.get(delivery) ?? Number.NaN;
   }
 
-  private async run(): Promise<void> {
+  commit(partition: number, nextOffset: number): void {
+    const stream = this.streams.get(partition);
+    if (!stream) return;
+    const ids = stream.ids.splice(0, nextOffset - stream.base);
+    stream.base = nextOffset;
+    this.ack(stream.key, ids);
+  }
+
+  /** Ends reading `partition`: a blocking read is broken, what it took stays pending. */
+  stop(partition: number): void {
+    const stream = this.streams.get(partition);
+    if (!stream) return;
+    stream.stopped = true;
+    stream.reader?.disconnect();
+  }
+
+  /** Resolves once every acknowledgement sent has been answered. */
+  flushed(): Promise<void> {
+    return this.acking;
+  }
+
+  private readNew(stream: Stream): Promise<ReadReply> {
     const { command, batchSize, blockMs } = this.context;
-    const signal = this.stopping.signal;
-    while (!signal.aborted) {
+    const reader = (stream.reader ??= command.duplicate());
+    const reading = reader.callBuffer(
+      'XREADGROUP',
+      'GROUP',
+      this.group,
+      this.consumer,
+      'COUNT',
+      batchSize,
+      'BLOCK',
+      blockMs,
+      'STREAMS',
+      stream.key,
+      '>',
+    ) as Promise<ReadReply>;
+    // A read ahead may fail while the batch before it is handled (a stop disconnects the
+    // reader): mark it handled at once; awaiting it still sees the failure.
+    reading.catch(() => undefined);
+    return reading;
+  }
+
+  /** One page of what earlier owners left pending; once none is left, forgets them. */
+  private async claim(stream: Stream): Promise<StreamEntry[]> {
+    const { command, batchSize } = this.context;
+    const { key } = stream;
+    const reply = (await command.callBuffer(
+      'XAUTOCLAIM',
+      key,
+      this.group,
+      this.consumer,
+      0,
+      stream.claimFrom ?? '0-0',
+      'COUNT',
+      batchSize,
+    )) as [Buffer, StreamEntry[], Buffer[]?];
+    const cursor = reply[0].toString();
+    if (cursor === '0-0') {
+      // Former owners now hold nothing here: drop them so the group does not fill with names.
+      const consumers = (await command.xinfo('CONSUMERS', key, this.group)) as unknown[][];
+      const idle = consumers
+        .map((fields) => toRecord(fields))
+        .filter((info) => info.name !== this.consumer && Number(info.pending) === 0);
+      if (idle.length > 0) {
+        const pipeline = command.pipeline();
+        for (const info of idle) pipeline.xgroup('DELCONSUMER', key, this.group, String(info.name));
+        await pipeline.exec();
+      }
+    }
+    stream.claimFrom = cursor === '0-0' ? undefined : cursor;
+    return reply[1];
+  }
+
+  // Sent in the background, one after another: the next batch is handled meanwhile.
+  private ack(key: string, ids: string[]): void {
+    if (ids.length === 0) return;
+    this.acking = this.acking.then(async () => {
       try {
-        // Whatever earlier owners left unacknowledged comes first, in stream order.
-        await this.takeOver();
-        const reader = (this.reader ??= command.duplicate());
-        const read = (): Promise<Array<[Buffer, StreamEntry[]]> | null> =>
-          reader.callBuffer(
-            'XREADGROUP',
-            'GROUP',
-            this.group,
-            this.consumer,
-            'COUNT',
-            batchSize,
-            'BLOCK',
-            blockMs,
-            'STREAMS',
-            this.key,
-            '>',
-          ) as Promise<Array<[Buffer, StreamEntry[]]> | null>;
-        // The next batch is read while this one is handled; it stays pending (for the next
-        // owner to claim) if the worker stops first.
-        // A read ahead may fail while the handler runs (stop() disconnects the reader): mark
-        // it handled at once; awaiting it below still sees the failure.
-        const readAhead = (): ReturnType<typeof read> => {
-          const pending = read();
-          pending.catch(() => undefined);
-          return pending;
-        };
-        let next = readAhead();
-        while (!signal.aborted) {
-          const reply = await next;
-          next = readAhead();
-          if (!(await this.handleAll(reply?.[0]?.[1] ?? []))) break;
-        }
+        await this.context.command.xack(key, this.group, ...ids);
       } catch (error) {
-        if (signal.aborted) break;
+        // Left pending: handed out again after a takeover (at-least-once).
         this.context.onError(
           redisError(
             'CONNECTION_FAILED',
-            `redis-streams read of ${this.key} failed; reading again`,
+            `redis-streams XACK on ${key} failed; left pending`,
             error,
           ),
         );
-        await sleep(this.context.redeliveryDelayMs * 10, signal);
       }
-    }
-    await this.flushAcks();
-  }
-
-  private async takeOver(): Promise<void> {
-    const { command, batchSize } = this.context;
-    let cursor = '0-0';
-    do {
-      const reply = (await command.callBuffer(
-        'XAUTOCLAIM',
-        this.key,
-        this.group,
-        this.consumer,
-        0,
-        cursor,
-        'COUNT',
-        batchSize,
-      )) as [Buffer, StreamEntry[], Buffer[]?];
-      cursor = reply[0].toString();
-      if (!(await this.handleAll(reply[1]))) return;
-    } while (cursor !== '0-0');
-    // Former owners now hold nothing here: drop them so the group does not fill with names.
-    const consumers = (await command.xinfo('CONSUMERS', this.key, this.group)) as unknown[][];
-    const idle = consumers
-      .map((fields) => toRecord(fields))
-      .filter((info) => info.name !== this.consumer && Number(info.pending) === 0);
-    if (idle.length > 0) {
-      const pipeline = command.pipeline();
-      for (const info of idle)
-        pipeline.xgroup('DELCONSUMER', this.key, this.group, String(info.name));
-      await pipeline.exec();
-    }
-  }
-
-  /** Handles entries in order; false when the worker stopped before the last one. */
-  private async handleAll(entries: readonly StreamEntry[]): Promise<boolean> {
-    const signal = this.stopping.signal;
-    for (const [idBuffer, fields] of entries) {
-      const id = idBuffer.toString();
-      if (fields === null) {
-        // Trimmed away while pending: nothing left to hand out.
-        this.ack(id);
-        continue;
-      }
-      if (signal.aborted) return false;
-      const delivery = decodeEntry(this.context.topic, this.partition, id, fields);
-      if (!(await handleUntilDone(this.context, delivery, signal))) return false;
-      if (this.abandoned) return false;
-      this.ack(id);
-    }
-    return !signal.aborted;
-  }
-
-  // Acknowledgements are sent in batches (one XACK per turn of the event loop).
-  private ack(id: string): void {
-    this.acks.push(id);
-    if (this.ackScheduled) return;
-    this.ackScheduled = true;
-    setImmediate(() => {
-      this.ackScheduled = false;
-      void this.flushAcks();
     });
-  }
-
-  flushAcks(): Promise<void> {
-    const ids = this.acks.splice(0);
-    if (ids.length > 0) {
-      this.acking = this.acking.then(async () => {
-        try {
-          await this.context.command.xack(this.key, this.group, ...ids);
-        } catch (error) {
-          // Left pending: handed out again after a takeover (at-least-once).
-          this.context.onError(
-            redisError(
-              'CONNECTION_FAILED',
-              `redis-streams XACK on ${this.key} failed; left pending`,
-              error,
-            ),
-          );
-        }
-      });
-    }
-    return this.acking;
   }
 }
 
@@ -229,8 +247,9 @@ export class PrivateReader {
   }
 
   private async run(keys: string[], ids: string[]): Promise<void> {
-    const { batchSize, blockMs, topic } = this.context;
+    const { batchSize, blockMs, topic, handler, slots, redeliveryDelayMs } = this.context;
     const signal = this.stopping.signal;
+    const redelivery = { slots, redeliveryDelayMs, stopped: () => signal.aborted, signal };
     const partitionOfKey = new Map(keys.map((key, partition) => [key, partition]));
     while (!signal.aborted) {
       try {
@@ -251,7 +270,7 @@ export class PrivateReader {
               const id = idBuffer.toString();
               if (fields !== null) {
                 const delivery = decodeEntry(topic, partition, id, fields);
-                if (!(await handleUntilDone(this.context, delivery, signal))) return;
+                if (!(await handOut(delivery, handler, redelivery))) return;
               }
               ids[partition] = id;
             }
