@@ -89,14 +89,16 @@ export interface HistogramMetric {
 }
 
 function counter(name: string, spec: Mirrored, labelNames: readonly string[]): CounterMetric {
-  const bound: { readonly labels: Labels; pending: number }[] = [];
+  // One handle per label set, however many buses bind it: the registry lives as long as the
+  // process, and buses come and go.
+  const bound = new Map<string, { readonly labels: Labels; pending: number }>();
   const prom = new Counter({
     name,
     help: spec.description,
     labelNames,
     registers: [metricsRegistry],
     collect() {
-      for (const handle of bound) {
+      for (const handle of bound.values()) {
         if (handle.pending === 0) continue;
         this.inc(handle.labels, handle.pending);
         handle.pending = 0;
@@ -114,11 +116,13 @@ function counter(name: string, spec: Mirrored, labelNames: readonly string[]): C
       otel(labels, value);
     },
     bind(labels) {
-      const handle = { labels, pending: 0 };
-      bound.push(handle);
+      const key = labelNames.map((name) => labels[name] ?? '').join('\u0000');
+      let handle = bound.get(key);
+      if (!handle) bound.set(key, (handle = { labels, pending: 0 }));
+      const held = handle;
       return {
         add(value = 1) {
-          handle.pending += value;
+          held.pending += value;
           otel(labels, value);
         },
       };
