@@ -447,7 +447,9 @@ interface CpuReport {
 
 /** Starts bench/relay-child.ts on `table` and resolves once its relay has started. */
 async function relayProcess(table: string, env: Record<string, string>): Promise<RelayProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/relay-child.ts'], {
+  // BENCH_RELAY_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", profiles the relays.
+  const nodeArgs = (process.env.BENCH_RELAY_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', 'bench/relay-child.ts'], {
     env: { ...process.env, OUTBOX_TABLE: table, ...env },
     stdio: ['pipe', 'pipe', 'inherit'],
   });
