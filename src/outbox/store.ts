@@ -126,6 +126,25 @@ export interface OutboxStore<Tx> {
    */
   markPublished(owner: string, lease: Lease, ids: readonly string[]): Promise<number>;
   /**
+   * What `readPending(partition, limit)` returns for each of `partitions`, read together
+   * (one statement where the database allows it), by partition. Optional: without it a relay
+   * reads each partition on its own.
+   */
+  readPendingMany?(
+    partitions: readonly number[],
+    limit: number,
+  ): Promise<ReadonlyMap<number, OutboxRecord[]>>;
+  /**
+   * `markPublished` of several leases' rows together (one statement where the database
+   * allows it): how many rows of each entry it marked, in the order of `batches`; fewer than
+   * an entry's `ids` means that lease was lost. Optional: without it a relay marks each
+   * partition on its own.
+   */
+  markPublishedMany?(
+    owner: string,
+    batches: readonly { readonly lease: Lease; readonly ids: readonly string[] }[],
+  ): Promise<number[]>;
+  /**
    * Records a failed publish of one row (guarded by the lease like `markPublished`):
    * attempts + 1, `last_error`, and either `available_at = now + retryInMs` or, with
    * `dead`, status dead. Returns false when the lease was lost.

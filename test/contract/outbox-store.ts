@@ -332,6 +332,60 @@ export function outboxStoreContract<Tx>(
       expect(await store.readPending(2, 10)).toHaveLength(1);
     });
 
+    it('reads several partitions together as it reads each alone', async () => {
+      const { a, store } = await fresh();
+      const readMany = the(store.readPendingMany?.bind(store));
+      const rows = [record(1, 'k'), record(2, 'k'), record(1, 'j'), record(1, 'k'), record(3)];
+      await enqueue(a, rows);
+      await enqueue(a, [record(2, 'x'), record(2, 'y')]);
+      const lease = the((await leaseOf(store, 'relay-a')).get(1));
+      // Partition 1: its second row in backoff holds back the rest; its first is read.
+      await store.markFailed('relay-a', lease, (rows[2] as NewOutboxRecord).id, 'boom', {
+        dead: false,
+        retryInMs: 60_000,
+      });
+      const alone = new Map<number, string[]>();
+      for (const p of [0, 1, 2, 3]) alone.set(p, ids(await store.readPending(p, 2)));
+      const together = await readMany([0, 1, 2, 3], 2);
+      expect([...together.keys()].sort()).toEqual([0, 1, 2, 3]);
+      for (const p of [0, 1, 2, 3]) expect(ids(together.get(p) ?? [])).toEqual(alone.get(p));
+      expect(alone.get(1)).toEqual([(rows[0] as NewOutboxRecord).id]);
+      expect(alone.get(2)).toHaveLength(2);
+      expect(ids((await readMany([3], 10)).get(3) ?? [])).toEqual([
+        (rows[4] as NewOutboxRecord).id,
+      ]);
+      expect((await readMany([0, 2], 0)).get(2)).toEqual([]);
+    });
+
+    it('marks several partitions together, each only with its current fence', async () => {
+      const { a, store } = await fresh(3);
+      const markMany = the(store.markPublishedMany?.bind(store));
+      const rows = [record(0), record(0), record(1), record(2)];
+      await enqueue(a, rows);
+      const leases = await leaseOf(store, 'relay-a');
+      const [zero, one, two] = [0, 1, 2].map((p) => the(leases.get(p)));
+      const [r0, r1, r2, r3] = rows.map((r) => r.id) as [string, string, string, string];
+      const stale: Lease = { partition: 1, fence: (one as Lease).fence - 1n };
+      expect(
+        await markMany('relay-a', [
+          { lease: zero as Lease, ids: [r0, r1] },
+          { lease: stale, ids: [r2] },
+          // A row of another partition is not marked under this one's lease.
+          { lease: two as Lease, ids: [r3, r2] },
+        ]),
+      ).toEqual([2, 0, 1]);
+      expect(await store.readPending(0, 10)).toEqual([]);
+      expect(ids(await store.readPending(1, 10))).toEqual([r2]);
+      expect(await store.readPending(2, 10)).toEqual([]);
+      expect(await markMany('relay-b', [{ lease: one as Lease, ids: [r2] }])).toEqual([0]);
+      expect(
+        await markMany('relay-a', [
+          { lease: one as Lease, ids: [r2] },
+          { lease: zero as Lease, ids: [r0] },
+        ]),
+      ).toEqual([1, 0]);
+    });
+
     it('records failures: attempts, backoff, dead, and retries dead rows', async () => {
       const { a, store } = await fresh();
       const rows = [record(0), record(0), record(0)];

@@ -80,8 +80,20 @@ export interface OutboxStatements {
    * row and those whose seq is in `@exclude`.
    */
   readonly readPending: string;
+  /**
+   * `@partitions @limit`: `readPending` of each partition in one statement (with no
+   * `@exclude`), ordered by partition then seq. Dialects without it read one partition at
+   * a time.
+   */
+  readonly readPendingMany?: string;
   /** `@partition @owner @fence @ids`, while the lease is held. */
   readonly markPublished: string;
+  /**
+   * `@owner @partitions @fences @ids`: marks the rows of every partition whose lease (at
+   * the fence at the same index) is held, returning each marked row's `partition`.
+   * Dialects without it mark one partition at a time.
+   */
+  readonly markPublishedMany?: string;
   /** `@partition @owner @fence @id @error @dead @retryInMs`, while the lease is held. */
   readonly markFailed: string;
   /**

@@ -258,6 +258,55 @@ export function createSqlOutboxStore<Tx>(
       });
     },
 
+    readPendingMany: async (partitions, limit) => {
+      const checked = checkLimit(limit, 'limit');
+      const many = sql.readPendingMany;
+      if (many === undefined || partitions.length <= 1) {
+        const lists = await Promise.all(partitions.map((p) => store.readPending(p, checked)));
+        return new Map(partitions.map((p, i) => [p, lists[i] ?? []]));
+      }
+      return run('readPending', async (db) => {
+        const out = new Map<number, OutboxRecord[]>(partitions.map((p) => [p, []]));
+        if (checked === 0) return out;
+        const { rows } = await db.query(many, {
+          partitions: dialect.list(partitions),
+          limit: checked,
+          now: Date.now(),
+        });
+        // A row in backoff holds back the rows behind it, in its partition.
+        const held = new Set<number>();
+        for (const row of rows) {
+          const partition = Number(row.partition);
+          if (held.has(partition)) continue;
+          if (!isTrue(row.ready)) held.add(partition);
+          else out.get(partition)?.push(toRecord(row));
+        }
+        return out;
+      });
+    },
+
+    markPublishedMany: async (owner, batches) => {
+      const many = sql.markPublishedMany;
+      if (many === undefined || batches.length <= 1) {
+        return Promise.all(batches.map(({ lease, ids }) => store.markPublished(owner, lease, ids)));
+      }
+      return run('markPublished', async (db) => {
+        const { rows } = await db.query(many, {
+          owner,
+          partitions: dialect.list(batches.map(({ lease }) => lease.partition)),
+          fences: dialect.list(batches.map(({ lease }) => lease.fence.toString())),
+          ids: dialect.list(batches.flatMap(({ ids }) => ids)),
+          now: Date.now(),
+        });
+        const marked = new Map<number, number>();
+        for (const row of rows) {
+          const partition = Number(row.partition);
+          marked.set(partition, (marked.get(partition) ?? 0) + 1);
+        }
+        return batches.map(({ lease }) => marked.get(lease.partition) ?? 0);
+      });
+    },
+
     markPublished: (owner, lease, ids) =>
       run('markPublished', async (db) => {
         if (ids.length === 0) return 0;

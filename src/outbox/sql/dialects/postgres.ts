@@ -167,6 +167,21 @@ function statements(table: string): OutboxStatements {
       FROM ${T} o WHERE status = 'pending' AND partition = @partition
         AND seq <> ALL(@exclude::bigint[]) AND NOT ${blockedBy('o')}
       ORDER BY seq LIMIT @limit`,
+    readPendingMany: `SELECT o.id, o.seq::text AS seq_text, o.topic, o.key, o.partition, o.payload,
+        o.headers, o.created_at, o.attempts, o.available_at, o.available_at <= now() AS ready
+      FROM unnest(@partitions::int[]) AS wanted(partition)
+      CROSS JOIN LATERAL (
+        SELECT * FROM ${T} o WHERE status = 'pending' AND partition = wanted.partition
+          AND NOT ${blockedBy('o')}
+        ORDER BY seq LIMIT @limit
+      ) o
+      ORDER BY o.partition, o.seq`,
+    markPublishedMany: `UPDATE ${T} o SET status = 'published', published_at = now()
+      FROM unnest(@partitions::int[], @fences::bigint[]) AS held(partition, fence)
+      WHERE o.id = ANY(@ids::text[]) AND o.partition = held.partition AND o.status = 'pending'
+        AND EXISTS (SELECT 1 FROM ${L} l WHERE l.partition = held.partition AND l.owner = @owner
+          AND l.fence = held.fence AND l.expires_at > now() FOR SHARE)
+      RETURNING o.partition`,
     markPublished: `UPDATE ${T} SET status = 'published', published_at = now()
       WHERE id = ANY(@ids::text[]) AND partition = @partition AND status = 'pending' AND ${leaseHeld}`,
     markFailed: `UPDATE ${T} SET attempts = attempts + 1, last_error = @error,
