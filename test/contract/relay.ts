@@ -338,8 +338,9 @@ export function relayContract<Tx>(
     });
 
     /**
-     * The store, with the partition of every `readPending` that returned, in order: a relay
-     * over it shows which partitions each wake-up and poll read.
+     * The store, with the partition of every read that returned (`readPending`, or each
+     * partition of a `readPendingMany`), in order: a relay over it shows which partitions
+     * each wake-up and poll read.
      */
     function readsOf(store: StoreInstance<Tx>['store']): {
       store: StoreInstance<Tx>['store'];
@@ -357,6 +358,17 @@ export function relayContract<Tx>(
                 ...rest,
               );
               reads.push(partition);
+              return rows;
+            };
+          }
+          if (property === 'readPendingMany' && typeof value === 'function') {
+            return async (partitions: readonly number[], ...rest: unknown[]) => {
+              const rows: unknown = await (value as (...args: unknown[]) => Promise<unknown>).call(
+                target,
+                partitions,
+                ...rest,
+              );
+              reads.push(...partitions);
               return rows;
             };
           }

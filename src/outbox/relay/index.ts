@@ -6,7 +6,7 @@ import { FerryError } from '../../core/errors.js';
 import { auditFromEnv, createLogger } from '../../core/log.js';
 import { defaultInstrumentation } from '../../observability/instrumentation.js';
 import type { OutboxStore } from '../store.js';
-import { leaseKeeper } from './leases.js';
+import { leaseKeeper, type HeldLease } from './leases.js';
 import { relaySettings, type Relay, type RelayOptions, type RelayStats } from './options.js';
 import { partitionPublisher } from './partition.js';
 import { auditor, outageTracker, sender } from './publish.js';
@@ -66,7 +66,7 @@ export function createRelay<Tx>(store: OutboxStore<Tx>, options: RelayOptions): 
     acquired: wake,
   });
   const outage = outageTracker(logger, destination, counters);
-  const publishPartition = partitionPublisher({
+  const publisher = partitionPublisher({
     store,
     owner,
     batchSize,
@@ -82,30 +82,31 @@ export function createRelay<Tx>(store: OutboxStore<Tx>, options: RelayOptions): 
   const purge = purger(store, retention, counters, running);
 
   /**
-   * Works one turn of each held partition, or of those in `only`, at once; returns how many
+   * Works one turn of each held partition, or of those in `only`, together; returns how many
    * rows were settled and the partitions that may hold more.
    */
   async function round(only?: ReadonlySet<number>): Promise<{ done: number; busy: number[] }> {
-    const turns = [...leases.held.values()]
-      .filter((lease) => only === undefined || only.has(lease.partition))
-      .map((lease) => {
-        const turn = publishPartition(lease).finally(() => inFlight.delete(lease.partition));
-        inFlight.set(lease.partition, turn);
-        return { partition: lease.partition, turn };
-      });
-    const results = await Promise.allSettled(turns.map(({ turn }) => turn));
+    const held = [...leases.held.values()].filter(
+      (lease) => only === undefined || only.has(lease.partition),
+    );
+    if (held.length === 0) return { done: 0, busy: [] };
+    const work = publisher.together(held);
+    for (const lease of held) inFlight.set(lease.partition, work);
     let done = 0;
     const busy: number[] = [];
-    results.forEach((result, i) => {
-      if (result.status === 'fulfilled') {
-        done += result.value.settled;
-        if (result.value.more) busy.push((turns[i] as { partition: number }).partition);
-      } else
-        logger.error(
-          { event: 'relay-round', result: 'error', err: result.reason },
-          'relay round failed',
-        );
-    });
+    try {
+      const turns = await work;
+      turns.forEach((turn, i) => {
+        done += turn.settled;
+        if (turn.more) busy.push((held[i] as HeldLease).partition);
+      });
+    } catch (error) {
+      logger.error({ event: 'relay-round', result: 'error', err: error }, 'relay round failed');
+    } finally {
+      for (const lease of held) {
+        if (inFlight.get(lease.partition) === work) inFlight.delete(lease.partition);
+      }
+    }
     return { done, busy };
   }
 

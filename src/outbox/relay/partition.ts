@@ -1,6 +1,9 @@
-// One partition's turn in a round: read its next batch, publish it, mark it published under
-// the lease's fence. A batch the broker refuses is sent row by row to find the row at fault,
-// which is charged an attempt (or marked dead) while the rows before it are marked.
+// A round's turns of its partitions: read each one's next batch, publish it, mark it
+// published under the lease's fence. Where the store reads and marks several partitions in
+// one statement, the partitions of a round go together: one read, one publish, one mark.
+// A batch the broker refuses is sent again partition by partition and then row by row, to
+// find the row at fault, which is charged an attempt (or marked dead) while the rows before
+// it are marked.
 import { describeError, isFerryError } from '../../core/errors.js';
 import { backoffDelay, type RetryPolicy } from '../../core/retry.js';
 import type { Instrumentation } from '../../observability/instrumentation.js';
@@ -35,12 +38,27 @@ export interface PartitionTurn {
 
 const NOTHING: PartitionTurn = { settled: 0, more: false };
 
-/** A function that works one turn of a held partition. */
-export function partitionPublisher(
-  work: PartitionWork,
-): (lease: HeldLease) => Promise<PartitionTurn> {
+/** Works turns of held partitions: one, or several together. */
+export interface PartitionPublisher {
+  /** One turn of `lease`'s partition. */
+  one(lease: HeldLease): Promise<PartitionTurn>;
+  /** One turn of each of `leases`, read, published and marked together where the store can. */
+  together(leases: readonly HeldLease[]): Promise<PartitionTurn[]>;
+}
+
+/** The turns of held partitions, for the relay's rounds. */
+export function partitionPublisher(work: PartitionWork): PartitionPublisher {
   const { store, owner, batchSize, policy, leases, send, outage, counters, audit } = work;
   const afterPublish = work.afterPublish;
+
+  /** Counts and audits what a mark of `rows` did; false when the lease was lost meanwhile. */
+  function settle(lease: HeldLease, rows: readonly OutboxRecord[], marked: number): boolean {
+    const ok = marked === rows.length;
+    if (!ok) leases.drop(lease, 'lost');
+    counters.published += marked;
+    for (const row of rows) audit(row, ok ? 'ok' : 'unmarked');
+    return ok;
+  }
 
   /** Marks `rows` published; false when the lease was lost meanwhile. */
   async function markPublished(lease: HeldLease, rows: readonly OutboxRecord[]): Promise<boolean> {
@@ -50,17 +68,13 @@ export function partitionPublisher(
       lease,
       rows.map((row) => row.id),
     );
-    const ok = marked === rows.length;
-    if (!ok) leases.drop(lease, 'lost');
-    counters.published += marked;
-    for (const row of rows) audit(row, ok ? 'ok' : 'unmarked');
-    return ok;
+    return settle(lease, rows, marked);
   }
 
-  return async function publishPartition(lease: HeldLease): Promise<PartitionTurn> {
-    if (!leases.mayPublish(lease)) return NOTHING;
-    const rows = await store.readPending(lease.partition, batchSize);
-    if (rows.length === 0 || !leases.mayPublish(lease)) return NOTHING;
+  const idsOf = (rows: readonly OutboxRecord[]): string[] => rows.map((row) => row.id);
+
+  /** Publishes `rows`, read from `lease`'s partition, and marks what went through. */
+  async function deliver(lease: HeldLease, rows: readonly OutboxRecord[]): Promise<PartitionTurn> {
     const full = rows.length >= batchSize;
     counters.batches++;
     let batchError: unknown;
@@ -71,10 +85,7 @@ export function partitionPublisher(
     }
     if (batchError === undefined) {
       outage.up();
-      await afterPublish?.(
-        lease.partition,
-        rows.map((row) => row.id),
-      );
+      await afterPublish?.(lease.partition, idsOf(rows));
       await markPublished(lease, rows);
       return { settled: rows.length, more: full };
     }
@@ -93,10 +104,7 @@ export function partitionPublisher(
         sent.push(row);
         continue;
       } catch (error) {
-        await afterPublish?.(
-          lease.partition,
-          sent.map((r) => r.id),
-        );
+        await afterPublish?.(lease.partition, idsOf(sent));
         if (!(await markPublished(lease, sent))) return { settled: sent.length, more: false };
         if (isOutage(error)) {
           outage.down(error);
@@ -123,11 +131,77 @@ export function partitionPublisher(
         return { settled: sent.length + 1, more: true };
       }
     }
-    await afterPublish?.(
-      lease.partition,
-      sent.map((r) => r.id),
-    );
+    await afterPublish?.(lease.partition, idsOf(sent));
     await markPublished(lease, sent);
     return { settled: sent.length, more: full };
-  };
+  }
+
+  async function one(lease: HeldLease): Promise<PartitionTurn> {
+    if (!leases.mayPublish(lease)) return NOTHING;
+    const rows = await store.readPending(lease.partition, batchSize);
+    if (rows.length === 0 || !leases.mayPublish(lease)) return NOTHING;
+    return deliver(lease, rows);
+  }
+
+  async function together(held: readonly HeldLease[]): Promise<PartitionTurn[]> {
+    const readMany = store.readPendingMany?.bind(store);
+    if (readMany === undefined || held.length <= 1) return settledAll(held.map(one));
+    const open = held.filter((lease) => leases.mayPublish(lease));
+    const read: ReadonlyMap<number, OutboxRecord[]> =
+      open.length === 0
+        ? new Map()
+        : await readMany(
+            open.map((l) => l.partition),
+            batchSize,
+          );
+    const batches = open
+      .map((lease) => ({ lease, rows: read.get(lease.partition) ?? [] }))
+      .filter(({ lease, rows }) => rows.length > 0 && leases.mayPublish(lease));
+    const turns = new Map<number, PartitionTurn>();
+    const turnsOf = (): PartitionTurn[] => held.map((l) => turns.get(l.partition) ?? NOTHING);
+    if (batches.length <= 1) {
+      for (const { lease, rows } of batches) turns.set(lease.partition, await deliver(lease, rows));
+      return turnsOf();
+    }
+    try {
+      await send(batches.flatMap(({ rows }) => rows));
+    } catch (error) {
+      if (isOutage(error)) {
+        counters.batches += batches.length;
+        outage.down(error);
+        return turnsOf();
+      }
+      // A row is refused: each partition on its own finds which.
+      const alone = await settledAll(batches.map(({ lease, rows }) => deliver(lease, rows)));
+      batches.forEach(({ lease }, i) => turns.set(lease.partition, alone[i] ?? NOTHING));
+      return turnsOf();
+    }
+    counters.batches += batches.length;
+    outage.up();
+    if (afterPublish !== undefined) {
+      for (const { lease, rows } of batches) await afterPublish(lease.partition, idsOf(rows));
+    }
+    const marks = batches.map(({ lease, rows }) => ({ lease, ids: idsOf(rows) }));
+    const marked = await (store.markPublishedMany
+      ? store.markPublishedMany(owner, marks)
+      : Promise.all(marks.map(({ lease, ids }) => store.markPublished(owner, lease, ids))));
+    batches.forEach(({ lease, rows }, i) => {
+      settle(lease, rows, marked[i] ?? 0);
+      turns.set(lease.partition, { settled: rows.length, more: rows.length >= batchSize });
+    });
+    return turnsOf();
+  }
+
+  return { one, together };
+}
+
+/**
+ * The values of `turns` once every one has settled, or the first failure then: a partition's
+ * turn is never left running behind a round that has ended (its lease may be given back).
+ */
+async function settledAll<T>(turns: readonly Promise<T>[]): Promise<T[]> {
+  const settled = await Promise.allSettled(turns);
+  const failed = settled.find((result) => result.status === 'rejected');
+  if (failed !== undefined) throw failed.reason;
+  return settled.map((result) => (result as PromiseFulfilledResult<T>).value);
 }
