@@ -705,6 +705,7 @@ function scaleOutGroup(): BenchGroup {
       },
       async round() {
         await enqueueAll(r.pool(), outbox as PostgresOutbox, 'bench.scale', rows);
+        const cpuBefore = await reports();
         const started = performance.now();
         await Promise.all(relays.map((relay) => relay.ask('wake')));
         const published = async (): Promise<number> =>
@@ -715,6 +716,10 @@ function scaleOutGroup(): BenchGroup {
           await sleep(2);
         }
         const seconds = (performance.now() - started) / 1000;
+        const cpuAfter = await reports();
+        const cpuMs =
+          cpuAfter.reduce((sum, report) => sum + report.cpu, 0) / 1000 -
+          cpuBefore.reduce((sum, report) => sum + report.cpu, 0) / 1000;
         // Untimed: every publish of every process, by message id.
         const seen = new Map<string, number>();
         for (const relay of relays) {
@@ -722,7 +727,14 @@ function scaleOutGroup(): BenchGroup {
         }
         let duplicates = 0;
         for (const times of seen.values()) duplicates += times - 1;
-        return { operations: rows, seconds, metrics: { 'duplicate publishes': duplicates } };
+        return {
+          operations: rows,
+          seconds,
+          metrics: {
+            'relay CPU, % of a core': (cpuMs / 1000 / seconds) * 100,
+            'duplicate publishes': duplicates,
+          },
+        };
       },
       async teardown() {
         await Promise.all(relays.map((relay) => relay.stop()));
@@ -735,7 +747,7 @@ function scaleOutGroup(): BenchGroup {
     title: `Relay scale-out to a remote-like broker (${delayMs} ms per publish batch, ${rows.toLocaleString('en')} rows)`,
     note: `1, 2 and 4 relay processes share one PostgreSQL outbox of ${PARTITIONS} partitions; each publishes to a transport (memory) wrapped to confirm each batch after ${delayMs} ms, as a broker across a network would. The processes start, take their leases and balance before the round; the round commits the rows (untimed), wakes the relays and is timed until all are published and marked. Duplicate publishes are counted by message id across processes, over all rounds.`,
     requires: 'FERRY_PG_URL',
-    metrics: { 'duplicate publishes': 'sum' },
+    metrics: { 'relay CPU, % of a core': 'median', 'duplicate publishes': 'sum' },
     cases: [scaleCase(1), scaleCase(2), scaleCase(4)],
     teardown: () => r.close(),
   };
