@@ -15,6 +15,7 @@ interface RelayFlags {
   owner?: string;
   leaseMs?: number;
   batchSize?: number;
+  gather?: number;
   maxAttempts?: number;
   retention: number | 'keep';
   stats: number;
@@ -44,6 +45,11 @@ export function relayCommand(program: Command): void {
       '--batch-size <rows>',
       'rows per partition per round (default 500)',
       positiveInteger('--batch-size'),
+    )
+    .option(
+      '--gather <duration>',
+      'once woken, wait this long so that rows committed meanwhile go out together: less CPU at light loads, that much more latency (default 0)',
+      duration({ zero: 'at once' }),
     )
     .option(
       '--max-attempts <n>',
@@ -104,6 +110,7 @@ export function relayCommand(program: Command): void {
             ...(flags.owner === undefined ? {} : { owner: flags.owner }),
             ...(flags.leaseMs === undefined ? {} : { leaseMs: flags.leaseMs }),
             ...(flags.batchSize === undefined ? {} : { batchSize: flags.batchSize }),
+            ...(flags.gather === undefined ? {} : { gatherMs: flags.gather }),
             ...(flags.maxAttempts === undefined ? {} : { maxAttempts: flags.maxAttempts }),
           };
           const running = opened.outbox.relay(options);

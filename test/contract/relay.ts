@@ -17,7 +17,7 @@ import { redisStreams } from '../../src/transports/redis/index.js';
 import { serviceUrl } from '../helpers/services.js';
 import { tcpProxy } from '../helpers/tcp-proxy.js';
 import type { OutboxStoreUnderTest, StoreInstance } from './outbox-store.js';
-import { uniqueName, waitFor } from '../helpers/wait.js';
+import { delay, uniqueName, waitFor } from '../helpers/wait.js';
 
 const silent = createLogger({ level: 'silent' });
 const redisUrl = serviceUrl('FERRY_REDIS_URL');
@@ -401,7 +401,11 @@ export function relayContract<Tx>(
     }
 
     /** A started relay over a fresh table of 4 partitions whose first poll is over. */
-    async function watchedRelay(poll: { pollMinMs: number; pollMaxMs: number }): Promise<{
+    async function watchedRelay(poll: {
+      pollMinMs: number;
+      pollMaxMs: number;
+      gatherMs?: number;
+    }): Promise<{
       made: StoreInstance<Tx>;
       topic: string;
       seen: Delivery[];
@@ -442,6 +446,34 @@ export function relayContract<Tx>(
       expect(reads.slice(before)).toEqual([1]);
       expect(seen.map(idOf).sort()).toEqual([...woken].sort());
       expect((await made.store.readPending(2, 10)).map((row) => row.id)).toEqual(unnamed);
+    });
+
+    it('with gatherMs, waits that long once woken and reads what was written meanwhile in the same round', async () => {
+      const { made, topic, seen, reads, relay } = await watchedRelay({
+        pollMinMs: 60_000,
+        pollMaxMs: 60_000,
+        gatherMs: 400,
+      });
+      const before = reads.length;
+      const first = await enqueueIn(made, topic, 1);
+      relay.wake(1);
+      await delay(100);
+      const second = await enqueueIn(made, topic, 2);
+      relay.wake(2);
+      // Nothing was read during the wait: the first rows wait for the second ones.
+      expect(reads.slice(before)).toEqual([]);
+      expect(seen).toEqual([]);
+      await waitFor('both partitions published', () =>
+        [...first, ...second].every((id) => seen.some((d) => idOf(d) === id)),
+      );
+      expect(reads.slice(before).sort()).toEqual([1, 2]);
+    });
+
+    it('refuses a negative gatherMs', async () => {
+      const { made } = await fresh(4);
+      expect(() =>
+        createOutbox(made.store).relay({ transport: memoryTransport(), gatherMs: -1 }),
+      ).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }) as Error);
     });
 
     it('publishes by its polls the rows no wake-up named, while wake-ups for another partition keep coming', async () => {

@@ -23,6 +23,7 @@ const badValues: Array<[string[], string, RegExp]> = [
   [['relay', ...db, ...t, '--lease-ms', '0'], '--lease-ms', /whole number >= 1/],
   [['relay', ...db, ...t, '--batch-size', '1.5'], '--batch-size', /whole number >= 1/],
   [['relay', ...db, ...t, '--max-attempts', 'x'], '--max-attempts', /whole number >= 1/],
+  [['relay', ...db, ...t, '--gather', '-5ms'], '--gather', /duration such as .*0 \(at once\)/],
   [['relay', ...db, ...t, '--stats', '5x'], '--stats', /duration such as .*0 \(never\)/],
   [['relay', ...db, ...t, '--stop-timeout', 'soon'], '--stop-timeout', /duration such as/],
   [['relay', ...db, ...t, '--retention', '-1d'], '--retention', /duration such as .*'keep'/],

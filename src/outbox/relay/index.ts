@@ -33,7 +33,8 @@ export function createRelay<Tx>(store: OutboxStore<Tx>, options: RelayOptions): 
   const { transport } = options;
   const destination = options.destination ?? transport.name;
   const owner = options.owner ?? defaultRelayOwner();
-  const { leaseMs, batchSize, pollMinMs, pollMaxMs, policy, retention } = relaySettings(options);
+  const { leaseMs, batchSize, pollMinMs, pollMaxMs, gatherMs, policy, retention } =
+    relaySettings(options);
   const auditOn = options.audit ?? auditFromEnv();
   const logger = (options.logger ?? createLogger(auditOn ? { level: 'info' } : {})).child({
     relay: owner,
@@ -154,6 +155,8 @@ export function createRelay<Tx>(store: OutboxStore<Tx>, options: RelayOptions): 
         await new Promise((resolve) => setImmediate(resolve));
       } else {
         await pause(pollAt - Date.now());
+        // Woken from idle: rows committed in the next moments go in the same round.
+        if (gatherMs > 0) await sleep(gatherMs);
       }
     }
   }
