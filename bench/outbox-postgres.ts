@@ -440,6 +440,7 @@ interface RelayProcess {
 }
 interface CpuReport {
   readonly cpu: number;
+  readonly system: number;
   readonly at: number;
   readonly published: number;
   readonly partitions: number;
@@ -489,7 +490,7 @@ function relayCpuGroup(): BenchGroup {
   const r = resources();
   let topic = '';
 
-  const relayCase = (label: string, notify: boolean): BenchCase => {
+  const relayCase = (label: string, notify: boolean, gatherMs = 0): BenchCase => {
     let outbox: TableOutbox | undefined;
     let relay: RelayProcess | undefined;
     const cpu = (): Promise<CpuReport> => (relay as RelayProcess).ask<CpuReport>('cpu');
@@ -497,7 +498,10 @@ function relayCpuGroup(): BenchGroup {
       name: label,
       async setup() {
         outbox = await r.outbox({ notify });
-        relay = await relayProcess(outbox.table, { NOTIFY: notify ? '1' : '0' });
+        relay = await relayProcess(outbox.table, {
+          NOTIFY: notify ? '1' : '0',
+          GATHER_MS: String(gatherMs),
+        });
         // Warm: a first message has gone all the way through before the window.
         const client = await r.pool().connect();
         try {
@@ -532,6 +536,8 @@ function relayCpuGroup(): BenchGroup {
           metrics: {
             'relay CPU, % of a core':
               ((after.cpu - before.cpu) / 1000 / (after.at - before.at)) * 100,
+            'of which in the kernel':
+              ((after.system - before.system) / 1000 / (after.at - before.at)) * 100,
           },
         };
       },
@@ -547,13 +553,15 @@ function relayCpuGroup(): BenchGroup {
     note: 'Four writers commit one message per transaction on a steady schedule; the relay runs in its own process and reports process.cpuUsage() over the window, from before the first commit to the last message published.',
     requires: ['FERRY_PG_URL', 'FERRY_KAFKA_BROKERS'],
     ratio: false,
-    metrics: { 'relay CPU, % of a core': 'median' },
+    metrics: { 'relay CPU, % of a core': 'median', 'of which in the kernel': 'median' },
     async setup() {
       topic = r.topic('cpu');
     },
     cases: [
       relayCase('ferry relay, LISTEN/NOTIFY wake-ups', true),
       relayCase('ferry relay, polling (10 ms … 1 s)', false),
+      relayCase('ferry relay, LISTEN/NOTIFY wake-ups, gatherMs 5', true, 5),
+      relayCase('ferry relay, LISTEN/NOTIFY wake-ups, gatherMs 25', true, 25),
     ],
     teardown: () => r.close(),
   };

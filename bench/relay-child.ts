@@ -2,7 +2,8 @@
 // TRANSPORT=delayed, to an in-process memory transport that confirms each publish batch after
 // DELAY_MS (as a broker across a network would). Says `ready` once started, then answers one
 // line per line on stdin:
-//   cpu   -> {"cpu": µs of process CPU, "at": ms, "published": n, "partitions": n held}
+//   cpu   -> {"cpu": µs of process CPU, "system": µs of it in the kernel, "at": ms,
+//             "published": n, "partitions": n held}
 //   wake  -> {"woken": true} after waking the relay
 //   ids   -> the ids of every message published so far, one entry per publish (JSON array)
 //   stop  -> stops the relay and exits
@@ -44,6 +45,7 @@ const relay = outbox.relay({
   transport,
   ...(process.env.OWNER ? { owner: process.env.OWNER } : {}),
   ...(process.env.LEASE_MS ? { leaseMs: Number(process.env.LEASE_MS) } : {}),
+  ...(process.env.GATHER_MS ? { gatherMs: Number(process.env.GATHER_MS) } : {}),
   retention: 'keep',
   logger: createLogger({ level: 'silent' }),
 });
@@ -56,6 +58,7 @@ for await (const line of createInterface({ input: process.stdin })) {
     const stats = relay.stats();
     say({
       cpu: user + system,
+      system,
       at: performance.now(),
       published: stats.published,
       partitions: stats.partitions.length,
