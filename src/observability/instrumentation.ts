@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Delivery, Headers } from '../core/message.js';
-import { metrics, type BoundCounter } from './metrics.js';
+import { LabelCache, type Labelled } from './label-cache.js';
+import { metrics } from './metrics.js';
 import {
   errorType,
   messagingSystem,
@@ -114,72 +115,6 @@ export interface InstrumentationOptions {
 
 const seconds = (started: number): number => (performance.now() - started) / 1000;
 
-/** Label objects of the successful path of one (system, topic, group). */
-interface Labelled {
-  readonly consumed: Readonly<Record<string, string>>;
-  readonly processed: Readonly<Record<string, string>>;
-  readonly sent: Readonly<Record<string, string>>;
-  /** Retries and inbox duplicates. */
-  readonly destination: Readonly<Record<string, string>>;
-  /** The counters of the path every message takes, bound to the labels above. */
-  readonly consumedCount: BoundCounter;
-  readonly sentCount: BoundCounter;
-  readonly retryCount: BoundCounter;
-  readonly duplicateCount: BoundCounter;
-}
-
-/**
- * Label objects built once per destination rather than per message (a consumer or producer
- * sees few distinct (system, topic, group) triples), found without building a key string.
- */
-class LabelCache {
-  private readonly systems = new Map<string, Map<string, Map<string, Labelled>>>();
-
-  get(system: string, topic: string, group: string): Labelled {
-    let topics = this.systems.get(system);
-    if (!topics) this.systems.set(system, (topics = new Map<string, Map<string, Labelled>>()));
-    let groups = topics.get(topic);
-    if (!groups) topics.set(topic, (groups = new Map<string, Labelled>()));
-    let labels = groups.get(group);
-    if (!labels) {
-      const consumed = {
-        messaging_system: system,
-        messaging_destination_name: topic,
-        messaging_consumer_group_name: group,
-        messaging_operation_name: 'process',
-        error_type: '',
-      };
-      const sent = {
-        messaging_system: system,
-        messaging_destination_name: topic,
-        messaging_operation_name: 'send',
-        error_type: '',
-      };
-      const destination = {
-        messaging_destination_name: topic,
-        messaging_consumer_group_name: group,
-      };
-      labels = {
-        consumed,
-        processed: {
-          messaging_system: system,
-          messaging_destination_name: topic,
-          messaging_consumer_group_name: group,
-          error_type: '',
-        },
-        sent,
-        destination,
-        consumedCount: metrics.consumed.bind(consumed),
-        sentCount: metrics.sent.bind(sent),
-        retryCount: metrics.retries.bind(destination),
-        duplicateCount: metrics.inboxDuplicates.bind(destination),
-      };
-      groups.set(group, labels);
-    }
-    return labels;
-  }
-}
-
 /**
  * One delivery's observation: a class rather than an object of closures, so a delivery costs
  * one small allocation when no tracer is registered.
@@ -227,15 +162,17 @@ class Delivered implements DeliveryObservation {
   end(outcome: string, attempts: number, error?: unknown): void {
     this.span?.end(outcome, attempts, error);
     if (!this.labels) return;
+    if (error === undefined) {
+      this.labels.processedDuration.record(seconds(this.started));
+      return;
+    }
     metrics.processDuration.record(
-      error === undefined
-        ? this.labels.processed
-        : {
-            messaging_system: this.system,
-            messaging_destination_name: this.topic,
-            messaging_consumer_group_name: this.group,
-            error_type: errorType(error),
-          },
+      {
+        messaging_system: this.system,
+        messaging_destination_name: this.topic,
+        messaging_consumer_group_name: this.group,
+        error_type: errorType(error),
+      },
       seconds(this.started),
     );
   }

@@ -1,5 +1,6 @@
 import type { Counter as OtelCounter, Histogram as OtelHistogram, Meter } from '@opentelemetry/api';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { mergeObservations, type PendingObservations } from './histogram-buckets.js';
 import { activeMetricsApi } from './otel.js';
 import { SCOPE } from './tracing.js';
 
@@ -86,6 +87,18 @@ export interface BoundCounter {
 }
 export interface HistogramMetric {
   record(labels: Labels, value: number): void;
+  /**
+   * A handle for one labels object reused for the life of the process (see
+   * {@link CounterMetric.bind}): its observations are summed into buckets in place and reach
+   * the Prometheus registry when it is read, so an observation costs a bucket search rather
+   * than a label lookup.
+   */
+  bind(labels: Labels): BoundHistogram;
+}
+
+/** A histogram with its labels fixed (see {@link HistogramMetric.bind}). */
+export interface BoundHistogram {
+  record(value: number): void;
 }
 
 function counter(name: string, spec: Mirrored, labelNames: readonly string[]): CounterMetric {
@@ -136,20 +149,58 @@ function histogram(
   labelNames: readonly string[],
   buckets: number[] = DURATION_BUCKETS,
 ): HistogramMetric {
-  const prom = new Histogram({
+  // As with counters: one handle per label set, summed in place until the registry is read.
+  const bound = new Map<string, PendingObservations>();
+  const upperBounds = [...buckets].sort((a, b) => a - b);
+  const prom: Histogram = new Histogram({
     name,
     help: spec.description,
     labelNames,
     buckets,
     registers: [metricsRegistry],
+    collect() {
+      for (const pending of bound.values()) {
+        if (pending.count > 0) mergeObservations(prom, labelNames, upperBounds, pending);
+      }
+    },
   });
+  const otel = (labels: Labels, value: number): void =>
+    (otelInstrument(spec, 'histogram') as OtelHistogram | undefined)?.record(
+      value,
+      otelAttributes(labels),
+    );
   return {
     record(labels, value) {
       prom.observe(labels, value);
-      (otelInstrument(spec, 'histogram') as OtelHistogram | undefined)?.record(
-        value,
-        otelAttributes(labels),
-      );
+      otel(labels, value);
+    },
+    bind(labels) {
+      const key = labelNames.map((name) => labels[name] ?? '').join('\u0000');
+      let pending = bound.get(key);
+      if (!pending) {
+        pending = {
+          labels,
+          buckets: new Array<number>(upperBounds.length + 1).fill(0),
+          sums: new Array<number>(upperBounds.length + 1).fill(0),
+          count: 0,
+          sum: 0,
+        };
+        bound.set(key, pending);
+      }
+      const held = pending;
+      const last = upperBounds.length;
+      return {
+        record(value) {
+          if (!Number.isFinite(value)) throw new TypeError(`Value is not a valid number: ${value}`);
+          let i = 0;
+          while (i < last && value > upperBounds[i]!) i++;
+          held.buckets[i]!++;
+          held.sums[i]! += value;
+          held.count++;
+          held.sum += value;
+          otel(labels, value);
+        },
+      };
     },
   };
 }

@@ -24,6 +24,7 @@ import {
   traceIdOf,
 } from '../../src/index.js';
 import { buildOutgoing } from '../../src/core/message.js';
+import { metrics as instruments } from '../../src/observability/metrics.js';
 import { parseListen } from '../../src/observability/server.js';
 import {
   openSqliteDatabase,
@@ -167,6 +168,33 @@ describe('metrics', () => {
     );
     await bus.close();
     await provider.shutdown();
+  });
+
+  it('a bound histogram reaches Prometheus with the same buckets, sum and count as recording one by one', async () => {
+    const labels = {
+      messaging_system: 'memory',
+      messaging_destination_name: uniqueName('bound'),
+      messaging_consumer_group_name: 'g',
+      error_type: '',
+    };
+    const bucket = (le: string): Promise<number | undefined> =>
+      sample('messaging_process_duration_seconds_bucket', { ...labels, le });
+    const bound = instruments.processDuration.bind(labels);
+    for (const value of [0.001, 0.02, 0.02, 20]) bound.record(value);
+    // The same label set recorded without the handle, from an equal but distinct object.
+    instruments.processDuration.record({ ...labels }, 0.3);
+    expect(await bucket('0.005')).toBe(1);
+    expect(await bucket('0.025')).toBe(3);
+    expect(await bucket('0.5')).toBe(4);
+    expect(await bucket('10')).toBe(4);
+    expect(await bucket('+Inf')).toBe(5);
+    expect(await sample('messaging_process_duration_seconds_count', labels)).toBe(5);
+    expect(await sample('messaging_process_duration_seconds_sum', labels)).toBeCloseTo(20.341, 9);
+    // Read again: nothing counted twice; later observations add to what was there.
+    expect(await sample('messaging_process_duration_seconds_count', labels)).toBe(5);
+    instruments.processDuration.bind({ ...labels }).record(0.004);
+    expect(await bucket('0.005')).toBe(2);
+    expect(await sample('messaging_process_duration_seconds_count', labels)).toBe(6);
   });
 });
 
