@@ -21,8 +21,20 @@ export interface Labelled {
  */
 export class LabelCache {
   private readonly systems = new Map<string, Map<string, Map<string, Labelled>>>();
+  // A subscription's deliveries come one destination after another: the last one found
+  // answers most calls without a lookup.
+  private last: { system: string; topic: string; group: string; labels: Labelled } | undefined;
 
   get(system: string, topic: string, group: string): Labelled {
+    const last = this.last;
+    if (last && last.topic === topic && last.group === group && last.system === system)
+      return last.labels;
+    const labels = this.find(system, topic, group);
+    this.last = { system, topic, group, labels };
+    return labels;
+  }
+
+  private find(system: string, topic: string, group: string): Labelled {
     let topics = this.systems.get(system);
     if (!topics) this.systems.set(system, (topics = new Map<string, Map<string, Labelled>>()));
     let groups = topics.get(topic);
