@@ -138,9 +138,11 @@ export function buildOutgoing(parts: OutgoingParts): OutgoingMessage {
 
 // Messages published together carry one created-at text (and a busy producer's messages
 // share the millisecond), so the last text read is kept with its time: most deliveries cost a
-// comparison instead of a date parse.
-let lastCreatedText: string | undefined;
-let lastCreatedMs = NaN;
+// comparison instead of a date parse. One per partition (slots by its low bits): a consumer
+// takes turns between partitions, whose messages at a time come from different batches.
+const CREATED_SLOTS = 16;
+const lastCreatedText = new Array<string | undefined>(CREATED_SLOTS).fill(undefined);
+const lastCreatedMs = new Array<number>(CREATED_SLOTS).fill(NaN);
 
 /**
  * When the message was first made, in ms since the epoch: its header, else when the broker
@@ -149,11 +151,13 @@ let lastCreatedMs = NaN;
 export function deliveryCreatedMs(delivery: Delivery, fallbackMs = Date.now()): number {
   const text = delivery.headers[HEADER.createdAt];
   if (text !== undefined) {
-    if (text !== lastCreatedText) {
-      lastCreatedText = text;
-      lastCreatedMs = Date.parse(text);
+    const slot = delivery.partition & (CREATED_SLOTS - 1);
+    let ms = lastCreatedMs[slot] ?? NaN;
+    if (text !== lastCreatedText[slot]) {
+      lastCreatedText[slot] = text;
+      lastCreatedMs[slot] = ms = Date.parse(text);
     }
-    if (!Number.isNaN(lastCreatedMs)) return lastCreatedMs;
+    if (!Number.isNaN(ms)) return ms;
   }
   return delivery.brokerTime?.getTime() ?? fallbackMs;
 }

@@ -17,7 +17,7 @@ import {
   type Inbox,
   type Message,
 } from '../../src/index.js';
-import { hashKey, partitionFor } from '../../src/core/message.js';
+import { deliveryCreatedMs, hashKey, partitionFor, type Delivery } from '../../src/core/message.js';
 import { backoffDelay, resolveRetry, sleep } from '../../src/core/retry.js';
 import { validatePayload } from '../../src/core/topic.js';
 import { memory } from '../../src/transports/memory/index.js';
@@ -254,6 +254,30 @@ describe('bus', () => {
     }
     expect(JSON.parse(JSON.stringify(dated))).toMatchObject({ createdAt: at, payload: 'a' });
     await bus.close();
+  });
+
+  it('reads each delivery’s own created-at, however partitions and texts interleave', () => {
+    const delivery = (partition: number, createdAt: string | undefined): Delivery => ({
+      topic: 't',
+      key: undefined,
+      body: Buffer.alloc(0),
+      partition,
+      offset: '0',
+      headers: createdAt === undefined ? {} : { 'ferry-created-at': createdAt },
+      brokerTime: new Date(5),
+    });
+    const texts = ['2021-01-01T00:00:00.001Z', '2022-02-02T00:00:00.002Z', 'not a date'];
+    // Partitions 0 and 16 share a slot of the cache; 1 and 3 do not.
+    const partitions = [0, 16, 1, 0, 3, 16, 0];
+    for (let round = 0; round < 3; round++) {
+      for (const [index, partition] of partitions.entries()) {
+        const text = texts[(index + round) % texts.length];
+        const expected = text === 'not a date' ? 5 : Date.parse(text ?? '');
+        expect(deliveryCreatedMs(delivery(partition, text), 7)).toBe(expected);
+      }
+    }
+    expect(deliveryCreatedMs(delivery(2, undefined), 7)).toBe(5);
+    expect(deliveryCreatedMs({ ...delivery(2, undefined), brokerTime: undefined }, 7)).toBe(7);
   });
 
   it('refuses an inbox without a consumer group', async () => {
