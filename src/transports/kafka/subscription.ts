@@ -1,7 +1,7 @@
 import type * as KafkaLib from '@platformatic/kafka';
 import type { FerryError } from '../../core/errors.js';
 import { PartitionFeed, PartitionPump, sleep } from '../../transport/kernel.js';
-import { subscriptionAssigner, toDelivery, type KafkaRecord } from './wire.js';
+import { guardBrokerLookups, subscriptionAssigner, toDelivery, type KafkaRecord } from './wire.js';
 import type {
   CloseOptions,
   DeliveryHandler,
@@ -77,8 +77,10 @@ export class KafkaSubscription implements Subscription {
   private done: Promise<void> | undefined;
   private readonly stopped = new AbortController();
 
+  private consumer: Consumer;
+
   private constructor(
-    private readonly consumer: Consumer,
+    private readonly newConsumer: (subscription: KafkaSubscription) => Consumer,
     private readonly settings: KafkaSubscriptionSettings,
     private readonly handler: DeliveryHandler,
   ) {
@@ -106,6 +108,7 @@ export class KafkaSubscription implements Subscription {
       redeliveryDelayMs: settings.redeliveryDelayMs,
       onError: settings.onError,
     });
+    this.consumer = newConsumer(this);
   }
 
   /** Joins the group and resolves once this member knows its partitions and where to start. */
@@ -114,31 +117,39 @@ export class KafkaSubscription implements Subscription {
     settings: KafkaSubscriptionSettings,
     handler: DeliveryHandler,
   ): Promise<KafkaSubscription> {
-    const consumer = new lib.Consumer<string, Buffer, string, string>({
-      ...settings.clientOptions,
-      groupId: settings.groupId,
-      autocommit: false,
-      sessionTimeout: settings.sessionTimeoutMs,
-      heartbeatInterval: settings.heartbeatIntervalMs,
-      rebalanceTimeout: settings.rebalanceTimeoutMs,
-      maxWaitTime: settings.maxWaitMs,
-      partitionAssigner: subscriptionAssigner,
-      deserializers: {
-        key: lib.stringDeserializer,
-        headerKey: lib.stringDeserializer,
-        headerValue: lib.stringDeserializer,
-      },
-    });
-    const subscription = new KafkaSubscription(consumer, settings, handler);
-    consumer.on('consumer:group:join', (payload) => subscription.onJoin(payload.assignments));
-    // Save finished work while the group still accepts this generation's commits.
-    consumer.on('consumer:group:rebalance', () => {
-      subscription.commitNow = true;
-      subscription.flushCommits();
-    });
-    consumer.on('error', (error: unknown) =>
-      settings.onError(settings.toFerryError(error, 'CONNECTION_FAILED', 'Kafka consumer')),
-    );
+    const newConsumer = (subscription: KafkaSubscription): Consumer => {
+      const consumer = new lib.Consumer<string, Buffer, string, string>({
+        ...settings.clientOptions,
+        groupId: settings.groupId,
+        autocommit: false,
+        sessionTimeout: settings.sessionTimeoutMs,
+        heartbeatInterval: settings.heartbeatIntervalMs,
+        rebalanceTimeout: settings.rebalanceTimeoutMs,
+        maxWaitTime: settings.maxWaitMs,
+        partitionAssigner: subscriptionAssigner,
+        deserializers: {
+          key: lib.stringDeserializer,
+          headerKey: lib.stringDeserializer,
+          headerValue: lib.stringDeserializer,
+        },
+      });
+      guardBrokerLookups(consumer);
+      consumer.on('consumer:group:join', (payload) => {
+        if (subscription.consumer === consumer) subscription.onJoin(payload.assignments);
+      });
+      // Save finished work while the group still accepts this generation's commits.
+      consumer.on('consumer:group:rebalance', () => {
+        if (subscription.consumer !== consumer) return;
+        subscription.commitNow = true;
+        subscription.flushCommits();
+      });
+      consumer.on('error', (error: unknown) =>
+        settings.onError(settings.toFerryError(error, 'CONNECTION_FAILED', 'Kafka consumer')),
+      );
+      return consumer;
+    };
+    const subscription = new KafkaSubscription(newConsumer, settings, handler);
+    const consumer = subscription.consumer;
     try {
       await subscription.consume();
     } catch (error) {
@@ -271,6 +282,9 @@ export class KafkaSubscription implements Subscription {
     for (let attempt = 0; !this.closing; attempt++) {
       await this.sleep(Math.min(500 * 2 ** attempt, 10_000));
       if (this.closing) return;
+      // A client that keeps failing may hold on to a group coordinator that is gone (the
+      // client looks it up once): a new client joins the group through the current one.
+      if (attempt > 0 && attempt % 2 === 0) this.replaceConsumer();
       try {
         await this.consume();
         return;
@@ -280,6 +294,13 @@ export class KafkaSubscription implements Subscription {
         );
       }
     }
+  }
+
+  /** Leaves the old client behind (closed in the background) and takes a new one. */
+  private replaceConsumer(): void {
+    const old = this.consumer;
+    this.consumer = this.newConsumer(this);
+    void forceClose(old).catch(() => undefined);
   }
 
   private sleep(ms: number): Promise<void> {

@@ -168,3 +168,37 @@ export const subscriptionAssigner: KafkaLib.GroupPartitionsAssigner = (
   }
   return result;
 };
+
+/**
+ * Makes a client's lookup of a broker missing from its cached metadata a retriable error
+ * that drops the cache, instead of a TypeError thrown inside the client (1.x), after which
+ * the heartbeat, commit or fetch that asked would never call back: that happens when a
+ * group coordinator the client looked up earlier has gone. (The subscription replaces a
+ * client that keeps failing, which finds the current coordinator.)
+ */
+export function guardBrokerLookups(client: object): void {
+  let owner: object | null = client;
+  let lookup: symbol | undefined;
+  while (owner !== null && lookup === undefined) {
+    lookup = Object.getOwnPropertySymbols(owner).find(
+      (symbol) => symbol.description === 'plt.kafka.base.getConnection',
+    );
+    owner = Object.getPrototypeOf(owner) as object | null;
+  }
+  if (lookup === undefined) return;
+  const target = client as Record<symbol, unknown> & { clearMetadata?: () => void };
+  const original = target[lookup];
+  if (typeof original !== 'function') return;
+  target[lookup] = function (
+    this: unknown,
+    broker: unknown,
+    callback: (error: Error | null, connection?: unknown) => void,
+  ): unknown {
+    if (broker === undefined || broker === null) {
+      target.clearMetadata?.();
+      callback(new Error('Broker not in the cached metadata (refreshing it)'));
+      return undefined;
+    }
+    return (original as (...args: unknown[]) => unknown).call(this, broker, callback);
+  };
+}
