@@ -66,7 +66,26 @@ function rootReason(error: unknown): string | undefined {
   return reason === undefined ? undefined : redactSecrets(reason);
 }
 
-/** A client error as a FerryError: unreachable brokers, oversized records, else `code`. */
+/**
+ * What brokers answer while a partition's leadership moves (a broker died or came back):
+ * the cluster is unavailable for a moment, not refusing the records.
+ */
+const FAILOVER_ERRORS = [
+  'NOT_LEADER_OR_FOLLOWER',
+  'LEADER_NOT_AVAILABLE',
+  'NOT_ENOUGH_REPLICAS',
+  'NOT_ENOUGH_REPLICAS_AFTER_APPEND',
+  'REQUEST_TIMED_OUT',
+  'NETWORK_EXCEPTION',
+  'COORDINATOR_NOT_AVAILABLE',
+  'NOT_COORDINATOR',
+  'KAFKA_STORAGE_ERROR',
+];
+
+/**
+ * A client error as a FerryError: unreachable brokers and a cluster failing over
+ * (`CONNECTION_FAILED`), oversized records, else `code`.
+ */
 export function kafkaError(
   error: unknown,
   code: FerryErrorCode,
@@ -80,7 +99,7 @@ export function kafkaError(
       cause: error,
     });
   }
-  if (isNetworkError(error)) {
+  if (isNetworkError(error) || FAILOVER_ERRORS.some((apiId) => hasApiError(error, apiId))) {
     // "Cannot connect to any broker" alone hides a refused password or an untrusted certificate.
     const root = rootReason(error);
     return new FerryError(
