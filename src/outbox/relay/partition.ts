@@ -178,10 +178,10 @@ export function partitionPublisher(work: PartitionWork): PartitionPublisher {
     }
     counters.batches += batches.length;
     outage.up();
-    if (afterPublish !== undefined) {
-      for (const { lease, rows } of batches) await afterPublish(lease.partition, idsOf(rows));
-    }
     const marks = batches.map(({ lease, rows }) => ({ lease, ids: idsOf(rows) }));
+    if (afterPublish !== undefined) {
+      for (const { lease, ids } of marks) await afterPublish(lease.partition, ids);
+    }
     const marked = await (store.markPublishedMany
       ? store.markPublishedMany(owner, marks)
       : Promise.all(marks.map(({ lease, ids }) => store.markPublished(owner, lease, ids))));
