@@ -11,10 +11,14 @@
 #   scripts/kafka/cluster.sh brokers        print the bootstrap list (host:port,...)
 #
 # Node n listens for clients on base + 2(n-1) and for its controller on the port after it:
-# with the default base 19092, ports 19092..19097.
+# with the default base 19092, ports 19092..19097. When a start finds none of its nodes running
+# and one of those ports taken (say, by a cluster some other checkout left behind), it moves to
+# the next free block of six (19192, 19292, ...) and records it in the data dir, where every
+# later command reads it.
 #
 # Environment:
-#   FERRY_KAFKA_CLUSTER_PORT     client port of node 1 (default 19092)
+#   FERRY_KAFKA_CLUSTER_PORT     client port of node 1, used as given (default: the recorded
+#                                port, else 19092 or the next free block)
 #   FERRY_KAFKA_CLUSTER_DIR      data dir (default <repo>/.kafka-cluster): one node-<id> dir each
 #   FERRY_KAFKA_CLUSTER_HEAP     -Xmx of each broker JVM (default 384m)
 #   FERRY_KAFKA_START_TIMEOUT    seconds to wait for the nodes to answer (default 120)
@@ -25,7 +29,17 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 lib="$here/lib"
 data="${FERRY_KAFKA_CLUSTER_DIR:-$(cd "$here/../.." && pwd)/.kafka-cluster}"
 host=127.0.0.1
-base="${FERRY_KAFKA_CLUSTER_PORT:-19092}"
+ports_file="$data/base-port"
+if [[ -n ${FERRY_KAFKA_CLUSTER_PORT:-} ]]; then
+  base=$FERRY_KAFKA_CLUSTER_PORT
+  base_fixed=1
+elif [[ -f $ports_file ]]; then
+  base="$(<"$ports_file")"
+  base_fixed=0
+else
+  base=19092
+  base_fixed=0
+fi
 heap="${FERRY_KAFKA_CLUSTER_HEAP:-384m}"
 start_timeout="${FERRY_KAFKA_START_TIMEOUT:-120}"
 java="${JAVA_HOME:+$JAVA_HOME/bin/}java"
@@ -197,12 +211,42 @@ wait_ready() {
   done
 }
 
+block_free() {
+  local n
+  for n in "${nodes[@]}"; do
+    port_open "$(client_port "$n")" && return 1
+    port_open "$(controller_port "$n")" && return 1
+  done
+  return 0
+}
+
+# With no node of this data dir running, the ports may move: to the first free block from
+# 19092 on, unless FERRY_KAFKA_CLUSTER_PORT fixes them. The nodes' storage is formatted anew
+# for new ports, as the controllers' addresses are part of it.
+choose_base() {
+  local n try
+  for n in "${nodes[@]}"; do running_pid "$n" >/dev/null && return 0; done
+  ((base_fixed)) && return 0
+  block_free && return 0
+  for ((try = 0; try < 20; try++)); do
+    base=$((19092 + 100 * try))
+    if block_free; then
+      say "ports in use; moving to $base..$((base + 2 * ${#nodes[@]} - 1))"
+      rm -rf "$data"/node-* "$data/cluster-id"
+      echo "$base" >"$ports_file"
+      return 0
+    fi
+  done
+  die "no free block of $((2 * ${#nodes[@]})) ports from 19092 to $base"
+}
+
 start_nodes() {
   local n t0=$SECONDS down=()
   bash "$here/kafka.sh" fetch
   mkdir -p "$data"
   exec 9>"$data/.lock"
   flock -w $((start_timeout + 30)) 9 || die "timed out waiting for another start"
+  choose_base
   for n in "$@"; do
     running_pid "$n" >/dev/null && continue
     mkdir -p "$(node_dir "$n")"
