@@ -1,3 +1,6 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { Session } from 'node:inspector/promises';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 
 /** What one round did, when a case times itself or reports more than a rate. */
@@ -87,12 +90,48 @@ interface Measured {
   readonly metrics: Readonly<Record<string, number>>;
 }
 
+const profileDir = process.env.BENCH_PROFILE;
+let profiled = 0;
+const slug = (text: string): string =>
+  text
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-|-$/g, '')
+    .slice(0, 60);
+
+/**
+ * With BENCH_PROFILE=<dir>, `round` runs under the V8 CPU profiler of this process and the
+ * profile is written to <dir> (one .cpuprofile per round: open it in Chrome's DevTools, or
+ * summarize it with `npx tsx bench/profile-summary.ts <files>`). Warm-up rounds are not
+ * profiled, nor is work done in other processes (relay processes, brokers). The profiler
+ * slows the rounds it watches: take figures from a run without it.
+ */
+async function profiling<T>(label: string | undefined, round: () => Promise<T>): Promise<T> {
+  if (!profileDir || label === undefined) return round();
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+  try {
+    return await round();
+  } finally {
+    const { profile } = await session.post('Profiler.stop');
+    session.disconnect();
+    await mkdir(profileDir, { recursive: true });
+    profiled++;
+    await writeFile(
+      join(profileDir, `${String(profiled).padStart(3, '0')}-${slug(label)}.cpuprofile`),
+      JSON.stringify(profile),
+    );
+  }
+}
+
 /** Operations per second of one round; `setup` and `teardown` are not timed. */
-async function measure(benchCase: BenchCase): Promise<Measured> {
+async function measure(benchCase: BenchCase, label?: string): Promise<Measured> {
   await benchCase.setup?.();
   try {
     const started = performance.now();
-    const result = await benchCase.round();
+    const result = await profiling(label, () => benchCase.round());
     const elapsed = (performance.now() - started) / 1000;
     if (typeof result === 'number') return { perSecond: result / elapsed, metrics: {} };
     return {
@@ -130,7 +169,7 @@ export async function runGroup(
     const measured = group.cases.map(() => [] as Measured[]);
     for (let round = 0; round < rounds; round++) {
       for (const [index, benchCase] of group.cases.entries()) {
-        measured[index]?.push(await measure(benchCase));
+        measured[index]?.push(await measure(benchCase, `${group.title} ${benchCase.name}`));
       }
       progress(`  round ${round + 1}/${rounds}`);
     }
