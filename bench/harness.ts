@@ -92,12 +92,12 @@ interface Measured {
 
 const profileDir = process.env.BENCH_PROFILE;
 let profiled = 0;
-const slug = (text: string): string =>
+const slug = (text: string, length: number): string =>
   text
     .toLowerCase()
     .replace(/[^a-z0-9]+/g, '-')
     .replace(/^-|-$/g, '')
-    .slice(0, 60);
+    .slice(0, length);
 
 /**
  * With BENCH_PROFILE=<dir>, `round` runs under the V8 CPU profiler of this process and the
@@ -106,7 +106,10 @@ const slug = (text: string): string =>
  * profiled, nor is work done in other processes (relay processes, brokers). The profiler
  * slows the rounds it watches: take figures from a run without it.
  */
-async function profiling<T>(label: string | undefined, round: () => Promise<T>): Promise<T> {
+async function profiling<T>(
+  label: readonly [group: string, benchCase: string] | undefined,
+  round: () => Promise<T>,
+): Promise<T> {
   if (!profileDir || label === undefined) return round();
   const session = new Session();
   session.connect();
@@ -120,14 +123,20 @@ async function profiling<T>(label: string | undefined, round: () => Promise<T>):
     await mkdir(profileDir, { recursive: true });
     profiled++;
     await writeFile(
-      join(profileDir, `${String(profiled).padStart(3, '0')}-${slug(label)}.cpuprofile`),
+      join(
+        profileDir,
+        `${String(profiled).padStart(3, '0')}-${slug(label[0], 30)}--${slug(label[1], 60)}.cpuprofile`,
+      ),
       JSON.stringify(profile),
     );
   }
 }
 
 /** Operations per second of one round; `setup` and `teardown` are not timed. */
-async function measure(benchCase: BenchCase, label?: string): Promise<Measured> {
+async function measure(
+  benchCase: BenchCase,
+  label?: readonly [group: string, benchCase: string],
+): Promise<Measured> {
   await benchCase.setup?.();
   try {
     const started = performance.now();
@@ -169,7 +178,7 @@ export async function runGroup(
     const measured = group.cases.map(() => [] as Measured[]);
     for (let round = 0; round < rounds; round++) {
       for (const [index, benchCase] of group.cases.entries()) {
-        measured[index]?.push(await measure(benchCase, `${group.title} ${benchCase.name}`));
+        measured[index]?.push(await measure(benchCase, [group.title, benchCase.name]));
       }
       progress(`  round ${round + 1}/${rounds}`);
     }
