@@ -126,13 +126,18 @@ export interface OutboxStore<Tx> {
    */
   markPublished(owner: string, lease: Lease, ids: readonly string[]): Promise<number>;
   /**
-   * What `readPending(partition, limit)` returns for each of `partitions`, read together
-   * (one statement where the database allows it), by partition. Optional: without it a relay
-   * reads each partition on its own.
+   * What `readPending(partition, limit, skip.get(partition))` returns for each of
+   * `partitions`, read together (one statement where the database allows it), by partition.
+   * `skip` names, per partition, rows a relay has sent or is marking: they are left out. A
+   * store may also leave out other rows whose `seq` lies between the least and the greatest
+   * of a partition's `skip` (a row committed late among them): a later read without that
+   * skip returns them. Optional: without it a relay reads each partition on its own, and
+   * does not read ahead while it publishes.
    */
   readPendingMany?(
     partitions: readonly number[],
     limit: number,
+    skip?: ReadonlyMap<number, readonly bigint[]>,
   ): Promise<ReadonlyMap<number, OutboxRecord[]>>;
   /**
    * `markPublished` of several leases' rows together (one statement where the database

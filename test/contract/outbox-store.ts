@@ -357,6 +357,29 @@ export function outboxStoreContract<Tx>(
       expect((await readMany([0, 2], 0)).get(2)).toEqual([]);
     });
 
+    it('reads several partitions together without the rows it is told to skip', async () => {
+      const { a, store } = await fresh();
+      const readMany = the(store.readPendingMany?.bind(store));
+      await enqueue(
+        a,
+        [0, 1, 2, 3, 4, 5].map(() => record(1, 'k')),
+      );
+      await enqueue(a, [record(2), record(2)]);
+      const one = (await store.readPending(1, 10)).map((row) => row.seq);
+      const two = await store.readPending(2, 10);
+      expect(one).toHaveLength(6);
+      // In flight: partition 1's first three rows; partition 2 skips nothing.
+      const skip = new Map([[1, one.slice(0, 3)]]);
+      const read = await readMany([1, 2], 2, skip);
+      expect((read.get(1) ?? []).map((row) => row.seq)).toEqual(one.slice(3, 5));
+      expect(ids(read.get(2) ?? [])).toEqual(ids(two));
+      // Alone, the skip names the rows themselves.
+      const alone = await readMany([1], 10, skip);
+      expect((alone.get(1) ?? []).map((row) => row.seq)).toEqual(one.slice(3));
+      // Without it, the same rows as before.
+      expect(ids((await readMany([1, 2], 10)).get(1) ?? [])).toHaveLength(6);
+    });
+
     it('marks several partitions together, each only with its current fence', async () => {
       const { a, store } = await fresh(3);
       const markMany = the(store.markPublishedMany?.bind(store));

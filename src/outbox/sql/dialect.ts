@@ -81,9 +81,10 @@ export interface OutboxStatements {
    */
   readonly readPending: string;
   /**
-   * `@partitions @limit`: `readPending` of each partition in one statement (with no
-   * `@exclude`), ordered by partition then seq. Dialects without it read one partition at
-   * a time.
+   * `@partitions @skipFrom @skipTo @limit`: `readPending` of each partition in one
+   * statement, without the rows whose seq lies from the partition's `@skipFrom` to its
+   * `@skipTo` (the lists align with `@partitions`; 1 to 0 skips none), ordered by partition
+   * then seq. Dialects without it read one partition at a time.
    */
   readonly readPendingMany?: string;
   /** `@partition @owner @fence @ids`, while the lease is held. */

@@ -37,6 +37,18 @@ export interface SqlOutboxStore<Tx> extends OutboxStore<Tx> {
 const isTrue = (value: unknown): boolean =>
   value === true || value === 1 || value === '1' || value === 1n;
 
+/** The least and greatest of `seqs`; 1 to 0 (an empty range) when there are none. */
+function seqRange(seqs: readonly bigint[] | undefined): [bigint, bigint] {
+  if (seqs === undefined || seqs.length === 0) return [1n, 0n];
+  let from = seqs[0] as bigint;
+  let to = from;
+  for (const seq of seqs) {
+    if (seq < from) from = seq;
+    if (seq > to) to = seq;
+  }
+  return [from, to];
+}
+
 /**
  * One {@link OutboxStore} over any SQL dialect: the dialect brings its statements and how
  * its connection runs them; this checks arguments, reads P once, decodes rows, applies the
@@ -258,18 +270,24 @@ export function createSqlOutboxStore<Tx>(
       });
     },
 
-    readPendingMany: async (partitions, limit) => {
+    readPendingMany: async (partitions, limit, skip) => {
       const checked = checkLimit(limit, 'limit');
       const many = sql.readPendingMany;
       if (many === undefined || partitions.length <= 1) {
-        const lists = await Promise.all(partitions.map((p) => store.readPending(p, checked)));
+        const lists = await Promise.all(
+          partitions.map((p) => store.readPending(p, checked, skip?.get(p))),
+        );
         return new Map(partitions.map((p, i) => [p, lists[i] ?? []]));
       }
+      // Each partition's skip as the range from its least to its greatest seq (1..0: none).
+      const bounds = partitions.map((p) => seqRange(skip?.get(p)));
       return run('readPending', async (db) => {
         const out = new Map<number, OutboxRecord[]>(partitions.map((p) => [p, []]));
         if (checked === 0) return out;
         const { rows } = await db.query(many, {
           partitions: dialect.list(partitions),
+          skipFrom: dialect.list(bounds.map(([from]) => from.toString())),
+          skipTo: dialect.list(bounds.map(([, to]) => to.toString())),
           limit: checked,
           now: Date.now(),
         });

@@ -169,10 +169,11 @@ function statements(table: string): OutboxStatements {
       ORDER BY seq LIMIT @limit`,
     readPendingMany: `SELECT o.id, o.seq::text AS seq_text, o.topic, o.key, o.partition, o.payload,
         o.headers, o.created_at, o.attempts, o.available_at, o.available_at <= now() AS ready
-      FROM unnest(@partitions::int[]) AS wanted(partition)
+      FROM unnest(@partitions::int[], @skipFrom::bigint[], @skipTo::bigint[])
+        AS wanted(partition, skip_from, skip_to)
       CROSS JOIN LATERAL (
         SELECT * FROM ${T} o WHERE status = 'pending' AND partition = wanted.partition
-          AND NOT ${blockedBy('o')}
+          AND (o.seq < wanted.skip_from OR o.seq > wanted.skip_to) AND NOT ${blockedBy('o')}
         ORDER BY seq LIMIT @limit
       ) o
       ORDER BY o.partition, o.seq`,
