@@ -294,6 +294,65 @@ export function relayContract<Tx>(
       expect(seen.map(idOf)).toEqual([a1, b1, b2, a2, a3]);
     });
 
+    it('reads ahead while full batches are sent; a row refused in a later lap is charged and its key stays in order', async () => {
+      const { made } = await fresh(2);
+      const topic = uniqueName('laps');
+      const inner = memoryTransport();
+      const seen = await collect(inner, topic);
+      // Rows left out of each read because they were in flight.
+      const skipped: number[] = [];
+      const store = new Proxy(made.store, {
+        get(target, property) {
+          const value: unknown = Reflect.get(target, property, target);
+          if (property === 'readPendingMany' && typeof value === 'function') {
+            return (
+              partitions: readonly number[],
+              limit: number,
+              skip?: ReadonlyMap<number, readonly bigint[]>,
+            ): unknown => {
+              skipped.push([...(skip?.values() ?? [])].reduce((n, seqs) => n + seqs.length, 0));
+              return (value as (...args: unknown[]) => unknown).call(
+                target,
+                partitions,
+                limit,
+                skip,
+              );
+            };
+          }
+          return typeof value === 'function' ? (value as () => unknown).bind(target) : value;
+        },
+      });
+      const orders = Array.from({ length: 40 }, (_, i) => ({ key: `k${i % 6}`, n: i }));
+      const ids = await enqueue(made, topic, orders);
+      // Refused in the round's batch, in its partition's batch and then alone: charged once.
+      const refused = ids[25];
+      let refusals = 0;
+      const transport = faulty(inner, (messages) =>
+        refusals < 3 && messages.some((m) => m.headers[HEADER.id] === refused)
+          ? (refusals++, new FerryError('PUBLISH_FAILED', 'the broker refused the message'))
+          : undefined,
+      );
+      const relay = createOutbox(store).relay({
+        transport,
+        logger: silent,
+        batchSize: 4,
+        maxAttempts: 3,
+        backoff: { initialDelayMs: 1, maxDelayMs: 1, jitter: 0 },
+        pollMaxMs: 20,
+      });
+      await start(relay);
+      await waitFor('every row published', () =>
+        ids.every((id) => seen.some((d) => idOf(d) === id)),
+      );
+      await waitFor('every row marked published', async () =>
+        (await made.store.status()).every((s) => s.pending === 0),
+      );
+      expect(skipped.some((n) => n > 0)).toBe(true);
+      expectKeyOrder(seen, ['k0', 'k1', 'k2', 'k3', 'k4', 'k5']);
+      expect(refusals).toBe(3);
+      expect(relay.stats()).toMatchObject({ failed: 1, dead: 0, published: orders.length });
+    });
+
     it('lets a dead row be skipped, releasing the rows behind it', async () => {
       const { made } = await fresh(1);
       const topic = uniqueName('skip');

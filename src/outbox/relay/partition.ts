@@ -38,6 +38,18 @@ export interface PartitionTurn {
 
 const NOTHING: PartitionTurn = { settled: 0, more: false };
 
+/**
+ * Laps one round may run: while partitions come back full, the next lap's read runs during
+ * this lap's send, and this lap's mark during the next lap's send. Bounded so that other
+ * partitions' wake-ups wait at most this many laps.
+ */
+const MAX_LAPS = 4;
+
+interface Batch {
+  readonly lease: HeldLease;
+  readonly rows: readonly OutboxRecord[];
+}
+
 /** Works turns of held partitions: one, or several together. */
 export interface PartitionPublisher {
   /** One turn of `lease`'s partition. */
@@ -143,53 +155,102 @@ export function partitionPublisher(work: PartitionWork): PartitionPublisher {
     return deliver(lease, rows);
   }
 
+  /** Marks a lap's batches published together and counts what each mark did. */
+  async function markLap(batches: readonly Batch[]): Promise<void> {
+    const marks = batches.map(({ lease, rows }) => ({ lease, ids: idsOf(rows) }));
+    const marked = await (store.markPublishedMany
+      ? store.markPublishedMany(owner, marks)
+      : Promise.all(marks.map(({ lease, ids }) => store.markPublished(owner, lease, ids))));
+    batches.forEach(({ lease, rows }, i) => settle(lease, rows, marked[i] ?? 0));
+  }
+
   async function together(held: readonly HeldLease[]): Promise<PartitionTurn[]> {
     const readMany = store.readPendingMany?.bind(store);
     if (readMany === undefined || held.length <= 1) return settledAll(held.map(one));
+    const turns = new Map<number, PartitionTurn>();
+    const count = (partition: number, turn: PartitionTurn): void => {
+      const before = turns.get(partition)?.settled ?? 0;
+      turns.set(partition, { settled: before + turn.settled, more: turn.more });
+    };
     const open = held.filter((lease) => leases.mayPublish(lease));
-    const read: ReadonlyMap<number, OutboxRecord[]> =
+    let read: ReadonlyMap<number, OutboxRecord[]> =
       open.length === 0
         ? new Map()
         : await readMany(
             open.map((l) => l.partition),
             batchSize,
           );
-    const batches = open
-      .map((lease) => ({ lease, rows: read.get(lease.partition) ?? [] }))
-      .filter(({ lease, rows }) => rows.length > 0 && leases.mayPublish(lease));
-    const turns = new Map<number, PartitionTurn>();
-    const turnsOf = (): PartitionTurn[] => held.map((l) => turns.get(l.partition) ?? NOTHING);
-    if (batches.length <= 1) {
-      for (const { lease, rows } of batches) turns.set(lease.partition, await deliver(lease, rows));
-      return turnsOf();
-    }
+    // The previous lap's mark, running while this lap is sent. Its failure (and a failed
+    // read ahead) surfaces where it is awaited; the .catch only keeps it from counting as
+    // unhandled in the meantime.
+    let marking: { rows: Map<number, OutboxRecord[]>; done: Promise<void> } | undefined;
+    const markingDone = async (): Promise<void> => {
+      const last = marking;
+      marking = undefined;
+      await last?.done;
+    };
     try {
-      await send(batches.flatMap(({ rows }) => rows));
-    } catch (error) {
-      if (isOutage(error)) {
+      for (let lap = 1; ; lap++) {
+        const batches = held
+          .map((lease) => ({ lease, rows: read.get(lease.partition) ?? [] }))
+          .filter(({ lease, rows }) => rows.length > 0 && leases.mayPublish(lease));
+        if (batches.length === 0) break;
+        // Partitions that came back full are read again while this lap is sent, leaving out
+        // the rows in flight (this lap's, and the previous lap's until they are marked).
+        const full = batches.filter(({ rows }) => rows.length >= batchSize);
+        let ahead: Promise<ReadonlyMap<number, OutboxRecord[]>>;
+        if (lap < MAX_LAPS && full.length > 0) {
+          const skip = new Map(
+            full.map(({ lease, rows }) => [
+              lease.partition,
+              [...(marking?.rows.get(lease.partition) ?? []), ...rows].map((row) => row.seq),
+            ]),
+          );
+          ahead = readMany(
+            full.map(({ lease }) => lease.partition),
+            batchSize,
+            skip,
+          );
+          void ahead.catch(() => undefined);
+        } else {
+          ahead = Promise.resolve(new Map());
+        }
+        try {
+          await send(batches.flatMap(({ rows }) => rows));
+        } catch (error) {
+          await markingDone();
+          await ahead.catch(() => undefined);
+          if (isOutage(error)) {
+            counters.batches += batches.length;
+            outage.down(error);
+            break;
+          }
+          // A row is refused: each partition on its own finds which.
+          const alone = await settledAll(batches.map(({ lease, rows }) => deliver(lease, rows)));
+          batches.forEach(({ lease }, i) => count(lease.partition, alone[i] ?? NOTHING));
+          break;
+        }
         counters.batches += batches.length;
-        outage.down(error);
-        return turnsOf();
+        outage.up();
+        // Marks follow one another in lap order, as the hooks before them.
+        await markingDone();
+        if (afterPublish !== undefined) {
+          for (const { lease, rows } of batches) await afterPublish(lease.partition, idsOf(rows));
+        }
+        marking = {
+          rows: new Map(batches.map(({ lease, rows }) => [lease.partition, [...rows]])),
+          done: markLap(batches),
+        };
+        void marking.done.catch(() => undefined);
+        for (const { lease, rows } of batches) {
+          count(lease.partition, { settled: rows.length, more: rows.length >= batchSize });
+        }
+        read = await ahead;
       }
-      // A row is refused: each partition on its own finds which.
-      const alone = await settledAll(batches.map(({ lease, rows }) => deliver(lease, rows)));
-      batches.forEach(({ lease }, i) => turns.set(lease.partition, alone[i] ?? NOTHING));
-      return turnsOf();
+    } finally {
+      await markingDone();
     }
-    counters.batches += batches.length;
-    outage.up();
-    const marks = batches.map(({ lease, rows }) => ({ lease, ids: idsOf(rows) }));
-    if (afterPublish !== undefined) {
-      for (const { lease, ids } of marks) await afterPublish(lease.partition, ids);
-    }
-    const marked = await (store.markPublishedMany
-      ? store.markPublishedMany(owner, marks)
-      : Promise.all(marks.map(({ lease, ids }) => store.markPublished(owner, lease, ids))));
-    batches.forEach(({ lease, rows }, i) => {
-      settle(lease, rows, marked[i] ?? 0);
-      turns.set(lease.partition, { settled: rows.length, more: rows.length >= batchSize });
-    });
-    return turnsOf();
+    return held.map((lease) => turns.get(lease.partition) ?? NOTHING);
   }
 
   return { one, together };
