@@ -1,6 +1,8 @@
 // A round's turns of its partitions: read each one's next batch, publish it, mark it
 // published under the lease's fence. Where the store reads and marks several partitions in
-// one statement, the partitions of a round go together: one read, one publish, one mark.
+// one statement, the partitions of a round go together: one read, one publish, one mark,
+// and while they come back full the round runs laps that overlap the next read and this
+// mark with the broker's confirmation.
 // A batch the broker refuses is sent again partition by partition and then row by row, to
 // find the row at fault, which is charged an attempt (or marked dead) while the rows before
 // it are marked.
