@@ -13,6 +13,7 @@ interface CallFrame {
 interface ProfileNode {
   readonly id: number;
   readonly callFrame: CallFrame;
+  readonly children?: readonly number[];
 }
 interface Profile {
   readonly nodes: readonly ProfileNode[];
@@ -47,10 +48,25 @@ const add = (map: Map<string, number>, key: string, us: number): void => {
 for (const file of positionals) {
   const profile = JSON.parse(await readFile(file, 'utf8')) as Profile;
   const frames = new Map(profile.nodes.map((node) => [node.id, node.callFrame]));
+  const parents = new Map<number, number>();
+  for (const node of profile.nodes)
+    for (const child of node.children ?? []) parents.set(child, node.id);
+  // The profiler's own work (stopping it, from BENCH_PROFILE's session) is left out.
+  const profiler = new Map<number, boolean>();
+  const inProfiler = (id: number): boolean => {
+    let known = profiler.get(id);
+    if (known === undefined) {
+      const parent = parents.get(id);
+      known =
+        frames.get(id)?.url === 'node:inspector' || (parent !== undefined && inProfiler(parent));
+      profiler.set(id, known);
+    }
+    return known;
+  };
   profile.samples.forEach((id, i) => {
     const us = profile.timeDeltas[i] ?? 0;
     const frame = frames.get(id);
-    if (frame === undefined) return;
+    if (frame === undefined || inProfiler(id)) return;
     if (frame.functionName === '(idle)') {
       idle += us;
       return;
