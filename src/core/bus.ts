@@ -1,5 +1,5 @@
 import { FerryError } from './errors.js';
-import { auditFromEnv, createLogger, type Logger } from './log.js';
+import { auditFromEnv, createLogger, infoLines, type Logger } from './log.js';
 import { resolveRetry, type RetryPolicy } from './retry.js';
 import type { Topic } from './topic.js';
 import { consumer } from './consume/runtime.js';
@@ -124,6 +124,8 @@ export function createBus(options: BusOptions): Bus {
       );
     }
     const closing = new AbortController();
+    const bindings = { event: 'consume', topic: topic.name, group };
+    const bound = logger.child(bindings);
     const inner = await transport.subscribe(
       {
         topic: topic.name,
@@ -142,8 +144,9 @@ export function createBus(options: BusOptions): Bus {
         policy,
         messageId: consume.messageId,
         instrumentation,
-        logger: logger.child({ event: 'consume', topic: topic.name, group }),
+        logger: bound,
         audit,
+        auditLines: audit ? infoLines(logger, bindings) : bound,
         signal: closing.signal,
         warnedNoId: false,
       }),

@@ -12,6 +12,7 @@ import {
   PeriodicExportingMetricReader,
 } from '@opentelemetry/sdk-metrics';
 import { BasicTracerProvider } from '@opentelemetry/sdk-trace-base';
+import { pino } from 'pino';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import {
   createBus,
@@ -23,6 +24,7 @@ import {
   renderMetrics,
   traceIdOf,
 } from '../../src/index.js';
+import { infoLines } from '../../src/core/log.js';
 import { buildOutgoing } from '../../src/core/message.js';
 import { metrics as instruments } from '../../src/observability/metrics.js';
 import { parseListen } from '../../src/observability/server.js';
@@ -296,6 +298,55 @@ describe('logs', () => {
       expect(line.id).toBe(id);
       expect(line.traceId).toBe(traceId);
     }
+  });
+
+  it('writes the info lines of its own loggers as pino writes them, and leaves other loggers theirs', () => {
+    const written: string[] = [];
+    const logger = createLogger({
+      level: 'info',
+      destination: { write: (line: string) => void written.push(line) },
+    });
+    const bindings = { event: 'consume', topic: 'orders', group: undefined };
+    const fields = {
+      id: 'an "id" with \\ and \n and \u0001',
+      traceId: undefined,
+      key: 'clé 🙂',
+      partition: 3,
+      offset: '42',
+      attempt: 1,
+      durationMs: 0.25,
+      long: 'x'.repeat(90),
+      odd: Number.NaN,
+      result: 'ok',
+    };
+    infoLines(logger, bindings).info(fields, 'consumed "now"');
+    logger.child(bindings).info(fields, 'consumed "now"');
+    const [fast, slow] = written.map((line) => line.replace(/"time":\d+/, '"time":0'));
+    expect(fast).toBe(slow);
+    expect(JSON.parse(fast as string)).toMatchObject({
+      level: 'info',
+      service: 'ferry',
+      odd: null,
+    });
+    // A lone surrogate is escaped, so the line stays valid UTF-8.
+    infoLines(logger, bindings).info({ key: '\ud800' }, 'consumed');
+    expect(written.at(-1)).toContain('"key":"\\ud800"');
+    expect((JSON.parse(written.at(-1) as string) as { key: string }).key).toBe('\ud800');
+    // Off at `warn`, as the logger's level says.
+    logger.level = 'warn';
+    expect(infoLines(logger, bindings).isLevelEnabled('info')).toBe(false);
+    infoLines(logger, bindings).info(fields, 'consumed');
+    expect(written).toHaveLength(3);
+
+    // Another logger keeps its own serialisation: here, its redaction.
+    const own: string[] = [];
+    const other = pino({ redact: ['key'] }, { write: (line: string) => void own.push(line) });
+    infoLines(other, bindings).info({ key: 'secret', offset: '1' }, 'consumed');
+    expect(JSON.parse(own[0] as string)).toMatchObject({
+      event: 'consume',
+      key: '[Redacted]',
+      offset: '1',
+    });
   });
 
   it('reads the trace id of a traceparent header, and nothing from a malformed one', () => {

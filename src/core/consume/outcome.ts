@@ -17,11 +17,11 @@ export function report<T, Tx>(
   attempt: number,
   error?: unknown,
 ): void {
-  if (error === undefined && !state.audit) return;
-  const { logger } = state;
-  if (!logger.isLevelEnabled(error === undefined ? 'info' : 'warn')) return;
+  if (error === undefined) {
+    if (!state.audit || !state.auditLines.isLevelEnabled('info')) return;
+  } else if (!state.logger.isLevelEnabled('warn')) return;
   const { delivery } = run;
-  // `event`, `topic` and `group` are bound to the subscription's child logger.
+  // `event`, `topic` and `group` are bound to the subscription's loggers.
   const line = {
     id: run.id,
     traceId: run.observation.traceId,
@@ -31,10 +31,9 @@ export function report<T, Tx>(
     attempt,
     durationMs: Math.round((performance.now() - run.started) * 100) / 100,
     result,
-    err: error,
   };
-  if (error === undefined) logger.info(line, 'consumed');
-  else logger.warn(line, `consume ${result}`);
+  if (error === undefined) state.auditLines.info(line, 'consumed');
+  else state.logger.warn({ ...line, err: error }, `consume ${result}`);
 }
 
 /** A delivery's one outcome: its observation ends, and the log says so. */

@@ -1,4 +1,4 @@
-import type { Logger } from '../log.js';
+import type { InfoLines, Logger } from '../log.js';
 import type { Delivery } from '../message.js';
 import type { RetryPolicy } from '../retry.js';
 import type { Topic } from '../topic.js';
@@ -24,6 +24,8 @@ export interface ConsumerState<T, Tx> {
   readonly logger: Logger;
   /** Audit lines for every outcome, not only failures. */
   readonly audit: boolean;
+  /** Where the audit lines of successes go: the bus's logger, with the same bindings. */
+  readonly auditLines: InfoLines;
   /** Aborts when the subscription closes. */
   readonly signal: AbortSignal;
   /** Whether the no-id warning was logged (once per subscription). */
