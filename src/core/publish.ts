@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { FerryError } from './errors.js';
-import type { Logger } from './log.js';
+import { infoLines, type InfoFields, type InfoLines, type Logger } from './log.js';
 import {
   buildOutgoing,
   HEADER,
@@ -49,12 +49,18 @@ export interface PublisherState {
 export function publisher(
   state: PublisherState,
 ): <T>(topic: Topic<T>, items: readonly PublishItem<T>[]) => Promise<PublishReceipt[]> {
-  // One child logger per topic, `event` and `topic` bound: serialised once, not per line.
+  // Per topic, `event` and `topic` bound: serialised once, not per line.
   const loggers = new Map<string, Logger>();
   const loggerFor = (topic: string): Logger => {
     let logger = loggers.get(topic);
     if (!logger) loggers.set(topic, (logger = state.logger.child({ event: 'publish', topic })));
     return logger;
+  };
+  const audits = new Map<string, InfoLines>();
+  const auditFor = (topic: string): InfoLines => {
+    let lines = audits.get(topic);
+    if (!lines) audits.set(topic, (lines = infoLines(state.logger, { event: 'publish', topic })));
+    return lines;
   };
   return async (topic, items) => {
     const payloads = await validateAll(topic, items);
@@ -86,33 +92,26 @@ export function publisher(
       observation.end(error);
       const logger = loggerFor(topic.name);
       for (const message of messages)
-        logger.error(line(message, 'failed', error), 'publish failed');
+        logger.error({ ...line(message, 'failed'), err: error }, 'publish failed');
       throw error;
     }
     if (state.audit && state.logger.isLevelEnabled('info')) {
-      const logger = loggerFor(topic.name);
+      const lines = auditFor(topic.name);
       const durationMs = Math.round((performance.now() - started) * 100) / 100;
-      for (const message of messages)
-        logger.info(line(message, 'ok', undefined, durationMs), 'published');
+      for (const message of messages) lines.info(line(message, 'ok', durationMs), 'published');
     }
     return messages.map(receiptOf);
   };
 }
 
 /** A publish line's own fields (`event` and `topic` are bound to the logger). */
-function line(
-  message: OutgoingMessage,
-  result: 'ok' | 'failed',
-  error: unknown,
-  durationMs?: number,
-): Record<string, unknown> {
+function line(message: OutgoingMessage, result: 'ok' | 'failed', durationMs?: number): InfoFields {
   return {
     id: message.headers[HEADER.id],
     traceId: traceIdOf(message.headers),
     key: message.key,
     durationMs,
     result,
-    err: error,
   };
 }
 
