@@ -300,6 +300,46 @@ describe('logs', () => {
     }
   });
 
+  it('with audit, the relay writes one line per relayed row, with the row, its relay and the outcome', async () => {
+    const { lines, logger } = capture('info');
+    const db = await openSqliteDatabase(join(dir, `${uniqueName('relay-audit')}.db`));
+    const outbox = sqliteOutbox({ database: db, table: uniqueName('outbox'), partitions: 2 });
+    await outbox.migrate();
+    const topic = defineTopic<{ n: number }>(uniqueName('relayed'));
+    const receipts = await sqliteTransaction(db, (tx) =>
+      outbox.enqueueMany(
+        tx,
+        topic,
+        [1, 2, 3].map((n) => ({ payload: { n }, key: `k${n}` })),
+      ),
+    );
+    const transport = memory();
+    const relay = outbox.relay({ transport, logger, audit: true, owner: 'relay-1' });
+    await relay.start();
+    try {
+      await waitFor('every row relayed', () => relay.stats().published === 3);
+    } finally {
+      await relay.stop();
+      await transport.close();
+      db.close();
+    }
+    const relayed = lines.filter((line) => line.event === 'relay-publish');
+    expect(relayed.map((line) => line.id).sort()).toEqual(receipts.map((r) => r.id).sort());
+    for (const line of relayed) {
+      expect(line).toMatchObject({
+        level: 'info',
+        relay: 'relay-1',
+        topic: topic.name,
+        attempt: 1,
+        result: 'ok',
+        msg: 'relayed',
+      });
+      expect(typeof line.time).toBe('number');
+      expect(line.key).toMatch(/^k[123]$/);
+      expect(line.partition).toBeTypeOf('number');
+    }
+  });
+
   it('writes the info lines of its own loggers as pino writes them, and leaves other loggers theirs', () => {
     const written: string[] = [];
     const logger = createLogger({

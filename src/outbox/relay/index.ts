@@ -3,7 +3,7 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { FerryError } from '../../core/errors.js';
-import { auditFromEnv, createLogger } from '../../core/log.js';
+import { auditFromEnv, createLogger, infoLines } from '../../core/log.js';
 import { defaultInstrumentation } from '../../observability/instrumentation.js';
 import type { OutboxStore } from '../store.js';
 import { leaseKeeper, type HeldLease } from './leases.js';
@@ -36,9 +36,8 @@ export function createRelay<Tx>(store: OutboxStore<Tx>, options: RelayOptions): 
   const { leaseMs, batchSize, pollMinMs, pollMaxMs, gatherMs, policy, retention } =
     relaySettings(options);
   const auditOn = options.audit ?? auditFromEnv();
-  const logger = (options.logger ?? createLogger(auditOn ? { level: 'info' } : {})).child({
-    relay: owner,
-  });
+  const rootLogger = options.logger ?? createLogger(auditOn ? { level: 'info' } : {});
+  const logger = rootLogger.child({ relay: owner });
   const instrumentation = options.instrumentation ?? defaultInstrumentation();
 
   const counters = {
@@ -77,7 +76,10 @@ export function createRelay<Tx>(store: OutboxStore<Tx>, options: RelayOptions): 
     outage,
     counters,
     instrumentation,
-    audit: auditor(logger, auditOn),
+    audit: auditor(
+      logger,
+      auditOn ? infoLines(rootLogger, { relay: owner, event: 'relay-publish' }) : undefined,
+    ),
     afterPublish: options.hooks?.afterPublish,
   });
   const purge = purger(store, retention, counters, running);

@@ -1,7 +1,7 @@
 // Handing rows to the transport: rows as messages, the observed send, the audit lines, and
 // how a broker outage is told apart from a refused row and waited out.
 import { isFerryError } from '../../core/errors.js';
-import type { Logger } from '../../core/log.js';
+import type { InfoLines, Logger } from '../../core/log.js';
 import { buildOutgoing, HEADER, type OutgoingMessage } from '../../core/message.js';
 import type { Instrumentation } from '../../observability/instrumentation.js';
 import { traceIdOf } from '../../observability/tracing.js';
@@ -61,10 +61,28 @@ export function sender(
   };
 }
 
-/** An {@link Audit} writing to `logger`. */
-export function auditor(logger: Logger, auditOn: boolean): Audit {
+/**
+ * An {@link Audit} writing `ok` lines to `okLines` (`relay` and `event` bound), when the
+ * audit trail is on, and every other result to `logger` as a warning.
+ */
+export function auditor(logger: Logger, okLines: InfoLines | undefined): Audit {
   return (row, result, extra = {}) => {
-    if (result === 'ok' && !auditOn) return;
+    if (result === 'ok') {
+      if (okLines === undefined || !okLines.isLevelEnabled('info')) return;
+      okLines.info(
+        {
+          id: row.id,
+          traceId: traceIdOf(row.headers),
+          topic: row.topic,
+          key: row.key,
+          partition: row.partition,
+          attempt: row.attempts + 1,
+          result,
+        },
+        'relayed',
+      );
+      return;
+    }
     const line = {
       event: 'relay-publish',
       id: row.id,
@@ -76,8 +94,7 @@ export function auditor(logger: Logger, auditOn: boolean): Audit {
       result,
       ...extra,
     };
-    if (result === 'ok') logger.info(line, 'relayed');
-    else logger.warn(line, `relay ${result}`);
+    logger.warn(line, `relay ${result}`);
   };
 }
 
