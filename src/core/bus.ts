@@ -125,7 +125,6 @@ export function createBus(options: BusOptions): Bus {
     }
     const closing = new AbortController();
     const bindings = { event: 'consume', topic: topic.name, group };
-    const bound = logger.child(bindings);
     const inner = await transport.subscribe(
       {
         topic: topic.name,
@@ -144,9 +143,8 @@ export function createBus(options: BusOptions): Bus {
         policy,
         messageId: consume.messageId,
         instrumentation,
-        logger: bound,
-        audit,
-        auditLines: audit ? infoLines(logger, bindings) : bound,
+        logger: logger.child(bindings),
+        auditLines: audit ? infoLines(logger, bindings) : undefined,
         signal: closing.signal,
         warnedNoId: false,
       }),

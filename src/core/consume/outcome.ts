@@ -18,7 +18,7 @@ export function report<T, Tx>(
   error?: unknown,
 ): void {
   if (error === undefined) {
-    if (!state.audit || !state.auditLines.isLevelEnabled('info')) return;
+    if (!state.auditLines?.isLevelEnabled('info')) return;
   } else if (!state.logger.isLevelEnabled('warn')) return;
   const { delivery } = run;
   // `event`, `topic` and `group` are bound to the subscription's loggers.
@@ -32,7 +32,7 @@ export function report<T, Tx>(
     durationMs: Math.round((performance.now() - run.started) * 100) / 100,
     result,
   };
-  if (error === undefined) state.auditLines.info(line, 'consumed');
+  if (error === undefined) state.auditLines?.info(line, 'consumed');
   else state.logger.warn({ ...line, err: error }, `consume ${result}`);
 }
 

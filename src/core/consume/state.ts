@@ -22,10 +22,11 @@ export interface ConsumerState<T, Tx> {
   readonly instrumentation: Instrumentation;
   /** The bus's logger, bound to `{ event: 'consume', topic, group }`. */
   readonly logger: Logger;
-  /** Audit lines for every outcome, not only failures. */
-  readonly audit: boolean;
-  /** Where the audit lines of successes go: the bus's logger, with the same bindings. */
-  readonly auditLines: InfoLines;
+  /**
+   * With the audit trail on, where the lines of successes go (the bus's logger, with the
+   * same bindings); undefined when it is off, and only failures are logged.
+   */
+  readonly auditLines: InfoLines | undefined;
   /** Aborts when the subscription closes. */
   readonly signal: AbortSignal;
   /** Whether the no-id warning was logged (once per subscription). */
