@@ -49,13 +49,7 @@ export interface PublisherState {
 export function publisher(
   state: PublisherState,
 ): <T>(topic: Topic<T>, items: readonly PublishItem<T>[]) => Promise<PublishReceipt[]> {
-  // Per topic, `event` and `topic` bound: serialised once, not per line.
-  const loggers = new Map<string, Logger>();
-  const loggerFor = (topic: string): Logger => {
-    let logger = loggers.get(topic);
-    if (!logger) loggers.set(topic, (logger = state.logger.child({ event: 'publish', topic })));
-    return logger;
-  };
+  // Audit lines per topic, `event` and `topic` bound: serialised once, not per line.
   const audits = new Map<string, InfoLines>();
   const auditFor = (topic: string): InfoLines => {
     let lines = audits.get(topic);
@@ -90,7 +84,7 @@ export function publisher(
       observation.end();
     } catch (error) {
       observation.end(error);
-      const logger = loggerFor(topic.name);
+      const logger = state.logger.child({ event: 'publish', topic: topic.name });
       for (const message of messages)
         logger.error({ ...line(message, 'failed'), err: error }, 'publish failed');
       throw error;
