@@ -67,24 +67,9 @@ export function sender(
  */
 export function auditor(logger: Logger, okLines: InfoLines | undefined): Audit {
   return (row, result, extra = {}) => {
-    if (result === 'ok') {
-      if (okLines === undefined || !okLines.isLevelEnabled('info')) return;
-      okLines.info(
-        {
-          id: row.id,
-          traceId: traceIdOf(row.headers),
-          topic: row.topic,
-          key: row.key,
-          partition: row.partition,
-          attempt: row.attempts + 1,
-          result,
-        },
-        'relayed',
-      );
-      return;
-    }
+    const ok = result === 'ok';
+    if (ok && !okLines?.isLevelEnabled('info')) return;
     const line = {
-      event: 'relay-publish',
       id: row.id,
       traceId: traceIdOf(row.headers),
       topic: row.topic,
@@ -92,9 +77,9 @@ export function auditor(logger: Logger, okLines: InfoLines | undefined): Audit {
       partition: row.partition,
       attempt: row.attempts + 1,
       result,
-      ...extra,
     };
-    logger.warn(line, `relay ${result}`);
+    if (ok) okLines?.info(line, 'relayed');
+    else logger.warn({ event: 'relay-publish', ...line, ...extra }, `relay ${result}`);
   };
 }
 
