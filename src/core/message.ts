@@ -130,10 +130,23 @@ export function buildOutgoing(parts: OutgoingParts): OutgoingMessage {
       ...parts.headers,
       [HEADER.id]: parts.id,
       [HEADER.createdAt]:
-        typeof parts.createdAt === 'string' ? parts.createdAt : parts.createdAt.toISOString(),
+        typeof parts.createdAt === 'string' ? parts.createdAt : isoText(parts.createdAt),
       [HEADER.contentType]: parts.contentType,
     },
   };
+}
+
+// Messages built in a row often share their creation time (an outbox's rows of one
+// transaction share PostgreSQL's now()): the last date's text is reused, not formatted again.
+let lastIsoMs = NaN;
+let lastIsoText = '';
+function isoText(date: Date): string {
+  const ms = date.getTime();
+  if (ms !== lastIsoMs) {
+    lastIsoText = date.toISOString();
+    lastIsoMs = ms;
+  }
+  return lastIsoText;
 }
 
 // Messages published together carry one created-at text (and a busy producer's messages

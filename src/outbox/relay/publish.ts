@@ -15,19 +15,6 @@ export type Send = (rows: readonly OutboxRecord[]) => Promise<void>;
 /** One log line per row: `ok` lines only with audit on, every other result as a warning. */
 export type Audit = (row: OutboxRecord, result: string, extra?: Record<string, unknown>) => void;
 
-// Rows enqueued in one transaction share their creation time (PostgreSQL's now() is the
-// transaction's): the last one's text is reused rather than formatted again.
-let lastCreatedMs = NaN;
-let lastCreatedText = '';
-function createdText(createdAt: Date): string {
-  const ms = createdAt.getTime();
-  if (ms !== lastCreatedMs) {
-    lastCreatedText = createdAt.toISOString();
-    lastCreatedMs = ms;
-  }
-  return lastCreatedText;
-}
-
 const toOutgoing = (row: OutboxRecord): OutgoingMessage =>
   buildOutgoing({
     id: row.id,
@@ -35,7 +22,7 @@ const toOutgoing = (row: OutboxRecord): OutgoingMessage =>
     key: row.key,
     body: row.body,
     contentType: row.headers[HEADER.contentType] ?? 'application/octet-stream',
-    createdAt: createdText(row.createdAt),
+    createdAt: row.createdAt,
     headers: row.headers,
   });
 
