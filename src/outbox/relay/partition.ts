@@ -185,7 +185,7 @@ export function partitionPublisher(work: PartitionWork): PartitionPublisher {
     // The previous lap's mark, running while this lap is sent. Its failure (and a failed
     // read ahead) surfaces where it is awaited; the .catch only keeps it from counting as
     // unhandled in the meantime.
-    let marking: { rows: Map<number, OutboxRecord[]>; done: Promise<void> } | undefined;
+    let marking: { rows: Map<number, readonly OutboxRecord[]>; done: Promise<void> } | undefined;
     const markingDone = async (): Promise<void> => {
       const last = marking;
       marking = undefined;
@@ -200,7 +200,7 @@ export function partitionPublisher(work: PartitionWork): PartitionPublisher {
         // Partitions that came back full are read again while this lap is sent, leaving out
         // the rows in flight (this lap's, and the previous lap's until they are marked).
         const full = batches.filter(({ rows }) => rows.length >= batchSize);
-        let ahead: Promise<ReadonlyMap<number, OutboxRecord[]>>;
+        let ahead: Promise<ReadonlyMap<number, OutboxRecord[]>> | undefined;
         if (lap < MAX_LAPS && full.length > 0) {
           const skip = new Map(
             full.map(({ lease, rows }) => [
@@ -214,14 +214,12 @@ export function partitionPublisher(work: PartitionWork): PartitionPublisher {
             skip,
           );
           void ahead.catch(() => undefined);
-        } else {
-          ahead = Promise.resolve(new Map());
         }
         try {
           await send(batches.flatMap(({ rows }) => rows));
         } catch (error) {
           await markingDone();
-          await ahead.catch(() => undefined);
+          await ahead?.catch(() => undefined);
           if (isOutage(error)) {
             counters.batches += batches.length;
             outage.down(error);
@@ -240,13 +238,14 @@ export function partitionPublisher(work: PartitionWork): PartitionPublisher {
           for (const { lease, rows } of batches) await afterPublish(lease.partition, idsOf(rows));
         }
         marking = {
-          rows: new Map(batches.map(({ lease, rows }) => [lease.partition, [...rows]])),
+          rows: new Map(batches.map(({ lease, rows }) => [lease.partition, rows])),
           done: markLap(batches),
         };
         void marking.done.catch(() => undefined);
         for (const { lease, rows } of batches) {
           count(lease.partition, { settled: rows.length, more: rows.length >= batchSize });
         }
+        if (ahead === undefined) break;
         read = await ahead;
       }
     } finally {
