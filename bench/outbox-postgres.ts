@@ -145,6 +145,21 @@ async function enqueueAll(
  * `writers` connections commit message i at `started + i / rate`, for `seconds`; returns
  * when the last commit returned, with each commit's time by message id.
  */
+/** One transaction that enqueues order `i` (keyed by customer) to `topic`; its id. */
+async function commitOrder(
+  client: pg.PoolClient,
+  outbox: PostgresOutbox,
+  topic: string,
+  i: number,
+): Promise<string> {
+  await client.query('BEGIN');
+  const { id } = await outbox.enqueue(client, Orders(topic), payload(i), {
+    key: `customer-${Math.abs(i) % KEYS}`,
+  });
+  await client.query('COMMIT');
+  return id;
+}
+
 async function steadyWrites(
   pool: pg.Pool,
   rate: number,
@@ -515,14 +530,8 @@ function relayCpuGroup(): BenchGroup {
     let outbox: TableOutbox | undefined;
     let relay: RelayProcess | undefined;
     const cpu = (): Promise<CpuReport> => (relay as RelayProcess).ask<CpuReport>('cpu');
-    const commitOne = async (client: pg.PoolClient, i: number): Promise<string> => {
-      await client.query('BEGIN');
-      const { id } = await (outbox as TableOutbox).enqueue(client, Orders(topic), payload(i), {
-        key: `customer-${Math.abs(i) % KEYS}`,
-      });
-      await client.query('COMMIT');
-      return id;
-    };
+    const commitOne = (client: pg.PoolClient, i: number): Promise<string> =>
+      commitOrder(client, outbox as TableOutbox, topic, i);
     return {
       name: label,
       async setup() {
@@ -625,16 +634,19 @@ function enqueueCostGroup(clients: number): BenchGroup {
   };
 
   // The reference writer: the same bytes as an outbox row, in a plain one-index table.
+  // The outbox row's bytes, by a plain one-row INSERT into `table`.
+  const insertRow = (client: pg.PoolClient, table: string, id: string) =>
+    client.query(
+      `INSERT INTO "${table}" (id, topic, key, partition, payload, headers, created_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+      [newMessageId(), topic.name, id, partitionFor(id, PARTITIONS), body, headers, new Date()],
+    );
   const plainInsert = (label: string, notify: boolean): BenchCase => ({
     name: label,
     setup: fresh,
     round: () =>
       writers(async (client, id) => {
-        await client.query(
-          `INSERT INTO "${plain}" (id, topic, key, partition, payload, headers, created_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-          [newMessageId(), topic.name, id, partitionFor(id, PARTITIONS), body, headers, new Date()],
-        );
+        await insertRow(client, plain, id);
         if (notify) await client.query(`SELECT pg_notify($1, '')`, [`${plain}_wake`]);
       }),
   });
@@ -650,23 +662,8 @@ function enqueueCostGroup(clients: number): BenchGroup {
       },
       round: () =>
         writers(async (client, id) => {
-          if (!byHand) {
-            await outbox?.enqueue(client, topic, payload(1), { key: id });
-            return;
-          }
-          await client.query(
-            `INSERT INTO "${outbox?.table ?? ''}" (id, topic, key, partition, payload, headers, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-            [
-              newMessageId(),
-              topic.name,
-              id,
-              partitionFor(id, PARTITIONS),
-              body,
-              headers,
-              new Date(),
-            ],
-          );
+          if (byHand) await insertRow(client, (outbox as TableOutbox).table, id);
+          else await outbox?.enqueue(client, topic, payload(1), { key: id });
         }),
       async teardown() {
         await r
@@ -819,14 +816,8 @@ function latencyGroup(rate: number): BenchGroup {
     let topic = '';
     const received = new Map<string, number>();
     const published = new Map<string, number>();
-    const commit = async (client: pg.PoolClient, i: number): Promise<string> => {
-      await client.query('BEGIN');
-      const { id } = await (outbox as PostgresOutbox).enqueue(client, Orders(topic), payload(i), {
-        key: `customer-${i % KEYS}`,
-      });
-      await client.query('COMMIT');
-      return id;
-    };
+    const commit = (client: pg.PoolClient, i: number): Promise<string> =>
+      commitOrder(client, outbox as PostgresOutbox, topic, i);
     return {
       name: label,
       async setup() {
